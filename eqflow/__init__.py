@@ -1,0 +1,36 @@
+"""eqflow: drive ensembles of physical systems to equilibrium and keep every step.
+
+>>> import eqflow as eq
+>>> system = eq.create("ising", size=8, temperature=[1.5, 3.0], members=4, seed=1)
+>>> eq.validate(system).spin.dtype
+dtype('int8')
+"""
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import accessor as _accessor  # noqa: F401  (registers ds.eqflow)
+from . import systems
+from .errors import SchemaError, StoreError
+from .registry import Operator, System, available
+from .registry import get as get_system
+from .results import final_state, open
+from .runner import run
+from .schema import validate
+from .units import ureg
+
+try:
+    __version__ = version("eqflow")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0+unknown"
+
+
+def create(kind: str, **kwargs):
+    """A new system Dataset of ``kind`` (see ``eq.systems.<kind>.create`` for its parameters)."""
+    return get_system(kind).create(**kwargs)
+
+
+__all__ = [
+    "Operator", "SchemaError", "StoreError", "System", "available", "create", "final_state", "get_system",
+    "open", "run", "systems", "ureg", "validate", "__version__",
+]

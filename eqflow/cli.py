@@ -1,0 +1,118 @@
+"""Command line: ``eqflow run CONFIG.toml``, ``eqflow info STORE``, ``eqflow validate FILE``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import registry, results, runner, schema
+from .errors import SchemaError, StoreError
+from .store import STEPS_DONE, read_attrs
+
+RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eqflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="create a system from a TOML file and run it to a Zarr store")
+    p_run.add_argument("config", type=Path)
+    p_run.add_argument("--store", help="override [run] store")
+    mode = p_run.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    mode.add_argument("--resume", action="store_true", help="continue an interrupted store")
+    p_run.add_argument("--no-progress", action="store_true")
+    p_info = sub.add_parser("info", help="summarize a history store")
+    p_info.add_argument("store", type=Path)
+    p_val = sub.add_parser("validate", help="check a TOML run file, a system file (Zarr/netCDF) or a history store")
+    p_val.add_argument("file", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        return {"run": _run, "info": _info, "validate": _validate}[args.command](args)
+    except (SchemaError, StoreError, FileNotFoundError, tomllib.TOMLDecodeError) as exc:
+        print(f"eqflow {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def load_config(path: Path) -> tuple[xr.Dataset, dict]:
+    """Read a run file: ``[system]`` (kind and create arguments) and ``[run]`` (eq.run arguments)."""
+    with open(path, "rb") as f:
+        config = tomllib.load(f)
+    problems = [f"[{s}]: expected a table in {str(path)!r}, got none" for s in ("system", "run") if s not in config]
+    unknown = sorted(set(config.get("run", {})) - RUN_KEYS)
+    if unknown:
+        problems.append(f"[run]: unknown keys {unknown}; expected some of {sorted(RUN_KEYS)}")
+    if problems:
+        raise SchemaError(problems)
+    system_args = dict(config["system"])
+    kind = system_args.pop("kind", None)
+    if kind is None:
+        raise SchemaError(f"[system] kind: expected one of {registry.available()}, got nothing")
+    return registry.get(kind).create(**system_args), dict(config["run"])
+
+
+def _run(args) -> int:
+    system, options = load_config(args.config)
+    operator = options.pop("operator", None)
+    if args.store:
+        options["store"] = args.store
+    hist = runner.run(system, operator, **options, overwrite=args.overwrite, resume=args.resume,
+                          progress=False if args.no_progress else None)
+    print(summary(hist))
+    return 0
+
+
+def _info(args) -> int:
+    print(summary(results.open(args.store)))
+    return 0
+
+
+def _validate(args) -> int:
+    path = args.file
+    if path.suffix == ".toml":
+        system, options = load_config(path)
+        problems = runner._check_run_inputs(system, registry.get(system.attrs[schema.KIND_ATTR]), options.get("operator"),
+                                                options.get("steps"), options.get("record"), options.get("chunks"),
+                                                options.get("backend", "numpy"), options.get("device"), options.get("segment"))[1]
+        if problems:
+            raise SchemaError(problems, kind=system.attrs[schema.KIND_ATTR])
+        what = f"run file ({system.attrs[schema.KIND_ATTR]}, {dict(system.sizes)})"
+    elif path.is_dir() and STEPS_DONE in read_attrs(path):
+        state = results.final_state(path)
+        what = f"history store ({state.attrs[schema.KIND_ATTR]}, {state.attrs[schema.STEP_ATTR]} steps done)"
+    else:
+        ds = xr.open_zarr(path) if path.is_dir() else xr.open_dataset(path)
+        schema.validate(ds.load())
+        what = f"system ({ds.attrs[schema.KIND_ATTR]}, {dict(ds.sizes)})"
+    print(f"{path}: valid {what}")
+    return 0
+
+
+def summary(hist: xr.Dataset) -> str:
+    """Provenance and, per parameter point, the mean of each scalar record over its second half."""
+    a = hist.attrs
+    lines = [f"store      {a.get('eqflow_store')}",
+             f"kind       {a['eqflow_kind']}  operator {a['eqflow_operator']}  backend {a['eqflow_backend']} ({a['eqflow_device']})",
+             f"steps      {a['eqflow_steps_done']} done of {a['eqflow_step_start']} -> {a['eqflow_step_end']}  status {a['eqflow_status']}",
+             f"seed       {a['eqflow_seed']}  chunks {a['eqflow_chunks']}  started {a['eqflow_started']}",
+             f"parameters {a['eqflow_operator_parameters']}"]
+    if a["eqflow_status"] != "complete":
+        lines.append("           (interrupted: continue with `eqflow run CONFIG --resume` or eq.run(..., resume=True))")
+    for name, da in hist.data_vars.items():
+        if da.dims[0] != "step" or da.ndim > 1 + len([d for d in da.dims if d in hist.indexes and d != "step"]):
+            continue
+        tail = da.isel(step=slice(da.sizes["step"] // 2, None)).mean("step").load()
+        members = tail.mean("member")
+        err = tail.std("member") / np.sqrt(max(tail.sizes["member"] - 1, 1))
+        points = [f"{v:.6g} ± {e:.2g}" for v, e in zip(np.ravel(members.values), np.ravel(err.values))]
+        lines.append(f"{name:<10} [{da.attrs.get('units', '')}] second-half mean over members: {', '.join(points)}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

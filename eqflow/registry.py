@@ -1,0 +1,108 @@
+"""The registry of system kinds: one name -> create, operators, observables, theory, schema.
+
+The core imports no particular system. Built-in systems are listed in ``BUILTIN``;
+third-party packages plug in through the ``eqflow.systems`` entry-point group, whose
+entries point at a module-level :class:`System` object.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import SchemaError
+
+ENTRY_POINT_GROUP = "eqflow.systems"
+BUILTIN = {"ising": "eqflow.systems.ising:SYSTEM"}
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An update rule: ``update(*, <state vars>, uniforms, <prepared>) -> {state var: new array}``.
+
+    ``prepare(*, <parameters>)`` turns physical parameters (float64 NumPy arrays of the
+    ensemble shape, canonical units) into the operator's own arrays, once per segment.
+    ``uniforms(site_sizes)`` gives the shape of the U[0, 1) draws one ensemble cell needs
+    per step; ``None`` marks a deterministic operator.
+    """
+
+    update: Callable[..., dict]
+    prepare: Callable[..., dict] | None = None
+    uniforms: Callable[[Mapping[str, int]], tuple[int, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class System:
+    """Everything eqflow knows about one kind of system."""
+
+    kind: str
+    create: Callable[..., Any]
+    operators: Mapping[str, Operator]
+    observables: Mapping[str, Callable[..., Any]]
+    theory: Any = None
+    schema_path: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> dict:
+        return load_schema(self.kind, self.schema_path)
+
+    def operator(self, name: str) -> Operator:
+        if name not in self.operators:
+            raise SchemaError(
+                f"operator: expected one of {sorted(self.operators)} for kind {self.kind!r}, got {name!r}"
+            )
+        return self.operators[name]
+
+
+def schema_dir() -> Path:
+    """The folder of JSON schemas: inside the installed package, or at the repository top."""
+    packaged = Path(__file__).parent / "schemas"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "schemas"
+
+
+@cache
+def load_schema(kind: str, path: Path | None = None) -> dict:
+    """Read the JSON schema of ``kind`` (from ``path`` when a plug-in ships its own)."""
+    path = path or schema_dir() / f"{kind}.json"
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _entry_point_targets() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available() -> list[str]:
+    """Names of every registered system kind (built-in and plug-in)."""
+    return sorted({*BUILTIN, *_entry_point_targets()})
+
+
+@cache
+def get(kind: str) -> System:
+    """Return the :class:`System` registered as ``kind``."""
+    target = BUILTIN.get(kind) or _entry_point_targets().get(kind)
+    if target is None:
+        raise SchemaError(f"kind: expected one of {available()}, got {kind!r}")
+    module_name, _, attr = target.partition(":")
+    system = getattr(importlib.import_module(module_name), attr or "SYSTEM")
+    if not isinstance(system, System) or system.kind != kind:
+        raise TypeError(f"entry point {kind!r} -> {target!r} is not an eqflow System named {kind!r}")
+    return system
+
+
+def call_with(fn: Callable, available_kwargs: Mapping[str, Any]) -> Any:
+    """Call ``fn`` with the keyword arguments it names, taken from ``available_kwargs``."""
+    return fn(**{k: available_kwargs[k] for k in accepted_names(fn)})
+
+
+@cache
+def accepted_names(fn: Callable) -> tuple[str, ...]:
+    """Keyword names that ``fn`` accepts (its keyword-only and positional-or-keyword parameters)."""
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind in kinds)

@@ -1,0 +1,142 @@
+"""Zarr history stores: preallocated layout, region writes, an atomic "steps done" marker.
+
+Layout of a store (Zarr v3, readable with plain ``xr.open_zarr``):
+- one array per recorded variable, dims ``(step_dim, member, *sweeps[, sites])``, where the
+  finest record interval uses ``step`` and another interval k uses ``step_k``;
+- coordinates of the system (units in attributes) and of every step dimension;
+- ``_checkpoint/<state var>``: two slots ``(2, member, *sweeps, *sites)`` of the full state;
+- root attributes: provenance and the marker ``eqflow_steps_done`` / ``eqflow_checkpoint_slot``,
+  rewritten last after each segment (one atomic file write), so a killed run leaves a store
+  that is consistent up to its last complete segment.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from .errors import StoreError
+
+STEPS_DONE, SLOT, STATUS, STORE_ATTR = "eqflow_steps_done", "eqflow_checkpoint_slot", "eqflow_status", "eqflow_store"
+CHECKPOINT = "_checkpoint"
+
+
+@dataclass(frozen=True)
+class RecordPlan:
+    """Which variable is recorded every how many steps, over the run's steps [first, last]."""
+
+    every: dict[str, int]
+    first: int
+    last: int
+
+    def dim(self, var: str) -> str:
+        k = self.every[var]
+        return "step" if k == min(self.every.values()) else f"step_{k}"
+
+    def steps(self, var: str) -> np.ndarray:
+        k = self.every[var]
+        return np.arange(-(-self.first // k) * k, self.last + 1, k, dtype=np.int64)
+
+    def index(self, var: str, step: int) -> int:
+        """Position along the step dim of the first record at or after ``step``."""
+        k = self.every[var]
+        return -(-step // k) - -(-self.first // k)
+
+    def period(self) -> int:
+        return math.lcm(*self.every.values())
+
+
+def exists(path: str | Path) -> bool:
+    return Path(path).exists()
+
+
+def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str], chunks: dict,
+                  records_per_chunk: dict, observables: dict, attrs: dict) -> None:
+    """Write the metadata, coordinates and an empty checkpoint of a new store."""
+    coords = {k: v for k, v in system.coords.items()}
+    for var in plan.every:
+        coords[plan.dim(var)] = (plan.dim(var), plan.steps(var), {"long_name": "steps done", "units": "1"})
+    data_vars, encoding = {}, {}
+    for var in plan.every:
+        if var in system.data_vars:
+            site_dims = [d for d in system[var].dims if d not in ensemble]
+            dtype, var_attrs = system[var].dtype, dict(system[var].attrs)
+        else:
+            site_dims, dtype, var_attrs = [], np.dtype(observables[var]["dtype"]), dict(observables[var])
+            var_attrs.pop("dtype")
+        dims = [plan.dim(var), *ensemble, *site_dims]
+        shape = [len(plan.steps(var)), *(system.sizes[d] for d in dims[1:])]
+        chunk = [records_per_chunk[var], *(chunks.get(d, system.sizes[d]) for d in dims[1:])]
+        var_attrs["record_every"] = plan.every[var]
+        data_vars[var] = (dims, da.empty(shape, dtype=dtype, chunks=chunk), var_attrs)
+        encoding[var] = {"chunks": chunk, "fill_value": np.nan if dtype.kind == "f" else 0}
+    template = xr.Dataset(data_vars, coords=coords, attrs={**attrs, STEPS_DONE: None, SLOT: 0, STATUS: "starting"})
+    template.to_zarr(path, mode="w-", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+    group = zarr.open_group(path, mode="r+")
+    for var in system.data_vars:
+        array = system[var]
+        chunk = (1, *(chunks.get(d, array.sizes[d]) for d in array.dims))
+        group.create_array(f"{CHECKPOINT}/{var}", shape=(2, *array.shape), chunks=chunk, dtype=array.dtype,
+                           fill_value=0, dimension_names=("slot", *array.dims), attributes=dict(array.attrs))
+    consolidate(path)
+
+
+def consolidate(path) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
+
+
+def write(path, var: str, index: tuple, values: np.ndarray) -> None:
+    """Write ``values`` into the region ``index`` of array ``var`` (whole-file atomic chunk writes)."""
+    zarr.open_array(store=str(path), path=var, mode="r+")[index] = values
+
+
+def read_attrs(path) -> dict:
+    try:
+        return dict(zarr.open_group(str(path), mode="r").attrs)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError) as exc:
+        raise StoreError(f"store {str(path)!r}: expected an eqflow Zarr store, got one that zarr cannot open ({exc})") from None
+
+
+def mark(path, **attrs) -> None:
+    """Update root attributes in one atomic write (the marker is written last)."""
+    zarr.open_group(str(path), mode="r+").attrs.update(attrs)
+
+
+def read_checkpoint(path, variables) -> tuple[dict[str, xr.Variable], int]:
+    """The full state at the marker's step, as xarray Variables (dims, values, attrs), and that step."""
+    attrs = read_attrs(path)
+    slot, done = attrs.get(SLOT, 0), attrs.get(STEPS_DONE)
+    group = zarr.open_group(str(path), mode="r")
+    state = {}
+    for v in variables:
+        array = group[f"{CHECKPOINT}/{v}"]
+        state[v] = xr.Variable(array.metadata.dimension_names[1:], array[slot], dict(array.attrs))
+    return state, done
+
+
+def open_history(path) -> xr.Dataset:
+    """Open a history store as a lazy Dataset holding the records of every completed segment."""
+    attrs = read_attrs(path)
+    if "eqflow_kind" not in attrs:
+        raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr store without it")
+    done = attrs.get(STEPS_DONE)
+    if done is None:
+        raise StoreError(f"store {str(path)!r}: the run stopped before its first record; run it again with overwrite=True")
+    ds = xr.open_zarr(str(path), consolidated=True)
+    step_dims = [d for d in ds.dims if d == "step" or d.startswith("step_")]
+    ds = ds.isel({d: ds[d].values <= done for d in step_dims})
+    ds.attrs[STORE_ATTR] = str(path)
+    return ds
+
+
+def remove(path) -> None:
+    shutil.rmtree(path)

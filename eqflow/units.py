@@ -1,0 +1,56 @@
+"""Units at the edges: convert inputs once to the schema's canonical units with pint."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pint
+import pint_xarray  # noqa: F401  (registers the .pint accessor)
+import xarray as xr
+
+ureg = pint_xarray.unit_registry
+
+
+def magnitude_in(name: str, value: Any, spec: dict, problems: list[str]) -> np.ndarray | None:
+    """Return ``value`` as float64 magnitudes in ``spec['units']``; append a problem if impossible.
+
+    ``value`` may be a bare number (taken in the canonical unit), a string such as
+    ``"2 meV"``, a pint Quantity, or a DataArray with a ``units`` attribute or pint data.
+    Units listed in ``spec['also_accepts']`` are read as the canonical unit (e.g. an
+    energy k_B T read as a temperature T).
+    """
+    canonical = spec["units"]
+    quantity = _as_quantity(value)
+    if quantity is None:
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            problems.append(f"{name}: expected a number or a quantity in {canonical!r}, got {value!r}")
+            return None
+    for target, as_canonical in [(canonical, canonical), *[(u, canonical) for u in spec.get("also_accepts", {})]]:
+        try:
+            return np.asarray(quantity.to(target).magnitude, dtype=np.float64)
+        except pint.DimensionalityError:
+            continue
+    accepted = [canonical, *spec.get("also_accepts", {})]
+    problems.append(
+        f"{name}: expected units compatible with {' or '.join(map(repr, accepted))}, "
+        f"got {str(quantity.units)!r} (dimensionality {quantity.dimensionality})"
+    )
+    return None
+
+
+def _as_quantity(value: Any) -> pint.Quantity | None:
+    if isinstance(value, xr.DataArray):
+        if isinstance(value.data, pint.Quantity):
+            return ureg.Quantity(value.data.magnitude, str(value.data.units))
+        units = value.attrs.get("units")
+        return None if units is None else ureg.Quantity(np.asarray(value.values), units)
+    if isinstance(value, pint.Quantity):
+        return ureg.Quantity(value.magnitude, str(value.units))
+    if isinstance(value, str):
+        try:
+            return ureg.Quantity(value)
+        except Exception as exc:  # pint raises several types for unparsable text
+            raise ValueError(f"cannot read {value!r} as a quantity: {exc}") from None
+    return None
