@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 from .errors import SchemaError
 
 ENTRY_POINT_GROUP = "eqflow.systems"
-BUILTIN = {"ising": "eqflow.systems.ising:SYSTEM"}
+BUILTIN = {"ising": "eqflow.systems.ising:SYSTEM", "scf": "eqflow.systems.scf:SYSTEM"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,11 @@ class Operator:
 
 @dataclass(frozen=True)
 class System:
-    """Everything eqflow knows about one kind of system."""
+    """Everything eqflow knows about one kind of system.
+
+    ``example`` holds the keyword arguments of a small, fast ``create`` call: the shared test
+    suite runs every operator of every registered kind on it.
+    """
 
     kind: str
     create: Callable[..., Any]
@@ -46,7 +50,7 @@ class System:
     observables: Mapping[str, Callable[..., Any]]
     theory: Any = None
     schema_path: Path | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    example: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def schema(self) -> dict:
@@ -97,12 +101,22 @@ def get(kind: str) -> System:
 
 
 def call_with(fn: Callable, available_kwargs: Mapping[str, Any]) -> Any:
-    """Call ``fn`` with the keyword arguments it names, taken from ``available_kwargs``."""
-    return fn(**{k: available_kwargs[k] for k in accepted_names(fn)})
+    """Call ``fn`` with the keyword arguments it names, taken from ``available_kwargs``.
+
+    Arguments with a default are passed only when available; a missing required one is an error.
+    """
+    required, optional = accepted_names(fn)
+    missing = [k for k in required if k not in available_kwargs]
+    if missing:
+        raise TypeError(f"{fn.__module__}.{fn.__qualname__}: needs {missing}, which the system does not provide "
+                        f"(available: {sorted(available_kwargs)})")
+    return fn(**{k: available_kwargs[k] for k in (*required, *(o for o in optional if o in available_kwargs))})
 
 
 @cache
-def accepted_names(fn: Callable) -> tuple[str, ...]:
-    """Keyword names that ``fn`` accepts (its keyword-only and positional-or-keyword parameters)."""
+def accepted_names(fn: Callable) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(required, optional) keyword names that ``fn`` accepts."""
     kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind in kinds)
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind in kinds]
+    return (tuple(p.name for p in params if p.default is inspect.Parameter.empty),
+            tuple(p.name for p in params if p.default is not inspect.Parameter.empty))

@@ -149,6 +149,7 @@ def _run_segment(system, kind, operator, state, plan, dims, chunks, engine, path
                  client, torch_threads):
     """One segment: one task per ensemble chunk, computed with dask; returns the full new state."""
     parameters = schema.parameter_arrays(system, kind)
+    constants = schema.constant_arrays(system, kind)
     sweep_shape = tuple(system.sizes[d] for d in dims[1:])
     parameter_index = np.arange(math.prod(sweep_shape)).reshape(sweep_shape)
     labels = system[dims[0]].values
@@ -158,7 +159,8 @@ def _run_segment(system, kind, operator, state, plan, dims, chunks, engine, path
     for region in regions:
         task = ChunkTask(
             kind=kind, operator=operator, state={k: v[region] for k, v in state.items()},
-            parameters={k: v[region] for k, v in parameters.items()}, sizes=sizes,
+            parameters={k: v[region] for k, v in parameters.items()},
+            constants={k: v[_along(v, region)] for k, v in constants.items()}, sizes=sizes,
             member_labels=labels[region[0]], parameter_index=parameter_index[region[1:]],
             seed=int(system.attrs[schema.SEED_ATTR]), start=start, stop=stop, record_start=record_start,
             plan=plan, store=str(path), region=region, slot=slot, backend=engine, torch_threads=torch_threads)
@@ -169,6 +171,11 @@ def _run_segment(system, kind, operator, state, plan, dims, chunks, engine, path
         for k, v in result.items():
             new[k][region] = v
     return new
+
+
+def _along(array: np.ndarray, region: tuple) -> tuple:
+    """Index a constant by the chunk's region along the ensemble dims it varies along."""
+    return tuple(r if array.shape[i] > 1 else slice(None) for i, r in enumerate(region))
 
 
 def _resume_point(path, system, operator, plan, chunks):

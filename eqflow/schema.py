@@ -40,11 +40,13 @@ def check_seed(seed: Any, problems: list[str]) -> None:
         problems.append(f"seed: expected an integer in [0, 2**64), got {seed!r}")
 
 
-def system_coords(kind: str, *, members: int, parameters: Mapping[str, Any], site_sizes: Mapping[str, int]):
+def system_coords(kind: str, *, members: int, parameters: Mapping[str, Any], site_sizes: Mapping[str, int],
+                  constants: Mapping[str, tuple] | None = None):
     """Coordinates of a new system; raises one SchemaError listing every bad input.
 
     Returns ``(coords, ensemble_dims, ensemble_shape)``. Each parameter is converted once
-    to the schema's canonical unit; a bare number is taken in that unit.
+    to the schema's canonical unit; a bare number is taken in that unit. ``constants`` maps
+    a name to ``(dims, value)``: static arrays (e.g. integrals) kept as coordinates.
     """
     schema = registry.get(kind).schema
     problems: list[str] = []
@@ -58,6 +60,8 @@ def system_coords(kind: str, *, members: int, parameters: Mapping[str, Any], sit
     coords: dict[str, Any] = {}
     for name, spec in schema["parameters"].items():
         value = parameters.get(name, spec.get("default"))
+        if value is None and not spec.get("required", True):
+            continue
         if value is None:
             problems.append(f"{name}: required parameter missing (units {spec['units']!r})")
             continue
@@ -65,6 +69,14 @@ def system_coords(kind: str, *, members: int, parameters: Mapping[str, Any], sit
         if values is not None:
             attrs = {"units": spec["units"], "description": spec.get("description", "")}
             coords[name] = ((name,) if values.ndim else (), values, attrs)
+    for name, (dims, value) in (constants or {}).items():
+        spec = schema.get("constants", {}).get(name)
+        if spec is None:
+            problems.append(f"{name}: unknown constant; expected some of {sorted(schema.get('constants', {}))}")
+            continue
+        values = magnitude_in(name, value, spec, problems) if "units" in spec else np.asarray(value, dtype=np.float64)
+        if values is not None:
+            coords[name] = (tuple(dims), values, {"units": spec["units"]} if "units" in spec else {})
     if problems:
         raise SchemaError(problems, kind=kind)
     coords[schema["member_dim"]] = np.arange(members, dtype=np.int64)
@@ -148,6 +160,8 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     sweeps = parameter_dims(ds, schema)
     for name, spec in schema["variables"].items():
         _check_variable(ds, name, spec, variable_dims(name, schema, sweeps), problems)
+    for name, spec in schema.get("constants", {}).items():
+        _check_constant(ds, name, spec, sweeps, problems)
     if problems:
         raise SchemaError(problems, kind=kind)
     return ds
@@ -164,6 +178,8 @@ def _check_members(ds: xr.Dataset, schema: dict, problems: list[str]) -> None:
 
 
 def _check_parameter(ds: xr.Dataset, name: str, spec: dict, problems: list[str]) -> None:
+    if name not in ds.coords and not spec.get("required", True) and spec.get("default") is None:
+        return
     if name not in ds.coords:
         problems.append(f"{name}: expected a coordinate in {spec['units']!r}, got none")
         return
@@ -177,6 +193,25 @@ def _check_parameter(ds: xr.Dataset, name: str, spec: dict, problems: list[str])
     values = magnitude_in(name, da, spec, problems)
     if values is not None:
         _check_range(name, np.atleast_1d(values), spec, problems)
+
+
+def _check_constant(ds: xr.Dataset, name: str, spec: dict, sweeps: list[str], problems: list[str]) -> None:
+    if name not in ds.coords:
+        if spec.get("required", True):
+            problems.append(f"{name}: expected a constant coordinate with dims (*sweeps, {', '.join(spec['dims'])}), got none")
+        return
+    da = ds[name]
+    own = list(da.dims[len(da.dims) - len(spec["dims"]):]) if da.ndim >= len(spec["dims"]) else []
+    lead = list(da.dims[: da.ndim - len(own)])
+    if own != spec["dims"] or [d for d in sweeps if d in lead] != lead:
+        problems.append(f"{name}: expected dims (<sweep dims among {sweeps}>, {', '.join(spec['dims'])}), got {da.dims}")
+    if "units" in spec:
+        if "units" not in da.attrs:
+            problems.append(f"{name}: expected a 'units' attribute compatible with {spec['units']!r}, got none")
+        else:
+            magnitude_in(name, da, spec, problems)
+    if da.dtype.kind not in "fiu" or not np.all(np.isfinite(da.values)):
+        problems.append(f"{name}: expected finite real numbers, got dtype {da.dtype}")
 
 
 def _check_variable(ds: xr.Dataset, name: str, spec: dict, dims: list[str], problems: list[str]) -> None:
@@ -204,10 +239,33 @@ def parameter_arrays(ds: xr.Dataset, kind: str) -> dict[str, np.ndarray]:
     problems: list[str] = []
     out = {}
     for name, spec in schema["parameters"].items():
+        if name not in ds.coords:
+            continue
         values = magnitude_in(name, ds[name], spec, problems)
         if values is not None:
             index = tuple(slice(None) if d == name else np.newaxis for d in dims) if values.ndim else ()
             out[name] = np.broadcast_to(values[index] if values.ndim else values, shape).copy()
+    if problems:
+        raise SchemaError(problems, kind=kind)
+    return out
+
+
+def constant_arrays(ds: xr.Dataset, kind: str) -> dict[str, np.ndarray]:
+    """Every constant in canonical units, shaped (*ensemble dims or 1 where it does not vary, *own dims)."""
+    schema = registry.get(kind).schema
+    dims = ensemble_dims(ds, schema)
+    out, problems = {}, []
+    for name, spec in schema.get("constants", {}).items():
+        if name not in ds.coords:
+            continue
+        da = ds[name]
+        lead = [d for d in dims if d in da.dims]
+        own = [d for d in da.dims if d not in dims]
+        da = da.transpose(*lead, *own)
+        values = magnitude_in(name, da, spec, problems) if "units" in spec else np.asarray(da.values, dtype=np.float64)
+        if values is not None:
+            shape = [ds.sizes[d] if d in lead else 1 for d in dims] + [da.sizes[d] for d in own]
+            out[name] = values.reshape(shape)
     if problems:
         raise SchemaError(problems, kind=kind)
     return out

@@ -23,6 +23,7 @@ class ChunkTask:
     operator: str
     state: dict
     parameters: dict
+    constants: dict
     sizes: dict
     member_labels: np.ndarray
     parameter_index: np.ndarray
@@ -44,9 +45,10 @@ def advance_chunk(task: ChunkTask) -> dict:
     op = system.operator(task.operator)
     backend = task.backend
     set_torch_threads(backend, task.torch_threads)
-    inputs = {k: backend.asarray(v) for k, v in task.parameters.items()}
+    given = {**task.parameters, **task.constants}
+    inputs = {k: backend.asarray(v) for k, v in given.items()}
     if op.prepare is not None:
-        prepared = registry.call_with(op.prepare, {**task.parameters, "sizes": task.sizes})
+        prepared = registry.call_with(op.prepare, {**given, "sizes": task.sizes})
         inputs.update({k: backend.asarray(v) for k, v in prepared.items()})
     state = {k: backend.asarray(v) for k, v in task.state.items()}
     streams = None

@@ -1,7 +1,7 @@
 """Built-in system kinds; each is one self-contained module (create, operators, observables, theory)."""
 from importlib import import_module
 
-__all__ = ["ising"]
+__all__ = ["ising", "scf"]
 
 
 def __getattr__(name):

@@ -77,19 +77,20 @@ def checkerboard(sizes):
     return np.stack([parity == 0, parity == 1])
 
 
-def metropolis_acceptance(*, temperature, coupling, field, sizes):
+def metropolis_acceptance(*, temperature, coupling, field, sizes, zero_move_probability=0.5):
     """Per-cell Metropolis acceptance table P(dE) for dE = 2 s (J n + h).
 
     Indexed by (s > 0, (n + 4) / 2), n the neighbour sum. P = 1 for dE < 0, exp(-dE / T)
-    for dE > 0 and 1/2 for dE = 0 (see :func:`metropolis`). Computed in float64 NumPy so
-    that every backend compares against the same numbers.
+    for dE > 0 and ``zero_move_probability`` (1/2) for dE = 0 (see :func:`metropolis`;
+    1 gives the textbook rule and its frozen states). Computed in float64 NumPy so that
+    every backend compares against the same numbers.
     """
     s = np.array([-1.0, 1.0])[:, None]
     n = np.arange(-4.0, 5.0, 2.0)[None, :]
     j, h, t = (a[..., None, None] for a in (coupling, field, temperature))
     delta = 2.0 * s * (j * n + h)
     with np.errstate(over="ignore"):
-        table = np.where(delta < 0, 1.0, np.where(delta == 0, 0.5, np.exp(-delta / t)))
+        table = np.where(delta < 0, 1.0, np.where(delta == 0, zero_move_probability, np.exp(-delta / t)))
     return {"acceptance": table.reshape(-1), "cell_offset": _tables(temperature, 10), "checkerboard": checkerboard(sizes)}
 
 
@@ -244,4 +245,5 @@ SYSTEM = System(
     },
     observables={"energy": energy, "magnetization": magnetization},
     theory=theory,
+    example={"size": 4, "temperature": [1.5, 3.0], "members": 3, "seed": 5},
 )
