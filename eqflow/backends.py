@@ -8,6 +8,18 @@ import numpy as np
 BACKENDS = ("numpy", "torch")
 
 
+def namespace(array):
+    """The array-API namespace of ``array``: NumPy itself (>= 2 is compliant) or array_api_compat's torch.
+
+    A fast path for NumPy keeps this out of the profile of small-array hot loops.
+    """
+    if isinstance(array, np.ndarray):
+        return np
+    from array_api_compat import array_namespace
+
+    return array_namespace(array)
+
+
 @dataclass(frozen=True)
 class Backend:
     """Moves raw arrays in and out of one backend/device; xarray never enters the loop."""

@@ -105,12 +105,22 @@ def call_with(fn: Callable, available_kwargs: Mapping[str, Any]) -> Any:
 
     Arguments with a default are passed only when available; a missing required one is an error.
     """
+    return bind(fn, available_kwargs)({}, available_kwargs)
+
+
+def bind(fn: Callable, available_kwargs: Mapping[str, Any]) -> Callable[[dict, dict], Any]:
+    """``fn`` as a function of (state, inputs) dicts, its argument names resolved once (hot loop)."""
     required, optional = accepted_names(fn)
     missing = [k for k in required if k not in available_kwargs]
     if missing:
         raise TypeError(f"{fn.__module__}.{fn.__qualname__}: needs {missing}, which the system does not provide "
                         f"(available: {sorted(available_kwargs)})")
-    return fn(**{k: available_kwargs[k] for k in (*required, *(o for o in optional if o in available_kwargs))})
+    names = (*required, *(o for o in optional if o in available_kwargs))
+
+    def bound(state: dict, inputs: dict):
+        return fn(**{k: state[k] if k in state else inputs[k] for k in names})
+
+    return bound
 
 
 @cache

@@ -7,6 +7,7 @@ import math
 import sys
 import time
 from datetime import datetime, timezone
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -73,29 +74,30 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     chunks = {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims}
     engine = Backend(backend, device)
     if resume:
-        state, done, slot = _resume_point(path, system, operator, plan, chunks)
+        state, done, slot, segment = _resume_point(path, system, operator, plan, chunks)
     else:
         if store_exists:
             zarr_store.remove(path)
         segment = segment or _auto_segment(system, sys_, plan)
         attrs = _provenance(system, kind, operator, plan, chunks, engine, segment)
         records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
-        observables = {k: v for k, v in sys_.schema["observables"].items()}
-        zarr_store.create_layout(path, system, plan, dims, chunks, records_per_chunk, observables, attrs)
+        zarr_store.create_layout(path, system, plan, dims, chunks, records_per_chunk, sys_.schema["observables"], attrs)
+        done, slot = None, 1
+    if done is None:  # nothing complete yet: start (again) from the system itself
         state = {v: system[v].values for v in sys_.schema["variables"]}
-        state = _run_segment(system, kind, operator, state, plan, dims, chunks, engine, path, start, start, True, 0, client, torch_threads)
-        zarr_store.mark(path, **{zarr_store.STEPS_DONE: start, zarr_store.SLOT: 0, zarr_store.STATUS: "running"})
-        done, slot = start, 0
-    segment = int(zarr_store.read_attrs(path).get("eqflow_segment", segment or 1))
-    bar = _Progress(done, plan.last, progress)
-    while done < plan.last:
-        stop = min(done + segment - done % segment, plan.last)
+    position = start if done is None else done
+    bar = _Progress(position, plan.last, progress)
+    while done is None or done < plan.last:
+        stop = min(position + segment - position % segment, plan.last)
         slot = 1 - slot
-        state = _run_segment(system, kind, operator, state, plan, dims, chunks, engine, path, done, stop, False, slot, client, torch_threads)
-        zarr_store.mark(path, **{zarr_store.STEPS_DONE: stop, zarr_store.SLOT: slot})
-        done = stop
+        state = _run_segment(system, kind, operator, state, plan, dims, chunks, engine, path, position, stop,
+                             done is None, slot, client, torch_threads)
+        marker = {zarr_store.STEPS_DONE: stop, zarr_store.SLOT: slot, zarr_store.STATUS: "running"}
+        if stop == plan.last:
+            marker.update({zarr_store.STATUS: "complete", "eqflow_finished": _now()})
+        zarr_store.mark(path, **marker)
+        done = position = stop
         bar.update(done)
-    zarr_store.mark(path, **{zarr_store.STATUS: "complete", "eqflow_finished": _now()})
     bar.close()
     return zarr_store.open_history(path)
 
@@ -186,12 +188,13 @@ def _resume_point(path, system, operator, plan, chunks):
     wrong = [f"{k}: the store has {attrs.get(k)!r}, this call asks for {v!r}" for k, v in expected.items() if attrs.get(k) != v]
     if wrong:
         raise StoreError(f"store {str(path)!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
-    if attrs.get(zarr_store.STEPS_DONE) is None:
-        raise StoreError(f"store {str(path)!r}: the run stopped before its first record; start again with overwrite=True")
     stored_chunks = json.loads(attrs["eqflow_chunks"])
     chunks.update(stored_chunks)
+    segment = int(attrs["eqflow_segment"])
+    if attrs.get(zarr_store.STEPS_DONE) is None:
+        return None, None, 1, segment
     state, done = zarr_store.read_checkpoint(path, list(registry.get(expected["eqflow_kind"]).schema["variables"]))
-    return {k: v.values for k, v in state.items()}, done, attrs.get(zarr_store.SLOT, 0)
+    return {k: v.values for k, v in state.items()}, done, attrs.get(zarr_store.SLOT, 0), segment
 
 
 def _provenance(system, kind, operator, plan, chunks, engine, segment) -> dict:
@@ -215,6 +218,7 @@ def _parameter_summary(system, kind) -> dict:
     return out
 
 
+@cache
 def _versions() -> dict:
     found = {}
     for name in PACKAGES:

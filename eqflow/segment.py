@@ -59,15 +59,15 @@ def advance_chunk(task: ChunkTask) -> dict:
     recorder = _Recorder(system, task, backend, first, state, inputs)
     if task.record_start:
         recorder.record(task.start, state)
+    update = registry.bind(op.update, {**state, **inputs, "uniforms": None} if streams else {**state, **inputs})
     for step in range(task.start, task.stop):
         if streams is not None:
             inputs["uniforms"] = backend.asarray(streams.next())
-        state = {**state, **registry.call_with(op.update, {**state, **inputs})}
+        state.update(update(state, inputs))
         recorder.record(step + 1, state)
-    recorder.flush()
     out = {k: backend.to_numpy(v) for k, v in state.items()}
-    for var, values in out.items():
-        store.write(task.store, f"{CHECKPOINT}/{var}", (task.slot, *task.region), values)
+    checkpoint = [(f"{CHECKPOINT}/{var}", (task.slot, *task.region), values) for var, values in out.items()]
+    store.write(task.store, recorder.regions() + checkpoint)
     return out
 
 
@@ -76,8 +76,9 @@ class _Recorder:
 
     def __init__(self, system, task: ChunkTask, backend: Backend, first: int, state: dict, inputs: dict):
         self.system, self.task, self.backend, self.inputs = system, task, backend, inputs
-        self.every = task.plan.every
+        self.every, self.bound = task.plan.every, {}
         self.offset = {v: task.plan.index(v, first) for v in self.every}
+        self.first_index = {v: -(-first // k) for v, k in self.every.items()}  # step // k of the first record
         counts = {v: task.plan.index(v, task.stop + 1) - self.offset[v] for v in self.every}
         self.buffers = {}
         for var, n in counts.items():
@@ -85,19 +86,20 @@ class _Recorder:
             self.buffers[var] = backend.empty((n, *sample.shape), _dtype(sample))
 
     def _observe(self, var, state):
-        return registry.call_with(self.system.observables[var], {**state, **self.inputs})
+        if var not in self.bound:
+            self.bound[var] = registry.bind(self.system.observables[var], {**state, **self.inputs})
+        return self.bound[var](state, self.inputs)
 
     def record(self, step: int, state: dict) -> None:
         for var, k in self.every.items():
             if step % k == 0:
                 value = state[var] if var in state else self._observe(var, state)
-                self.buffers[var][self.task.plan.index(var, step) - self.offset[var]] = value
+                self.buffers[var][step // k - self.first_index[var]] = value
 
-    def flush(self) -> None:
-        for var, buffer in self.buffers.items():
-            if len(buffer):
-                index = (slice(self.offset[var], self.offset[var] + len(buffer)), *self.task.region)
-                store.write(self.task.store, var, index, self.backend.to_numpy(buffer))
+    def regions(self) -> list:
+        """The store regions of this segment's records: (array name, index, NumPy values)."""
+        return [(var, (slice(self.offset[var], self.offset[var] + len(buffer)), *self.task.region), self.backend.to_numpy(buffer))
+                for var, buffer in self.buffers.items() if len(buffer)]
 
 
 def _dtype(array) -> np.dtype:

@@ -11,16 +11,17 @@ Layout of a store (Zarr v3, readable with plain ``xr.open_zarr``):
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.core.sync import sync as zarr_sync
 
 from .errors import StoreError
 
@@ -59,33 +60,51 @@ def exists(path: str | Path) -> bool:
 
 def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str], chunks: dict,
                   records_per_chunk: dict, observables: dict, attrs: dict) -> None:
-    """Write the metadata, coordinates and an empty checkpoint of a new store."""
-    coords = {k: v for k, v in system.coords.items()}
+    """Write the metadata, coordinates and an empty checkpoint of a new store, all arrays at once.
+
+    The arrays follow xarray's Zarr v3 conventions (``dimension_names``, ``units`` and
+    ``coordinates`` attributes), so ``xr.open_zarr`` reads the store as a Dataset.
+    """
+    arrays = {}  # name -> (dims, shape, chunks, dtype, fill, attrs, values or None)
+    scalar_coords = " ".join(str(k) for k, c in system.coords.items() if k not in system.dims)
+    for name, coord in system.coords.items():
+        arrays[str(name)] = (coord.dims, coord.shape, coord.shape or None, coord.dtype, 0, dict(coord.attrs), coord.values)
     for var in plan.every:
-        coords[plan.dim(var)] = (plan.dim(var), plan.steps(var), {"long_name": "steps done", "units": "1"})
-    data_vars, encoding = {}, {}
-    for var in plan.every:
+        steps = plan.steps(var)
+        arrays[plan.dim(var)] = ((plan.dim(var),), steps.shape, steps.shape, steps.dtype, 0, {"units": "1", "long_name": "steps done"}, steps)
         if var in system.data_vars:
             site_dims = [d for d in system[var].dims if d not in ensemble]
             dtype, var_attrs = system[var].dtype, dict(system[var].attrs)
         else:
-            site_dims, dtype, var_attrs = [], np.dtype(observables[var]["dtype"]), dict(observables[var])
-            var_attrs.pop("dtype")
-        dims = [plan.dim(var), *ensemble, *site_dims]
-        shape = [len(plan.steps(var)), *(system.sizes[d] for d in dims[1:])]
-        chunk = [records_per_chunk[var], *(chunks.get(d, system.sizes[d]) for d in dims[1:])]
-        var_attrs["record_every"] = plan.every[var]
-        data_vars[var] = (dims, da.empty(shape, dtype=dtype, chunks=chunk), var_attrs)
-        encoding[var] = {"chunks": chunk, "fill_value": np.nan if dtype.kind == "f" else 0}
-    template = xr.Dataset(data_vars, coords=coords, attrs={**attrs, STEPS_DONE: None, SLOT: 0, STATUS: "starting"})
-    template.to_zarr(path, mode="w-", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
-    group = zarr.open_group(path, mode="r+")
+            site_dims, dtype = [], np.dtype(observables[var]["dtype"])
+            var_attrs = {k: v for k, v in observables[var].items() if k != "dtype"}
+        dims = (plan.dim(var), *ensemble, *site_dims)
+        shape = (len(steps), *(system.sizes[d] for d in dims[1:]))
+        chunk = (records_per_chunk[var], *(chunks.get(d, system.sizes[d]) for d in dims[1:]))
+        var_attrs.update(record_every=plan.every[var], coordinates=scalar_coords)
+        arrays[var] = (dims, shape, chunk, dtype, np.nan if dtype.kind == "f" else 0, var_attrs, None)
     for var in system.data_vars:
         array = system[var]
         chunk = (1, *(chunks.get(d, array.sizes[d]) for d in array.dims))
-        group.create_array(f"{CHECKPOINT}/{var}", shape=(2, *array.shape), chunks=chunk, dtype=array.dtype,
-                           fill_value=0, dimension_names=("slot", *array.dims), attributes=dict(array.attrs))
-    consolidate(path)
+        arrays[f"{CHECKPOINT}/{var}"] = (("slot", *array.dims), (2, *array.shape), chunk, array.dtype, 0, dict(array.attrs), None)
+    root = {**attrs, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr_sync(_create(str(path), root, arrays))
+
+
+async def _create(path: str, root_attrs: dict, arrays: dict) -> None:
+    group = await zarr.api.asynchronous.open_group(store=path, mode="w-", zarr_format=3, attributes=root_attrs)
+
+    async def one(name, spec):
+        dims, shape, chunks, dtype, fill, attrs, values = spec
+        array = await group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill,
+                                         dimension_names=dims, attributes=attrs)
+        if values is not None:
+            await array.setitem(Ellipsis, values)
+
+    await asyncio.gather(*(one(name, spec) for name, spec in arrays.items()))
+    await zarr.api.asynchronous.consolidate_metadata(path)
 
 
 def consolidate(path) -> None:
@@ -94,9 +113,17 @@ def consolidate(path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
-def write(path, var: str, index: tuple, values: np.ndarray) -> None:
-    """Write ``values`` into the region ``index`` of array ``var`` (whole-file atomic chunk writes)."""
-    zarr.open_array(store=str(path), path=var, mode="r+")[index] = values
+def write(path, regions: list[tuple[str, tuple, np.ndarray]]) -> None:
+    """Write each ``(array name, index, values)`` region, concurrently (whole-file atomic chunk writes)."""
+
+    async def one(var, index, values):
+        array = await zarr.api.asynchronous.open_array(store=str(path), path=var, mode="r+")
+        await array.setitem(index, values)
+
+    async def every():
+        await asyncio.gather(*(one(*region) for region in regions))
+
+    zarr_sync(every())
 
 
 def read_attrs(path) -> dict:
@@ -129,11 +156,9 @@ def open_history(path) -> xr.Dataset:
     if "eqflow_kind" not in attrs:
         raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr store without it")
     done = attrs.get(STEPS_DONE)
-    if done is None:
-        raise StoreError(f"store {str(path)!r}: the run stopped before its first record; run it again with overwrite=True")
     ds = xr.open_zarr(str(path), consolidated=True)
     step_dims = [d for d in ds.dims if d == "step" or d.startswith("step_")]
-    ds = ds.isel({d: ds[d].values <= done for d in step_dims})
+    ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
     ds.attrs[STORE_ATTR] = str(path)
     return ds
 

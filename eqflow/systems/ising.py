@@ -14,8 +14,8 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
-from array_api_compat import array_namespace
 
+from ..backends import namespace
 from ..random import INITIAL, CellStreams
 from ..registry import Operator, System
 from ..schema import finish_system, system_coords
@@ -59,10 +59,17 @@ def create(size=32, temperature=2.269, *, members=1, seed=0, coupling=1.0, field
 # ---- operators: pure functions over raw arrays (NumPy or torch), vectorised over leading dims
 
 
+def periodic_pad(spin):
+    """``spin`` with one periodic ghost row/column on each side: shape (..., L_y + 2, L_x + 2)."""
+    xp = namespace(spin)
+    rows = xp.concat([spin[..., -1:, :], spin, spin[..., :1, :]], axis=-2)
+    return xp.concat([rows[..., -1:], rows, rows[..., :1]], axis=-1)
+
+
 def neighbour_sum(spin):
     """Sum of the four nearest neighbours with periodic boundaries (same dtype as ``spin``)."""
-    xp = array_namespace(spin)
-    return xp.roll(spin, 1, axis=-1) + xp.roll(spin, -1, axis=-1) + xp.roll(spin, 1, axis=-2) + xp.roll(spin, -1, axis=-2)
+    p = periodic_pad(spin)
+    return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
 
 
 def _tables(temperature, entries):
@@ -105,7 +112,7 @@ def metropolis(*, spin, uniforms, acceptance, cell_offset, checkerboard):
 
     spin : int8 (..., L_y, L_x); uniforms : float64 (..., L_y, L_x) in [0, 1).
     """
-    xp = array_namespace(spin)
+    xp = namespace(spin)
     for color in (checkerboard[0], checkerboard[1]):
         index = cell_offset + (spin > 0) * 5 + (neighbour_sum(spin) + 4) // 2
         flip = (uniforms < acceptance[index]) & color
@@ -127,7 +134,7 @@ def heat_bath(*, spin, uniforms, probability_up, cell_offset, checkerboard):
 
     Glauber, J. Math. Phys. 4, 294 (1963). Shapes as in :func:`metropolis`.
     """
-    xp = array_namespace(spin)
+    xp = namespace(spin)
     for color in (checkerboard[0], checkerboard[1]):
         up = uniforms < probability_up[cell_offset + (neighbour_sum(spin) + 4) // 2]
         new = xp.where(up, xp.ones_like(spin), -xp.ones_like(spin))
@@ -144,8 +151,9 @@ def _site_uniforms(sizes):
 
 def energy(*, spin, coupling, field):
     """Energy per spin, (-J sum_<ij> s_i s_j - h sum_i s_i) / L^2, in the unit of J (k_B K)."""
-    xp = array_namespace(spin)
-    bonds = xp.sum(spin * (xp.roll(spin, 1, axis=-1) + xp.roll(spin, 1, axis=-2)), axis=(-2, -1), dtype=xp.int64)
+    xp = namespace(spin)
+    p = periodic_pad(spin)
+    bonds = xp.sum(spin * (p[..., 1:-1, 2:] + p[..., 2:, 1:-1]), axis=(-2, -1), dtype=xp.int64)
     total = xp.sum(spin, axis=(-2, -1), dtype=xp.int64)
     sites = spin.shape[-1] * spin.shape[-2]
     return -(coupling * xp.astype(bonds, xp.float64) + field * xp.astype(total, xp.float64)) / sites
@@ -153,7 +161,7 @@ def energy(*, spin, coupling, field):
 
 def magnetization(*, spin):
     """Magnetization per spin, sum_i s_i / L^2 (dimensionless)."""
-    xp = array_namespace(spin)
+    xp = namespace(spin)
     return xp.astype(xp.sum(spin, axis=(-2, -1), dtype=xp.int64), xp.float64) / (spin.shape[-1] * spin.shape[-2])
 
 
