@@ -1,0 +1,118 @@
+"""Benchmark eqflow's equilibration detection against pymbar 4.
+
+Times ``eqflow.diagnostics.detect_equilibration`` on an ensemble of AR(1) series
+(default 64 members x 20,000 steps, phi = 0.95, started 10 sd away from equilibrium)
+against ``pymbar.timeseries.detect_equilibration_binary_search`` looped over members,
+checks that t0 agrees per member, and prints the speed-up.  The exhaustive method is
+also timed, and compared exactly with pymbar's O(T^2) ``detect_equilibration(fast=False)``
+on a few short members.  pymbar's binary search needs statsmodels.
+
+Run:  python benchmarks/bench_diagnostics.py [--members 64] [--steps 20000] [--repeats 3]
+"""
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+import xarray as xr
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from eqflow import diagnostics  # noqa: E402
+
+
+def ar1_ensemble(members, steps, phi, seed, start_sd=10.0):
+    """AR(1) with unit innovations, every member started ``start_sd`` stationary sd high."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((members, steps))
+    x = np.empty_like(noise)
+    x[:, 0] = start_sd / np.sqrt(1 - phi**2)
+    for t in range(1, steps):
+        x[:, t] = phi * x[:, t - 1] + noise[:, t]
+    return xr.DataArray(x, dims=("member", "step"), name="energy")
+
+
+def best_time(func, repeats):
+    """Smallest wall time of ``repeats`` calls, and the last result."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = func()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def print_machine():
+    import pymbar
+    import scipy
+
+    print(f"machine : {platform.platform()} | {platform.machine()} | {platform.processor() or '?'}")
+    print(f"cpus    : os.cpu_count()={os.cpu_count()}, usable={len(os.sched_getaffinity(0))}")
+    print(f"python  : {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+          f"xarray {xr.__version__}, pymbar {pymbar.__version__}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--phi", type=float, default=0.95)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=20240601)
+    args = parser.parse_args()
+    logging.getLogger("pymbar").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
+    from pymbar import timeseries
+
+    print_machine()
+    da = ar1_ensemble(args.members, args.steps, args.phi, args.seed)
+    print(f"data    : {args.members} members x {args.steps} steps, AR(1) phi={args.phi}, "
+          f"best of {args.repeats} runs\n")
+    diagnostics.detect_equilibration(da[:2, :1000], method="binary")  # warm-up (FFT plans)
+
+    t_binary, ours = best_time(lambda: diagnostics.detect_equilibration(da, method="binary"), args.repeats)
+    t_exhaustive, exhaustive = best_time(lambda: diagnostics.detect_equilibration(da), args.repeats)
+    print(f"eqflow  binary     : {t_binary:8.3f} s")
+    print(f"eqflow  exhaustive : {t_exhaustive:8.3f} s")
+    try:
+        t_pymbar, reference = best_time(
+            lambda: np.array([timeseries.detect_equilibration_binary_search(row) for row in da.values]),
+            args.repeats)
+    except ImportError as error:
+        print(f"\npymbar's binary search could not run ({error}); install statsmodels to compare.")
+        return 2
+    print(f"pymbar  binary     : {t_pymbar:8.3f} s   (detect_equilibration_binary_search, looped)\n")
+
+    same_t0 = ours.t0.values == reference[:, 0].astype(int)
+    g_error = np.max(np.abs(ours.g.values / reference[:, 1] - 1))
+    print(f"binary t0 agrees with pymbar for {same_t0.sum()}/{same_t0.size} members; "
+          f"max relative g difference {g_error:.1e}")
+    print(f"speed-up binary     vs pymbar binary: {t_pymbar / t_binary:6.1f}x")
+    print(f"speed-up exhaustive vs pymbar binary: {t_pymbar / t_exhaustive:6.1f}x")
+    global_ok = exhaustive.n_eff.values >= ours.n_eff.values * (1 - 1e-6)
+    print(f"exhaustive (global) t0 equals the binary (local) t0 for "
+          f"{(exhaustive.t0.values == ours.t0.values).sum()}/{same_t0.size} members; "
+          f"its N_eff is >= the binary one for {global_ok.sum()}/{same_t0.size}")
+    print(f"t0 quartiles: binary {np.percentile(ours.t0, [25, 50, 75])}, "
+          f"exhaustive {np.percentile(exhaustive.t0, [25, 50, 75])}\n")
+
+    short = da[:4, :2000]  # pymbar's exhaustive loop is O(T^2): keep it short
+    t_short_pymbar, short_ref = best_time(
+        lambda: np.array([timeseries.detect_equilibration(row, fast=False) for row in short.values]), 1)
+    t_short_ours, short_ours = best_time(lambda: diagnostics.detect_equilibration(short), 1)
+    exact = ((short_ours.t0.values == short_ref[:, 0]) & (short_ours.g.values == short_ref[:, 1])
+             & (short_ours.n_eff.values == short_ref[:, 2]))
+    print(f"exhaustive, 4 x 2000 steps: pymbar fast=False {t_short_pymbar:.2f} s, eqflow "
+          f"{t_short_ours:.3f} s ({t_short_pymbar / t_short_ours:.0f}x); identical (t0, g, N_eff) "
+          f"for {exact.sum()}/{exact.size} members")
+    ok = same_t0.all() and global_ok.all() and exact.all()
+    print("OK" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
