@@ -12,7 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 from . import accessor as _accessor  # noqa: F401  (registers ds.eqflow)
 from . import systems
 from .errors import SchemaError, StoreError
-from .registry import Operator, System, available
+from . import diagnostics, stop
+from .registry import Operator, System, available, register
 from .registry import get as get_system
 from .results import final_state, open
 from .runner import run
@@ -31,6 +32,6 @@ def create(kind: str, **kwargs):
 
 
 __all__ = [
-    "Operator", "SchemaError", "StoreError", "System", "available", "create", "final_state", "get_system",
-    "open", "run", "systems", "ureg", "validate", "__version__",
+    "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
+    "get_system", "open", "register", "run", "stop", "systems", "ureg", "validate", "__version__",
 ]

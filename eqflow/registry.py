@@ -78,18 +78,32 @@ def load_schema(kind: str, path: Path | None = None) -> dict:
         return json.load(f)
 
 
+_RUNTIME: dict[str, "System"] = {}
+
+
+def register(system: System) -> System:
+    """Register ``system`` under ``system.kind`` for this process (plug-ins use entry points)."""
+    if not isinstance(system, System):
+        raise TypeError(f"system: expected an eqflow.System, got {type(system).__name__}")
+    _RUNTIME[system.kind] = system
+    get.cache_clear()
+    return system
+
+
 def _entry_point_targets() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def available() -> list[str]:
     """Names of every registered system kind (built-in and plug-in)."""
-    return sorted({*BUILTIN, *_entry_point_targets()})
+    return sorted({*BUILTIN, *_RUNTIME, *_entry_point_targets()})
 
 
 @cache
 def get(kind: str) -> System:
     """Return the :class:`System` registered as ``kind``."""
+    if kind in _RUNTIME:
+        return _RUNTIME[kind]
     target = BUILTIN.get(kind) or _entry_point_targets().get(kind)
     if target is None:
         raise SchemaError(f"kind: expected one of {available()}, got {kind!r}")

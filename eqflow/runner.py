@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timezone
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dask
@@ -16,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from . import registry, schema
+from . import stop as stop_rules
 from . import store as zarr_store
 from .backends import Backend, check_backend
 from .errors import SchemaError, StoreError
@@ -29,7 +31,7 @@ PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", 
 
 def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, record: dict | None = None,
         chunks: dict | None = None, backend: str = "numpy", device: str | None = None, segment: int | None = None,
-        resume: bool = False, overwrite: bool = False, client=None, progress: bool | None = None,
+        stop=None, resume: bool = False, overwrite: bool = False, client=None, progress: bool | None = None,
         torch_threads: int | None = None) -> xr.Dataset:
     """Advance ``system`` by ``steps`` updates of ``operator`` and stream the history to ``store``.
 
@@ -38,7 +40,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     system : a valid system Dataset (``eq.create`` or ``eq.final_state``); its attribute
         ``eqflow_step`` is the step the run starts from.
     operator : name of an operator of the system's kind, e.g. "metropolis".
-    steps : int > 0, number of updates (for Ising, sweeps of the lattice).
+    steps : int > 0, the most updates any member gets (for Ising, sweeps of the lattice).
     store : path of a new Zarr directory (or an existing one with ``resume``/``overwrite``).
     record : {variable: every k steps}; observables or state variables. Default: every
         observable every step, the state at the start and the end.
@@ -46,6 +48,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     backend, device : "numpy", or "torch" with device "cpu" / "cuda" / ...
     segment : steps per segment (one task per chunk, one write, one checkpoint); default
         chosen to bound memory, a multiple of every record interval.
+    stop : a rule or list of rules from :mod:`eqflow.stop` (converged, equilibrated).
+        Every member's outcome is recorded in ``stop_reason``, ``stopped_at``, ``equilibrated_at``.
     resume : continue an interrupted store to its target step; the history equals an uninterrupted run.
     overwrite : replace an existing store (only after every input has been validated).
     client : a dask.distributed Client; by default the active one, else the local scheduler.
@@ -58,6 +62,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     kind = system.attrs[schema.KIND_ATTR]
     sys_ = registry.get(kind)
     plan_every, problems = _check_run_inputs(system, sys_, operator, steps, record, chunks, backend, device, segment)
+    rules = _check_rules(stop, sys_, problems)
     path = Path(store)
     if resume and overwrite:
         problems.append("resume, overwrite: expected at most one of them to be True, got both")
@@ -71,35 +76,72 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     start = int(system.attrs.get(schema.STEP_ATTR, 0))
     plan = RecordPlan(plan_every, start, start + steps)
     dims = schema.ensemble_dims(system, sys_.schema)
-    chunks = {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims}
-    engine = Backend(backend, device)
+    job = _Job(system, kind, operator, plan, dims, {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims},
+               Backend(backend, device), path, client, torch_threads, rules)
     if resume:
-        state, done, slot, segment = _resume_point(path, system, operator, plan, chunks)
+        state, book, done, slot, segment = _resume_point(job)
     else:
         if store_exists:
             zarr_store.remove(path)
         segment = segment or _auto_segment(system, sys_, plan)
-        attrs = _provenance(system, kind, operator, plan, chunks, engine, segment)
+        attrs = _provenance(system, kind, operator, plan, job.chunks, job.engine, segment, rules)
         records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
-        zarr_store.create_layout(path, system, plan, dims, chunks, records_per_chunk, sys_.schema["observables"], attrs)
-        done, slot = None, 1
+        zarr_store.create_layout(path, system, plan, dims, job.chunks, records_per_chunk, sys_.schema["observables"], attrs)
+        state, book, done, slot = None, None, None, 1
     if done is None:  # nothing complete yet: start (again) from the system itself
         state = {v: system[v].values for v in sys_.schema["variables"]}
-    position = start if done is None else done
+        book = stop_rules.new_book(tuple(system.sizes[d] for d in dims))
+    _advance(job, state, book, done, slot, segment, progress)
+    return zarr_store.open_history(path)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What stays fixed during one call of :func:`run`."""
+
+    system: xr.Dataset
+    kind: str
+    operator: str
+    plan: RecordPlan
+    dims: list
+    chunks: dict
+    engine: Backend
+    path: Path
+    client: object
+    torch_threads: int | None
+    rules: tuple
+
+
+def _advance(job: _Job, state, book, done, slot, segment, progress) -> None:
+    """The segment loop: run, evaluate client-side stop rules, checkpoint, then mark (last)."""
+    plan = job.plan
+    checks = [r for r in job.rules if isinstance(r, stop_rules.Equilibrated)]
+    position = plan.first if done is None else done
     bar = _Progress(position, plan.last, progress)
     while done is None or done < plan.last:
-        stop = min(position + segment - position % segment, plan.last)
+        end = min([position + segment - position % segment, plan.last]
+                  + [position + r.check_every - position % r.check_every for r in checks])
         slot = 1 - slot
-        state = _run_segment(system, kind, operator, state, plan, dims, chunks, engine, path, position, stop,
-                             done is None, slot, client, torch_threads)
-        marker = {zarr_store.STEPS_DONE: stop, zarr_store.SLOT: slot, zarr_store.STATUS: "running"}
-        if stop == plan.last:
+        state, book = _run_segment(job, state, book, position, end, done is None, slot)
+        for rule in checks:
+            if end % rule.check_every == 0:
+                steps, values = zarr_store.read_records(job.path, rule.var, plan, end)
+                stop_rules.evaluate_equilibrated(rule, book, values, steps, end, job.dims)
+        finished = end == plan.last or not (book["stop_reason"] == stop_rules.RUNNING).any()
+        if finished:
+            stop_rules.finish(book, end)
+        zarr_store.write_book(job.path, book, slot)
+        marker = {zarr_store.STEPS_DONE: end, zarr_store.SLOT: slot, zarr_store.STATUS: "running"}
+        if finished:
+            if end < plan.last:
+                zarr_store.trim(job.path, plan, end)
             marker.update({zarr_store.STATUS: "complete", "eqflow_finished": _now()})
-        zarr_store.mark(path, **marker)
-        done = position = stop
+        zarr_store.mark(job.path, **marker)
+        done = position = end
         bar.update(done)
+        if finished:
+            break
     bar.close()
-    return zarr_store.open_history(path)
 
 
 def _check_run_inputs(system, sys_, operator, steps, record, chunks, backend, device, segment):
@@ -147,32 +189,37 @@ def _blocks(size: int, block: int) -> list[slice]:
     return [slice(i, min(i + block, size)) for i in range(0, size, block)]
 
 
-def _run_segment(system, kind, operator, state, plan, dims, chunks, engine, path, start, stop, record_start, slot,
-                 client, torch_threads):
-    """One segment: one task per ensemble chunk, computed with dask; returns the full new state."""
-    parameters = schema.parameter_arrays(system, kind)
-    constants = schema.constant_arrays(system, kind)
+def _run_segment(job: _Job, state, book, start, stop, record_start, slot):
+    """One segment: one task per ensemble chunk, computed with dask; returns the full new state and outcomes."""
+    system, dims = job.system, job.dims
+    parameters = schema.parameter_arrays(system, job.kind)
+    constants = schema.constant_arrays(system, job.kind)
     sweep_shape = tuple(system.sizes[d] for d in dims[1:])
     parameter_index = np.arange(math.prod(sweep_shape)).reshape(sweep_shape)
     labels = system[dims[0]].values
     sizes = {d: system.sizes[d] for d in system.dims if d not in dims}
-    regions = list(itertools.product(*(_blocks(system.sizes[d], chunks[d]) for d in dims)))
+    regions = list(itertools.product(*(_blocks(system.sizes[d], job.chunks[d]) for d in dims)))
+    in_task = tuple(r for r in job.rules if isinstance(r, stop_rules.Converged))
     tasks = []
     for region in regions:
         task = ChunkTask(
-            kind=kind, operator=operator, state={k: v[region] for k, v in state.items()},
+            kind=job.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
             parameters={k: v[region] for k, v in parameters.items()},
             constants={k: v[_along(v, region)] for k, v in constants.items()}, sizes=sizes,
             member_labels=labels[region[0]], parameter_index=parameter_index[region[1:]],
             seed=int(system.attrs[schema.SEED_ATTR]), start=start, stop=stop, record_start=record_start,
-            plan=plan, store=str(path), region=region, slot=slot, backend=engine, torch_threads=torch_threads)
+            plan=job.plan, store=str(job.path), region=region, slot=slot, backend=job.engine,
+            stops={k: v[region] for k, v in book.items()}, rules=in_task, torch_threads=job.torch_threads)
         tasks.append(dask.delayed(advance_chunk, pure=False)(task))
-    results = dask.compute(*tasks, scheduler=client.get if client is not None else None)
-    new = {k: np.empty_like(v) for k, v in state.items()}
+    results = dask.compute(*tasks, scheduler=job.client.get if job.client is not None else None)
+    new_state = {k: np.empty_like(v) for k, v in state.items()}
+    new_book = {k: np.empty_like(v) for k, v in book.items()}
     for region, result in zip(regions, results):
-        for k, v in result.items():
-            new[k][region] = v
-    return new
+        for k, v in result["state"].items():
+            new_state[k][region] = v
+        for k, v in result["stops"].items():
+            new_book[k][region] = v
+    return new_state, new_book
 
 
 def _along(array: np.ndarray, region: tuple) -> tuple:
@@ -180,25 +227,43 @@ def _along(array: np.ndarray, region: tuple) -> tuple:
     return tuple(r if array.shape[i] > 1 else slice(None) for i, r in enumerate(region))
 
 
-def _resume_point(path, system, operator, plan, chunks):
+def _resume_point(job: _Job):
+    path, plan, system = job.path, job.plan, job.system
     attrs = zarr_store.read_attrs(path)
-    expected = {"eqflow_kind": system.attrs[schema.KIND_ATTR], "eqflow_operator": operator,
+    expected = {"eqflow_kind": job.kind, "eqflow_operator": job.operator,
                 "eqflow_seed": int(system.attrs[schema.SEED_ATTR]), "eqflow_record": json.dumps(plan.every, sort_keys=True),
-                "eqflow_step_start": plan.first, "eqflow_step_end": plan.last}
+                "eqflow_step_start": plan.first, "eqflow_step_end": plan.last, "eqflow_stop": _rules_text(job.rules)}
     wrong = [f"{k}: the store has {attrs.get(k)!r}, this call asks for {v!r}" for k, v in expected.items() if attrs.get(k) != v]
     if wrong:
         raise StoreError(f"store {str(path)!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
-    stored_chunks = json.loads(attrs["eqflow_chunks"])
-    chunks.update(stored_chunks)
+    job.chunks.update(json.loads(attrs["eqflow_chunks"]))
     segment = int(attrs["eqflow_segment"])
     if attrs.get(zarr_store.STEPS_DONE) is None:
-        return None, None, 1, segment
-    state, done = zarr_store.read_checkpoint(path, list(registry.get(expected["eqflow_kind"]).schema["variables"]))
-    return {k: v.values for k, v in state.items()}, done, attrs.get(zarr_store.SLOT, 0), segment
+        return None, None, None, 1, segment
+    state, done = zarr_store.read_checkpoint(path, list(registry.get(job.kind).schema["variables"]))
+    book = zarr_store.read_book(path)
+    return {k: v.values for k, v in state.items()}, book, done, attrs.get(zarr_store.SLOT, 0), segment
 
 
-def _provenance(system, kind, operator, plan, chunks, engine, segment) -> dict:
+def _check_rules(stop, sys_, problems) -> tuple:
+    try:
+        rules = stop_rules.as_rules(stop)
+    except TypeError as exc:
+        problems.append(str(exc))
+        return ()
+    for rule in rules:
+        if rule.var not in sys_.observables:
+            problems.append(f"stop rule variable: expected an observable among {sorted(sys_.observables)}, got {rule.var!r}")
+    return rules
+
+
+def _rules_text(rules) -> str:
+    return json.dumps([{"rule": type(r).__name__.lower(), **asdict(r)} for r in rules])
+
+
+def _provenance(system, kind, operator, plan, chunks, engine, segment, rules) -> dict:
     return {
+        "eqflow_stop": _rules_text(rules),
         "eqflow_kind": kind, "eqflow_operator": operator, "eqflow_seed": int(system.attrs[schema.SEED_ATTR]),
         "eqflow_operator_parameters": json.dumps(_parameter_summary(system, kind)),
         "eqflow_record": json.dumps(plan.every, sort_keys=True), "eqflow_step_start": plan.first,
@@ -213,6 +278,8 @@ def _provenance(system, kind, operator, plan, chunks, engine, segment) -> dict:
 def _parameter_summary(system, kind) -> dict:
     out = {}
     for name, spec in registry.get(kind).schema["parameters"].items():
+        if name not in system.coords:
+            continue
         values = np.atleast_1d(system[name].values).tolist()
         out[name] = {"units": system[name].attrs.get("units", spec["units"]), "values": values}
     return out

@@ -27,6 +27,12 @@ from .errors import StoreError
 
 STEPS_DONE, SLOT, STATUS, STORE_ATTR = "eqflow_steps_done", "eqflow_checkpoint_slot", "eqflow_status", "eqflow_store"
 CHECKPOINT = "_checkpoint"
+BOOK = {  # per-member outcomes (eqflow.stop); stop_reason follows the CF flag convention
+    "stop_reason": (np.int8, {"flag_values": [0, 1, 2, 3, 4], "flag_meanings": "running converged equilibrated diverged max_steps",
+                              "long_name": "why the member stopped"}),
+    "stopped_at": (np.int64, {"long_name": "step at which the member stopped (-1: running)", "units": "1"}),
+    "equilibrated_at": (np.int64, {"long_name": "first step of the equilibrium window (-1: none)", "units": "1"}),
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,11 @@ def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str
         array = system[var]
         chunk = (1, *(chunks.get(d, array.sizes[d]) for d in array.dims))
         arrays[f"{CHECKPOINT}/{var}"] = (("slot", *array.dims), (2, *array.shape), chunk, array.dtype, 0, dict(array.attrs), None)
+    shape = tuple(system.sizes[d] for d in ensemble)
+    for name, (dtype, attrs_) in BOOK.items():
+        attrs_ = {**attrs_, "coordinates": scalar_coords}
+        arrays[name] = (tuple(ensemble), shape, shape, dtype, 0, attrs_, None)
+        arrays[f"{CHECKPOINT}/{name}"] = (("slot", *ensemble), (2, *shape), (1, *shape), dtype, 0, attrs_, None)
     root = {**attrs, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
@@ -150,6 +161,37 @@ def read_checkpoint(path, variables) -> tuple[dict[str, xr.Variable], int]:
     return state, done
 
 
+def write_book(path, book: dict, slot: int) -> None:
+    """Write the per-member outcomes into checkpoint ``slot`` and the visible arrays (before the marker)."""
+    regions = [(f"{CHECKPOINT}/{k}", (slot,), v) for k, v in book.items()]
+    write(path, regions + [(k, (Ellipsis,), v) for k, v in book.items()])
+
+
+def read_book(path) -> dict:
+    group = zarr.open_group(str(path), mode="r")
+    slot = group.attrs.get(SLOT, 0)
+    return {k: group[f"{CHECKPOINT}/{k}"][slot] for k in BOOK}
+
+
+def read_records(path, var: str, plan: RecordPlan, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values of ``var`` recorded up to step ``last`` (NumPy, straight from the store)."""
+    steps = plan.steps(var)
+    steps = steps[steps <= last]
+    return steps, zarr.open_array(store=str(path), path=var, mode="r")[: len(steps)]
+
+
+def trim(path, plan: RecordPlan, last: int) -> None:
+    """Cut every step dimension to the records at or before ``last`` (a run that ended early)."""
+    group = zarr.open_group(str(path), mode="r+")
+    for var in plan.every:
+        n = int((plan.steps(var) <= last).sum())
+        for name in (var, plan.dim(var)):
+            array = group[name]
+            if array.shape[0] != n:
+                array.resize((n, *array.shape[1:]))
+    consolidate(path)
+
+
 def open_history(path) -> xr.Dataset:
     """Open a history store as a lazy Dataset holding the records of every completed segment."""
     attrs = read_attrs(path)
@@ -159,6 +201,12 @@ def open_history(path) -> xr.Dataset:
     ds = xr.open_zarr(str(path), consolidated=True)
     step_dims = [d for d in ds.dims if d == "step" or d.startswith("step_")]
     ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
+    if done is not None and "stop_reason" in ds:
+        book = read_book(path)
+        ds["stop_reason"] = (ds.stop_reason.dims, np.asarray(BOOK["stop_reason"][1]["flag_meanings"].split())[book["stop_reason"]],
+                             {"long_name": "why the member stopped"})
+        for name in ("stopped_at", "equilibrated_at"):
+            ds[name] = (ds[name].dims, book[name], ds[name].attrs)
     ds.attrs[STORE_ATTR] = str(path)
     return ds
 

@@ -64,10 +64,23 @@ def test_run_keeps_dims_dtypes_units(kind, op, tmp_path):
 
 
 @pytest.mark.parametrize("kind,op", CASES)
-def test_same_seed_same_history_across_backends_and_chunks(kind, op, tmp_path):
+def test_same_seed_same_history_across_chunks(kind, op, tmp_path):
     a = _run(kind, op, tmp_path / "a.zarr")
-    b = _run(kind, op, tmp_path / "b.zarr", chunks={"member": 1}, backend="torch")
+    b = _run(kind, op, tmp_path / "b.zarr", chunks={"member": 1})
     assert_same_history(a, b)
+
+
+@pytest.mark.parametrize("kind,op", CASES)
+def test_numpy_and_torch_agree(kind, op, tmp_path):
+    """Integer histories (Ising) are bit-identical; float histories of deterministic solvers
+    agree to 1e-9 relative (NumPy and torch call different LAPACK eigensolvers)."""
+    a = _run(kind, op, tmp_path / "a.zarr").load()
+    b = _run(kind, op, tmp_path / "b.zarr", chunks={"member": 1}, backend="torch").load()
+    for name, var in a.data_vars.items():
+        if var.dtype.kind == "f":
+            np.testing.assert_allclose(b[name].values, var.values, rtol=1e-9, atol=1e-12, err_msg=name)
+        else:
+            np.testing.assert_array_equal(b[name].values, var.values, err_msg=name)
 
 
 @pytest.mark.parametrize("kind,op", CASES)
