@@ -18,12 +18,21 @@ from .registry import get as get_system
 from .results import final_state, open
 from .runner import run
 from .schema import validate
+from .summary import summarize
 from .units import ureg
 
 try:
     __version__ = version("eqflow")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
+
+
+def __getattr__(name):
+    if name == "plot":  # matplotlib is imported only when plots are asked for
+        import importlib
+
+        return importlib.import_module(f"{__name__}.plot")
+    raise AttributeError(f"module 'eqflow' has no attribute {name!r}")
 
 
 def create(kind: str, **kwargs):
@@ -33,5 +42,5 @@ def create(kind: str, **kwargs):
 
 __all__ = [
     "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
-    "get_system", "open", "register", "run", "stop", "systems", "ureg", "validate", "__version__",
+    "get_system", "open", "register", "run", "stop", "summarize", "systems", "ureg", "validate", "__version__",
 ]

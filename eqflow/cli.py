@@ -29,11 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--no-progress", action="store_true")
     p_info = sub.add_parser("info", help="summarize a history store")
     p_info.add_argument("store", type=Path)
+    p_rep = sub.add_parser("report", help="write a self-contained HTML report of a history store")
+    p_rep.add_argument("store", type=Path)
+    p_rep.add_argument("-o", "--output", type=Path, default=Path("report.html"))
     p_val = sub.add_parser("validate", help="check a TOML run file, a system file (Zarr/netCDF) or a history store")
     p_val.add_argument("file", type=Path)
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "info": _info, "validate": _validate}[args.command](args)
+        return {"run": _run, "info": _info, "validate": _validate, "report": _report}[args.command](args)
     except (SchemaError, StoreError, FileNotFoundError, tomllib.TOMLDecodeError) as exc:
         print(f"eqflow {args.command}: error: {exc}", file=sys.stderr)
         return 1
@@ -69,6 +72,13 @@ def _run(args) -> int:
 
 def _info(args) -> int:
     print(summary(results.open(args.store)))
+    return 0
+
+
+def _report(args) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.store, args.output)}")
     return 0
 
 

@@ -111,7 +111,8 @@ def evaluate_equilibrated(rule: Equilibrated, book: dict, history: np.ndarray, s
         return
     da = xr.DataArray(history, dims=["step", *dims])
     running = book["stop_reason"] == RUNNING
-    detected = diagnostics.detect_equilibration(da.fillna(0.0), method="binary")
+    with np.errstate(invalid="ignore", divide="ignore"):  # stopped points hold NaN -> constant rows, ignored below
+        detected = diagnostics.detect_equilibration(da.fillna(0.0), method="binary")
     t0 = detected.t0.values  # index into steps, per member
     if rule.per == "member":
         done = running & (detected.n_eff.values >= rule.min_ess)

@@ -1,0 +1,53 @@
+"""A self-contained HTML report of a history store: summary table, trace figures, provenance."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from .results import open as open_history
+from .summary import summarize
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_report(store: str | Path, output: str | Path) -> Path:
+    """Write ``output`` (HTML, images embedded) for the history in ``store``; return its path."""
+    from .plot import trace
+
+    hist = open_history(store)
+    summary = summarize(hist)
+    scalars = [v for v in hist.data_vars if hist[v].dims[:1] == ("step",) and v in summary]
+    table = summary.to_dataframe().drop(columns=[c for c in ("coupling", "field") if c in summary.coords], errors="ignore")
+    figures = "\n".join(
+        f'<figure><img alt="trace of {html.escape(v)}" src="data:image/png;base64,{_png(trace(hist, v))}">'
+        f"<figcaption>{html.escape(v)}</figcaption></figure>" for v in scalars)
+    provenance = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_text(v))}</td></tr>"
+                           for k, v in sorted(hist.attrs.items()))
+    outcomes = hist.stop_reason.to_series().value_counts().to_frame("members").to_html() if "stop_reason" in hist else ""
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>eqflow report: {html.escape(str(store))}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse;font-size:0.85em}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:100%}}</style></head>
+<body><h1>eqflow report</h1><p>Store <code>{html.escape(str(store))}</code>: {html.escape(hist.attrs["eqflow_kind"])},
+operator {html.escape(hist.attrs["eqflow_operator"])}, {hist.attrs["eqflow_steps_done"]} steps done.</p>
+<h2>Equilibrium estimates</h2>{table.to_html(classes="summary", float_format=lambda x: f"{x:.6g}")}
+<h2>Outcomes</h2>{outcomes}
+<h2>Traces</h2>{figures}
+<h2>Provenance</h2><table class="provenance">{provenance}</table></body></html>"""
+    output = Path(output)
+    output.write_text(page, encoding="utf-8")
+    return output
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,78 @@
+"""Equilibrium estimates from a history: ``eq.summarize``."""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from . import diagnostics
+
+
+def _start_steps(hist: xr.Dataset, var: str, member_dim: str) -> xr.DataArray:
+    """First step of the equilibrium window per parameter point (the latest start among its members)."""
+    starts = hist["equilibrated_at"] if "equilibrated_at" in hist else None
+    if starts is None or (starts < 0).all():
+        series = hist[var].fillna(0.0).load()
+        t0 = diagnostics.detect_equilibration(series, method="binary").t0
+        starts = hist["step"].values[t0.values] + 0 * t0
+    return starts.where(starts >= 0, 0).max(member_dim)
+
+
+def summarize(hist: xr.Dataset, variables=None, member_dim: str = "member") -> xr.Dataset:
+    """Equilibrium estimates of scalar records over each parameter point's equilibrium window.
+
+    The window runs from ``equilibrated_at`` (or, without a stop rule, the start detected by
+    :func:`eqflow.diagnostics.detect_equilibration`, latest over members) to the last step
+    with data for every member. Returns, per variable ``v`` and parameter point: ``v`` (mean
+    over window and members, units of ``v``), ``v_sem`` (standard error sqrt(var / ESS), ESS
+    = members x steps / tau), ``v_tau`` (integrated autocorrelation time in records, averaged
+    over members as emcee does), ``v_ess``, ``v_rhat`` (rank-normalized split R-hat) and
+    ``equilibrated_at`` / ``window`` (first step, number of records).
+    """
+    variables = variables or [v for v, da in hist.data_vars.items() if da.dims[:1] == ("step",) and
+                              set(da.dims[1:]) <= set(hist.stop_reason.dims if "stop_reason" in hist else da.dims[1:])]
+    variables = [variables] if isinstance(variables, str) else list(variables)
+    out = {}
+    for var in variables:
+        if var not in hist or hist[var].dims[:1] != ("step",):
+            raise ValueError(f"summarize: expected a variable recorded along 'step', got {var!r}; available: "
+                             f"{[v for v in hist.data_vars if hist[v].dims[:1] == ('step',)]}")
+        out.update(_one(hist, var, member_dim))
+    return xr.Dataset(out, attrs={"source": hist.attrs.get("eqflow_store", "")})
+
+
+def _one(hist: xr.Dataset, var: str, member_dim: str) -> dict:
+    da = hist[var]
+    start = _start_steps(hist, var, member_dim)
+    sweeps = [d for d in da.dims if d not in ("step", member_dim)]
+    stacked = da.stack(point=sweeps) if sweeps else da.expand_dims(point=[0])
+    starts = start.stack(point=sweeps) if sweeps else start.expand_dims(point=[0])
+    rows = {k: [] for k in ("mean", "sem", "tau", "ess", "rhat", "window")}
+    for i in range(stacked.sizes["point"]):
+        x = stacked.isel(point=i)
+        x = x.sel(step=x.step >= int(starts.isel(point=i))).dropna("step", how="any").transpose("step", member_dim).load()
+        for key, value in _estimates(x, member_dim).items():
+            rows[key].append(value)
+    units = {"units": da.attrs.get("units", "1")}
+    values = {
+        var: (rows["mean"], units), f"{var}_sem": (rows["sem"], units), f"{var}_tau": (rows["tau"], {"units": "1"}),
+        f"{var}_ess": (rows["ess"], {"units": "1"}), f"{var}_rhat": (rows["rhat"], {"units": "1"}),
+        f"{var}_window": (rows["window"], {"long_name": "records in the equilibrium window", "units": "1"}),
+    }
+    result = {}
+    for name, (vals, attrs) in values.items():
+        arr = xr.DataArray(np.asarray(vals, dtype=float), dims=["point"], coords={"point": stacked.point}, attrs=attrs)
+        result[name] = arr.unstack("point") if sweeps else arr.isel(point=0, drop=True)
+    result[f"{var}_equilibrated_at"] = start.assign_attrs(long_name="first step of the equilibrium window", units="1")
+    return result
+
+
+def _estimates(x: xr.DataArray, member_dim: str) -> dict:
+    steps, members = x.sizes["step"], x.sizes[member_dim]
+    if steps < 4:
+        return {"mean": float(x.mean()) if steps else np.nan, "sem": np.nan, "tau": np.nan, "ess": np.nan, "rhat": np.nan,
+                "window": steps}
+    tau = float(diagnostics.integrated_time(x, chain_dim=member_dim))
+    ess = steps * members / max(tau, 1.0)
+    rhat = float(diagnostics.rhat(x, chain_dim=member_dim)) if members >= 2 else np.nan
+    return {"mean": float(x.mean()), "sem": float(x.std(ddof=1) / np.sqrt(ess)), "tau": tau, "ess": ess, "rhat": rhat,
+            "window": steps}
