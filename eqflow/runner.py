@@ -25,7 +25,7 @@ from .segment import ChunkTask, advance_chunk
 from .store import RecordPlan
 
 SEGMENT_BYTES = 64 * 2**20  # records held per segment, whole ensemble
-MAX_SEGMENT_STEPS = 1000
+MAX_SEGMENT_STEPS = 10_000
 PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch")
 
 
