@@ -1,0 +1,271 @@
+"""The three SCF problem families as constants: build and check them before anything is created.
+
+Each builder returns a :class:`Problem`: the constants of the Dataset as ``{name: (dims, value)}``,
+the physical parameters, the number of spin channels and of orbitals, and a list of problems
+(one readable line per bad input, naming the variable, the expected and the actual value).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..units import magnitude_in
+
+ORBITAL_DIMS = ("orbital", "orbital_")
+ERI_DIMS = ("orbital", "orbital_", "orbital__", "orbital___")
+DATA_ENV = "EQFLOW_SCF_DATA"
+SYMMETRY_TOL = 1e-10  # relative: |A - A^T| <= tol * max|A| counts as symmetric
+
+
+@dataclass
+class Problem:
+    constants: dict = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)
+    spins: int = 1
+    orbitals: int = 0
+    errors: list = field(default_factory=list)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+# ---- 1. the nonlinear eigenproblem of Yang, Gao & Meza
+
+
+def laplacian(n: int) -> np.ndarray:
+    """The 1D discrete Laplacian tridiag(-1, 2, -1), n x n (Dirichlet ends; positive definite)."""
+    return 2.0 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
+
+
+def nonlinear(size, occupied, alpha) -> Problem:
+    """H(D) = L + alpha Diag(L^-1 diag(D)), L = :func:`laplacian`, ``occupied`` orbitals."""
+    p = Problem(parameters={"alpha": alpha})
+    if not _is_int(size) or size < 2:
+        p.errors.append(f"size: expected an integer number of grid points >= 2, got {size!r}")
+        return p
+    if not _is_int(occupied) or not 1 <= occupied <= size:
+        p.errors.append(f"occupied: expected an integer in [1, size={size}], got {occupied!r}")
+        return p
+    lap = laplacian(size)
+    p.constants = {"core_hamiltonian": (ORBITAL_DIMS, lap), "hartree_kernel": (ORBITAL_DIMS, np.linalg.inv(lap)),
+                   "occupied": (("spin",), np.array([occupied], dtype=np.float64))}
+    p.spins, p.orbitals = 1, size
+    return p
+
+
+# ---- 2. the Hubbard model in unrestricted Hartree-Fock
+
+
+def lattice_adjacency(lattice: str, sites):
+    """Nearest-neighbour adjacency (0/1, each bond once) and sublattice signs of a periodic lattice.
+
+    ``lattice="ring"``: ``sites`` N >= 2 on a ring (N = 2 is the dimer: one bond). ``"square"``:
+    ``sites`` L or (L_y, L_x), periodic in both directions (a side of 2 has one bond, not two).
+    The sign of site i is (-1)^i on the ring and (-1)^(x+y) on the square lattice.
+    """
+    shape = (sites,) if lattice == "ring" else ((sites, sites) if np.ndim(sites) == 0 else tuple(sites))
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    adjacency = np.zeros((index.size, index.size))
+    for axis in range(len(shape)):
+        neighbour = np.roll(index, -1, axis=axis)
+        mask = neighbour != index
+        adjacency[index[mask], neighbour[mask]] = adjacency[neighbour[mask], index[mask]] = 1.0
+    sign = (-1.0) ** sum(np.indices(shape)).reshape(-1)
+    return adjacency, sign
+
+
+def hubbard(sites, hopping, interaction, electrons_up=None, electrons_down=None, lattice="ring") -> Problem:
+    """H_s(D) = -t A + U Diag(n_-s): UHF of the Hubbard model on a ring or a square lattice.
+
+    Electron counts default to half filling: ceil(N / 2) up and floor(N / 2) down.
+    """
+    p = Problem(parameters={"hopping": hopping, "interaction": interaction})
+    if lattice not in ("ring", "square"):
+        p.errors.append(f"lattice: expected 'ring' or 'square', got {lattice!r}")
+        return p
+    sides = [sites] if lattice == "ring" or np.ndim(sites) == 0 else list(sites)
+    if len(sides) not in ((1,) if lattice == "ring" else (1, 2)) or not all(_is_int(s) and s >= 2 for s in sides):
+        want = "an integer >= 2" if lattice == "ring" else "an integer L >= 2 or a pair (L_y, L_x) of them"
+        p.errors.append(f"sites: expected {want} for lattice={lattice!r}, got {sites!r}")
+        return p
+    adjacency, sign = lattice_adjacency(lattice, sites)
+    n = len(sign)
+    electrons_up = (n + 1) // 2 if electrons_up is None else electrons_up
+    electrons_down = n // 2 if electrons_down is None else electrons_down
+    for name, count in (("electrons_up", electrons_up), ("electrons_down", electrons_down)):
+        if not _is_int(count) or not 0 <= count <= n:
+            p.errors.append(f"{name}: expected an integer in [0, {n}] (the number of sites), got {count!r}")
+    t = magnitude_in("hopping", hopping, {"units": "hartree"}, p.errors)
+    if t is not None and (t.ndim != 0 or not t > 0):
+        p.errors.append(f"hopping: expected one positive energy t (not a sweep), got {hopping!r}")
+    if p.errors:
+        return p
+    p.constants = {"core_hamiltonian": (ORBITAL_DIMS, -float(t) * adjacency + 0.0), "sublattice": (("orbital",), sign),
+                   "occupied": (("spin",), np.array([electrons_up, electrons_down], dtype=np.float64))}
+    p.spins, p.orbitals = 2, n
+    return p
+
+
+# ---- 3. restricted Hartree-Fock of molecules from integrals
+
+
+def unpack_eri(packed: np.ndarray, n: int) -> np.ndarray:
+    """Full (..., n, n, n, n) chemists' (ij|kl) from the 8-fold packing of ``data/make_molecules.py``.
+
+    Pair index p(i, j) = i (i + 1) / 2 + j for i >= j; the packed entry of (ij|kl) sits at
+    p(max(P, Q), min(P, Q)) with P = p(i, j), Q = p(k, l).
+    """
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    hi, lo = np.maximum(i, j), np.minimum(i, j)
+    pair = hi * (hi + 1) // 2 + lo
+    big, small = np.maximum(pair[:, :, None, None], pair), np.minimum(pair[:, :, None, None], pair)
+    return packed[..., big * (big + 1) // 2 + small]
+
+
+def data_dir() -> Path:
+    """Folder of the molecule files: ``$EQFLOW_SCF_DATA``, else ``eqflow/data`` when packaged, else
+    ``data/`` at the top of the source tree."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    packaged = Path(__file__).resolve().parents[1] / "data"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "data"
+
+
+def available_molecules() -> list[str]:
+    """Names of the molecule files, e.g. ``'h2o_sto-3g'``."""
+    return sorted(p.stem for p in data_dir().glob("*.npz"))
+
+
+def load_molecule(name: str) -> dict:
+    """Integrals, references and metadata of one ``data/<name>.npz`` file, as NumPy arrays (hartree).
+
+    Keys: ``core_hamiltonian``, ``overlap`` (G, n, n), ``eri`` (G, n, n, n, n), ``nuclear_repulsion``
+    (G,), ``geometry`` (G,) bond lengths in angstrom, ``electrons`` (int), ``minao_density``
+    (G, 1, n, n), ``pyscf_energy``/``pyscf_cycles`` (from PySCF's minao guess),
+    ``pyscf_energy_core_guess``/``pyscf_cycles_core_guess`` and ``metadata`` (dict).
+    """
+    path = data_dir() / f"{name}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"molecule: expected one of {available_molecules()} in {str(data_dir())!r} "
+                                f"(set ${DATA_ENV} to the repository's data/ folder), got {name!r}")
+    with np.load(path, allow_pickle=False) as f:
+        out = {k: f[k] for k in f.files}
+    n = out["core_hamiltonian"].shape[-1]
+    out["eri"] = unpack_eri(out.pop("eri_packed"), n)
+    out["electrons"] = int(out["electrons"])
+    out["metadata"] = json.loads(str(out["metadata"]))
+    return out
+
+
+def _matrix(name, value, units, problems):
+    a = magnitude_in(name, value, {"units": units}, problems)
+    if a is not None and (a.ndim not in (2, 3) or a.shape[-1] != a.shape[-2] or a.shape[-1] < 1):
+        problems.append(f"{name}: expected a square matrix (n, n) or a stack (geometry, n, n), got shape {a.shape}")
+        return None
+    if a is not None and not np.all(np.isfinite(a)):
+        problems.append(f"{name}: expected finite values, got {int(np.sum(~np.isfinite(a)))} NaN/inf")
+        return None
+    if a is not None:
+        asym = np.max(np.abs(a - np.swapaxes(a, -1, -2)))
+        if asym > SYMMETRY_TOL * max(np.max(np.abs(a)), 1.0):
+            problems.append(f"{name}: expected a symmetric matrix, got max |A - A^T| = {asym:.3g}")
+    return a  # kept when not symmetric, so that its shape can still be checked against the others
+
+
+def _check_eri(eri, n, problems):
+    if eri.shape[-4:] != (n, n, n, n) or eri.ndim not in (4, 5):
+        problems.append(f"eri: expected shape (n, n, n, n) or (geometry, n, n, n, n) with n = {n}, got {eri.shape}")
+        return False
+    scale = SYMMETRY_TOL * max(np.max(np.abs(eri)), 1.0)
+    for label, perm in (("(ij|kl) = (ji|kl)", (1, 0, 2, 3)), ("(ij|kl) = (ij|lk)", (0, 1, 3, 2)),
+                        ("(ij|kl) = (kl|ij)", (2, 3, 0, 1))):
+        gap = np.max(np.abs(eri - np.transpose(eri, (*range(eri.ndim - 4), *(eri.ndim - 4 + np.array(perm))))))
+        if gap > scale:
+            problems.append(f"eri: expected chemists' notation with {label}, "
+                            f"got a largest violation of {gap:.3g} hartree")
+            return False
+    return True
+
+
+def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, geometry=None) -> Problem:
+    """RHF from integrals: F(D) = h + 2 J[D] - K[D], D = C_occ C_occ^T (the alpha density, P / 2)."""
+    p = Problem(parameters={"geometry": geometry})
+    h = _matrix("core_hamiltonian", core_hamiltonian, "hartree", p.errors)
+    s = _matrix("overlap", overlap, "1", p.errors)
+    g = magnitude_in("eri", eri, {"units": "hartree"}, p.errors)
+    e_nuc = magnitude_in("nuclear_repulsion", nuclear_repulsion, {"units": "hartree"}, p.errors)
+    if h is None:
+        return p
+    n, lead = h.shape[-1], h.shape[:-2]
+    if s is not None and s.shape != h.shape:
+        p.errors.append(f"overlap: expected the shape of core_hamiltonian {h.shape}, got {s.shape}")
+    elif s is not None and not any(e.startswith("overlap:") for e in p.errors) and np.min(np.linalg.eigvalsh(s)) <= 1e-10:
+        lowest = np.min(np.linalg.eigvalsh(s))
+        p.errors.append(f"overlap: expected a positive definite matrix, got smallest eigenvalue {lowest:.3g}")
+    if g is not None and _check_eri(g, n, p.errors) and g.shape[:-4] != lead:
+        p.errors.append(f"eri: expected leading (geometry) shape {lead} like core_hamiltonian, got {g.shape[:-4]}")
+    if e_nuc is not None and e_nuc.shape not in ((), lead):
+        p.errors.append(f"nuclear_repulsion: expected a scalar or shape {lead}, got shape {e_nuc.shape}")
+    if not _is_int(electrons) or electrons <= 0 or electrons % 2 or electrons > 2 * n:
+        p.errors.append(f"electrons: expected an even integer in [2, {2 * n}] for restricted Hartree-Fock "
+                        f"(n = {n} orbitals), got {electrons!r}")
+    if lead and (geometry is None or np.ndim(geometry) != 1 or len(geometry) != lead[0]):
+        p.errors.append(f"geometry: expected {lead[0]} labels (e.g. bond lengths in angstrom) for the leading axis "
+                        f"of the integrals, got {geometry!r}")
+    elif not lead and geometry is not None and np.ndim(geometry) != 0:
+        p.errors.append(f"geometry: expected one label for one set of integrals, got {geometry!r}")
+    if p.errors:
+        return p
+    dims = ("geometry",) if lead else ()
+    p.constants = {"core_hamiltonian": ((*dims, *ORBITAL_DIMS), h), "overlap": ((*dims, *ORBITAL_DIMS), s),
+                   "eri": ((*dims, *ERI_DIMS), g), "occupied": (("spin",), np.array([electrons / 2])),
+                   "nuclear_repulsion": (dims if e_nuc.ndim else (), e_nuc)}
+    p.spins, p.orbitals = 1, n
+    return p
+
+
+def molecule_from_file(name: str, geometry=None) -> tuple[Problem, dict]:
+    """:func:`molecule` from ``data/<name>.npz``, optionally only the bond lengths in ``geometry``."""
+    data = load_molecule(name)
+    keep = np.arange(len(data["geometry"]))
+    if geometry is not None:
+        wanted = np.atleast_1d(np.asarray(geometry, dtype=np.float64))
+        missing = [g for g in wanted if not np.any(np.isclose(data["geometry"], g))]
+        if missing:
+            p = Problem(errors=[f"geometry: expected bond lengths among {data['geometry'].tolist()} angstrom for "
+                                f"{name!r}, got {missing}"])
+            return p, data
+        keep = np.array([int(np.argmin(np.abs(data["geometry"] - g))) for g in wanted])
+    names = ("core_hamiltonian", "overlap", "eri", "nuclear_repulsion", "geometry", "minao_density")
+    arrays = {k: data[k][keep] for k in names}
+    if np.ndim(geometry) == 0 and geometry is not None:
+        arrays = {k: v[0] for k, v in arrays.items()}
+    p = molecule(arrays["core_hamiltonian"], arrays["overlap"], arrays["eri"], data["electrons"],
+                 arrays["nuclear_repulsion"], arrays["geometry"])
+    return p, {**data, **arrays}
+
+
+def build(problem: str, args: dict) -> tuple[Problem, dict | None]:
+    """The :class:`Problem` of one family from ``create``'s arguments, and the molecule file's data if any."""
+    if problem == "nonlinear":
+        return nonlinear(args["size"], args["occupied"], args["alpha"]), None
+    if problem == "hubbard":
+        names = ("sites", "hopping", "interaction", "electrons_up", "electrons_down", "lattice")
+        return hubbard(*(args[k] for k in names)), None
+    arrays = ("core_hamiltonian", "overlap", "eri", "electrons")
+    if args["molecule"] is not None:
+        given = [k for k in arrays if args[k] is not None]
+        if given:
+            return Problem(errors=[f"molecule: expected either a molecule name or integral arrays, got both "
+                                   f"({args['molecule']!r} and {given})"]), None
+        return molecule_from_file(args["molecule"], args["geometry"])
+    missing = [k for k in arrays if args[k] is None]
+    if missing:
+        return Problem(errors=[f"{k}: required for problem='molecule' without molecule=<name>, got nothing"
+                               for k in missing]), None
+    return molecule(*(args[k] for k in (*arrays, "nuclear_repulsion", "geometry"))), None
