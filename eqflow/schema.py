@@ -131,6 +131,8 @@ def finish_system(kind: str, coords: dict, state: Mapping[str, tuple], *, seed: 
     ds = xr.Dataset(dict(state), coords=coords)
     for name, spec in registry.get(kind).schema["variables"].items():
         ds[name].attrs["description"] = spec.get("description", "")
+        if "units" in spec:
+            ds[name].attrs["units"] = spec["units"]
     ds.attrs.update({KIND_ATTR: kind, SEED_ATTR: int(seed), STEP_ATTR: int(step)})
     validate(ds)
     return ds

@@ -8,21 +8,29 @@ from . import diagnostics
 
 
 def _start_steps(hist: xr.Dataset, var: str, member_dim: str) -> xr.DataArray:
-    """First step of the equilibrium window per parameter point (the latest start among its members)."""
+    """First step of each member's equilibrium window.
+
+    From the run's stop rule (``equilibrated_at``: shared by a point's members for the
+    equilibrated rule, each member's own step for the converged rule); without one, the start
+    detected per member, then the latest among the members of each parameter point.
+    """
     starts = hist["equilibrated_at"] if "equilibrated_at" in hist else None
     if starts is None or (starts < 0).all():
         series = hist[var].fillna(0.0).load()
         t0 = diagnostics.detect_equilibration(series, method="binary").t0
-        starts = hist["step"].values[t0.values] + 0 * t0
-    return starts.where(starts >= 0, 0).max(member_dim)
+        detected = hist["step"].values[t0.values] + 0 * t0
+        return detected.max(member_dim).broadcast_like(detected)
+    return starts.where(starts >= 0)  # members that never equilibrated are left out
 
 
 def summarize(hist: xr.Dataset, variables=None, member_dim: str = "member") -> xr.Dataset:
-    """Equilibrium estimates of scalar records over each parameter point's equilibrium window.
+    """Equilibrium estimates of scalar records over each member's equilibrium window.
 
-    The window runs from ``equilibrated_at`` (or, without a stop rule, the start detected by
-    :func:`eqflow.diagnostics.detect_equilibration`, latest over members) to the last step
-    with data for every member. Returns, per variable ``v`` and parameter point: ``v`` (mean
+    A member's window runs from its ``equilibrated_at`` (or, without a stop rule, the start
+    detected by :func:`eqflow.diagnostics.detect_equilibration`, latest over the point's
+    members) to its last record; members that a stop rule never saw equilibrate or converge
+    are left out (a point with none gets NaN). Statistics pool the members of each parameter point
+    (tau, R-hat and the standard error use the steps where every member has data). Returns, per variable ``v`` and parameter point: ``v`` (mean
     over window and members, units of ``v``), ``v_sem`` (standard error sqrt(var / ESS), ESS
     = members x steps / tau), ``v_tau`` (integrated autocorrelation time in records, averaged
     over members as emcee does), ``v_ess``, ``v_rhat`` (rank-normalized split R-hat) and
@@ -44,14 +52,14 @@ def _one(hist: xr.Dataset, var: str, member_dim: str) -> dict:
     da = hist[var]
     start = _start_steps(hist, var, member_dim)
     sweeps = [d for d in da.dims if d not in ("step", member_dim)]
-    stacked = da.stack(point=sweeps) if sweeps else da.expand_dims(point=[0])
-    starts = start.stack(point=sweeps) if sweeps else start.expand_dims(point=[0])
+    windowed = da.where(da.step >= start)
+    stacked = windowed.stack(point=sweeps) if sweeps else windowed.expand_dims(point=[0])
     rows = {k: [] for k in ("mean", "sem", "tau", "ess", "rhat", "window")}
     for i in range(stacked.sizes["point"]):
-        x = stacked.isel(point=i)
-        x = x.sel(step=x.step >= int(starts.isel(point=i))).dropna("step", how="any").transpose("step", member_dim).load()
+        x = stacked.isel(point=i).dropna("step", how="all").transpose("step", member_dim).load()
         for key, value in _estimates(x, member_dim).items():
             rows[key].append(value)
+    start = start.max(member_dim).fillna(-1).astype(np.int64)
     units = {"units": da.attrs.get("units", "1")}
     values = {
         var: (rows["mean"], units), f"{var}_sem": (rows["sem"], units), f"{var}_tau": (rows["tau"], {"units": "1"}),
@@ -67,12 +75,13 @@ def _one(hist: xr.Dataset, var: str, member_dim: str) -> dict:
 
 
 def _estimates(x: xr.DataArray, member_dim: str) -> dict:
+    mean = float(x.mean()) if x.size else np.nan
+    x = x.dropna("step", how="any")  # the steps where every member has data
     steps, members = x.sizes["step"], x.sizes[member_dim]
     if steps < 4:
-        return {"mean": float(x.mean()) if steps else np.nan, "sem": np.nan, "tau": np.nan, "ess": np.nan, "rhat": np.nan,
-                "window": steps}
+        return {"mean": mean, "sem": np.nan, "tau": np.nan, "ess": np.nan, "rhat": np.nan, "window": steps}
     tau = float(diagnostics.integrated_time(x, chain_dim=member_dim))
     ess = steps * members / max(tau, 1.0)
     rhat = float(diagnostics.rhat(x, chain_dim=member_dim)) if members >= 2 else np.nan
-    return {"mean": float(x.mean()), "sem": float(x.std(ddof=1) / np.sqrt(ess)), "tau": tau, "ess": ess, "rhat": rhat,
+    return {"mean": mean, "sem": float(x.std(ddof=1) / np.sqrt(ess)), "tau": tau, "ess": ess, "rhat": rhat,
             "window": steps}
