@@ -16,7 +16,6 @@ import math
 import shutil
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -58,10 +57,6 @@ class RecordPlan:
 
     def period(self) -> int:
         return math.lcm(*self.every.values())
-
-
-def exists(path: str | Path) -> bool:
-    return Path(path).exists()
 
 
 def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str], chunks: dict,
