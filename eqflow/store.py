@@ -141,7 +141,9 @@ def read_attrs(path) -> dict:
 
 def mark(path, **attrs) -> None:
     """Update root attributes in one atomic write (the marker is written last)."""
-    zarr.open_group(str(path), mode="r+").attrs.update(attrs)
+    # One metadata write for all keys: Attributes.update would save once per key, and a kill
+    # between those saves pairs a new step count with an old checkpoint slot.
+    zarr.open_group(str(path), mode="r+").update_attributes(attrs)
 
 
 def read_checkpoint(path, variables) -> tuple[dict[str, xr.Variable], int]:

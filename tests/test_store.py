@@ -165,3 +165,23 @@ def test_property_k_steps_then_resume_equals_n_steps(tmp_path_factory, steps, cr
     resumed = eq.run(system, "metropolis", steps=steps, store=d / "r.zarr", record={"energy": 1, "spin": 2}, segment=segment,
                      resume=True, progress=False) if eq.open(d / "r.zarr").attrs["eqflow_status"] != "complete" else eq.open(d / "r.zarr")
     assert_same_history(reference, resumed)
+
+
+def test_marker_is_one_metadata_write(small_ising, tmp_path, monkeypatch):
+    """steps-done and checkpoint slot change together: a kill between two saves of the root
+    metadata once paired a new step with the old slot (found by killing runs in a loop)."""
+    from zarr.storage import LocalStore
+
+    from eqflow import store
+
+    eq.run(small_ising, "metropolis", steps=2, store=tmp_path / "h.zarr", progress=False)
+    saves = []
+    real_set = LocalStore.set
+
+    async def counting_set(self, key, value, *args, **kwargs):
+        saves.append(key)
+        return await real_set(self, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(LocalStore, "set", counting_set)
+    store.mark(tmp_path / "h.zarr", **{store.STEPS_DONE: 2, store.SLOT: 1, store.STATUS: "running"})
+    assert saves == ["zarr.json"]
