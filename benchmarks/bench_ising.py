@@ -104,14 +104,15 @@ import sys, tempfile, psutil, eqflow as eq
 system = eq.create("ising", size=64, temperature=2.5, members=4, seed=1)
 base = psutil.Process().memory_info().rss / 2**20
 eq.run(system, "metropolis", steps=int(sys.argv[1]), store=tempfile.mkdtemp() + "/m.zarr", progress=False,
-       record={"energy": 1, "magnetization": 1, "spin": 10})
+       record={"energy": 1, "magnetization": 1, "spin": 10}, segment=1000)
 peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
 print(base, peak)  # VmHWM, unlike ru_maxrss, is not inherited from the parent across exec
 """
 
 
 def memory():
-    print("memory  peak RSS, 4 members of 64x64, E and M every sweep, spins every 10 (child process each;")
+    print("memory  peak RSS, 4 members of 64x64, E and M every sweep, spins every 10, segments of 1000 sweeps")
+    print("        (child process each;")
     print("        'run' = peak minus the RSS after imports and create, i.e. what the run itself added)")
     peaks = {}
     for steps in (1000, 10000, 30000):

@@ -24,7 +24,7 @@ from .errors import SchemaError, StoreError
 from .segment import ChunkTask, advance_chunk
 from .store import RecordPlan
 
-SEGMENT_BYTES = 64 * 2**20  # records held per segment, whole ensemble
+SEGMENT_BYTES = 8 * 2**20  # records held per segment, whole ensemble: bounds the memory of a run
 MAX_SEGMENT_STEPS = 10_000
 PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch")
 
