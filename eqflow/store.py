@@ -104,7 +104,7 @@ async def _create(path: str, root_attrs: dict, arrays: dict) -> None:
 
     async def one(name, spec):
         dims, shape, chunks, dtype, fill, attrs, values = spec
-        array = await group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill,
+        array = await group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill, overwrite=True,
                                          dimension_names=dims, attributes=attrs)
         if values is not None:
             await array.setitem(Ellipsis, values)
