@@ -44,10 +44,11 @@ def bare_numpy(spin, steps, temperature, record_spin_every=10, seed=0):
         for mask in masks:
             p = wrap_pad(spin)
             nsum = p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
-            flip = (u < table[(spin > 0) * 5 + (nsum + 4) // 2]) & mask
+            flip = (u < table[(5 * spin + nsum + 9) // 2]) & mask
             spin = np.where(flip, -spin, spin)
-        p = wrap_pad(spin)
-        bonds = np.sum(spin * (p[1:-1, 2:] + p[2:, 1:-1]), dtype=np.int64)
+        right = np.concatenate([spin[:, 1:], spin[:, :1]], axis=1)
+        down = np.concatenate([spin[1:], spin[:1]], axis=0)
+        bonds = np.sum(spin * (right + down), dtype=np.int64)
         energy[step] = -bonds / spin.size
         magnetization[step] = np.sum(spin, dtype=np.int64) / spin.size
         if (step + 1) % record_spin_every == 0:
