@@ -73,9 +73,19 @@ def neighbour_sum(spin):
 
 
 def _tables(temperature, entries):
-    """Cell offsets into a flat per-cell table: shape ensemble + (1, 1), int64."""
-    cells = np.arange(temperature.size, dtype=np.int64).reshape(temperature.shape + (1, 1))
-    return cells * entries
+    """Cell offsets into a flat per-cell table: shape ensemble + (1, 1), in the smallest signed
+    integer type that holds every index, so that the per-site index stays narrow (int8 for up
+    to 12 cells) instead of becoming an int64 array."""
+    top = temperature.size * entries
+    dtype = next(t for t in (np.int8, np.int16, np.int32, np.int64) if top <= np.iinfo(t).max)
+    return (np.arange(temperature.size, dtype=dtype) * dtype(entries)).reshape(temperature.shape + (1, 1))
+
+
+def _lookup(table, index):
+    """``table[index]``; torch indexes with int64 only, NumPy with any integer type."""
+    if not isinstance(index, np.ndarray):
+        index = namespace(index).astype(index, namespace(index).int64)
+    return table[index]
 
 
 def checkerboard(sizes):
@@ -115,7 +125,7 @@ def metropolis(*, spin, uniforms, acceptance, cell_offset, checkerboard):
     xp = namespace(spin)
     for color in (checkerboard[0], checkerboard[1]):
         index = cell_offset + (5 * spin + neighbour_sum(spin) + 9) // 2  # (s > 0) * 5 + (n + 4) / 2, in int8
-        flip = (uniforms < acceptance[index]) & color
+        flip = (uniforms < _lookup(acceptance, index)) & color
         spin = xp.where(flip, -spin, spin)
     return {"spin": spin}
 
@@ -136,7 +146,7 @@ def heat_bath(*, spin, uniforms, probability_up, cell_offset, checkerboard):
     """
     xp = namespace(spin)
     for color in (checkerboard[0], checkerboard[1]):
-        up = uniforms < probability_up[cell_offset + (neighbour_sum(spin) + 4) // 2]
+        up = uniforms < _lookup(probability_up, cell_offset + (neighbour_sum(spin) + 4) // 2)
         new = xp.where(up, xp.ones_like(spin), -xp.ones_like(spin))
         spin = xp.where(color, new, spin)
     return {"spin": spin}
