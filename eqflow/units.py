@@ -20,7 +20,11 @@ def magnitude_in(name: str, value: Any, spec: dict, problems: list[str]) -> np.n
     energy k_B T read as a temperature T).
     """
     canonical = spec["units"]
-    quantity = _as_quantity(value)
+    try:
+        quantity = _as_quantity(value)
+    except ValueError as exc:
+        problems.append(f"{name}: expected a number or a quantity in {canonical!r}, got {exc}")
+        return None
     if quantity is None:
         try:
             return np.asarray(value, dtype=np.float64)
@@ -52,5 +56,5 @@ def _as_quantity(value: Any) -> pint.Quantity | None:
         try:
             return ureg.Quantity(value)
         except Exception as exc:  # pint raises several types for unparsable text
-            raise ValueError(f"cannot read {value!r} as a quantity: {exc}") from None
+            raise ValueError(f"{value!r}, which pint cannot read ({exc})") from None
     return None

@@ -44,6 +44,11 @@ def test_incompatible_units_name_variable_and_both_units():
     assert "temperature" in message and "'K'" in message and "meter" in message
 
 
+def test_unreadable_quantity_is_a_schema_error():
+    with pytest.raises(eq.SchemaError, match=r"temperature: expected a number or a quantity in 'K', got 'hot'"):
+        eq.create("ising", size=4, temperature="hot", members=1)
+
+
 def test_every_bad_input_reported_at_once():
     with pytest.raises(eq.SchemaError) as err:
         eq.create("ising", size=-4, temperature=[-1.0, 2.0], members=0, seed=1)
