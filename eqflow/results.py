@@ -39,12 +39,8 @@ def final_state(history: xr.Dataset | str | Path) -> xr.Dataset:
     if done is None:
         raise StoreError(f"store {str(path)!r}: the run stopped before its first record; there is no state to continue from")
     coords = xr.open_zarr(str(path), consolidated=True).coords
-    keep = {k: c.variable.load() for k, c in coords.items() if not any(_is_step_dim(d) for d in (k, *c.dims))}
+    keep = {k: c.variable.load() for k, c in coords.items() if not any(store.is_step_dim(d) for d in (k, *c.dims))}
     ds = xr.Dataset(state, coords=keep)
     ds.attrs = {schema.KIND_ATTR: kind, schema.SEED_ATTR: attrs["eqflow_seed"], schema.STEP_ATTR: int(done),
                 "eqflow_parent": str(path)}
     return schema.validate(ds)
-
-
-def _is_step_dim(dim: str) -> bool:
-    return dim == "step" or dim.startswith("step_")

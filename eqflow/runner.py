@@ -7,7 +7,7 @@ import math
 import sys
 import time
 from datetime import datetime, timezone
-from functools import cache
+from functools import cache, cached_property
 from importlib.metadata import PackageNotFoundError, version
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -111,6 +111,12 @@ class _Job:
     torch_threads: int | None
     rules: tuple
 
+    @cached_property
+    def inputs(self) -> dict:
+        """Parameters and constants in canonical units, converted once per run (not per segment)."""
+        return {"parameters": schema.parameter_arrays(self.system, self.kind),
+                "constants": schema.constant_arrays(self.system, self.kind)}
+
 
 def _advance(job: _Job, state, book, done, slot, segment, progress) -> None:
     """The segment loop: run, evaluate client-side stop rules, checkpoint, then mark (last)."""
@@ -192,8 +198,7 @@ def _blocks(size: int, block: int) -> list[slice]:
 def _run_segment(job: _Job, state, book, start, stop, record_start, slot):
     """One segment: one task per ensemble chunk, computed with dask; returns the full new state and outcomes."""
     system, dims = job.system, job.dims
-    parameters = schema.parameter_arrays(system, job.kind)
-    constants = schema.constant_arrays(system, job.kind)
+    parameters, constants = job.inputs["parameters"], job.inputs["constants"]
     sweep_shape = tuple(system.sizes[d] for d in dims[1:])
     parameter_index = np.arange(math.prod(sweep_shape)).reshape(sweep_shape)
     labels = system[dims[0]].values

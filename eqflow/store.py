@@ -196,7 +196,7 @@ def open_history(path) -> xr.Dataset:
         raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr store without it")
     done = attrs.get(STEPS_DONE)
     ds = xr.open_zarr(str(path), consolidated=True)
-    step_dims = [d for d in ds.dims if d == "step" or d.startswith("step_")]
+    step_dims = [d for d in ds.dims if is_step_dim(d)]
     ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
     if done is not None and "stop_reason" in ds:
         book = read_book(path)
@@ -206,6 +206,11 @@ def open_history(path) -> xr.Dataset:
             ds[name] = (ds[name].dims, book[name], ds[name].attrs)
     ds.attrs[STORE_ATTR] = str(path)
     return ds
+
+
+def is_step_dim(dim: str) -> bool:
+    """``step`` (the finest record interval) or ``step_k`` (another interval k)."""
+    return dim == "step" or dim.startswith("step_")
 
 
 def remove(path) -> None:
