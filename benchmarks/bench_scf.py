@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 import eqflow as eq
-from eqflow import registry
 from eqflow.backends import Backend
-from eqflow.schema import constant_arrays, parameter_arrays
+from eqflow.dataset import constant_arrays, parameter_arrays
+from eqflow.system import call_with
 from eqflow.systems import scf
 
 # (column label, operator, solver parameters set on the system)
@@ -136,23 +136,28 @@ def backend_timing(repeats):
     for label, op_name, kwargs in cases:
         ds = eq.create("scf", **kwargs)
         op = scf.SYSTEM.operator(op_name)
-        given = {**parameter_arrays(ds, "scf"), **constant_arrays(ds, "scf")}
-        prepared = registry.call_with(op.prepare, given)
-        cells = int(np.prod([ds.sizes[d] for d in ds.previous_energy.dims]))
+        schema = scf.SYSTEM.schema
+        given = {**parameter_arrays(ds, schema), **constant_arrays(ds, schema), "problem": ds.attrs["problem"],
+                 "history": 8}
+        prepared = call_with(op.prepare, given)
+        cells = int(np.prod([ds.sizes[d] for d in schema.ensemble_dims(ds)]))
         row = []
         for engine in engines:
             if engine.name == "torch":
                 import torch
 
                 torch.set_num_threads(os.cpu_count() or 1)
-            inputs = {k: engine.asarray(np.ascontiguousarray(v)) for k, v in {**given, **prepared}.items()}
-            state = {v: engine.asarray(ds[v].values) for v in scf.SYSTEM.schema["variables"]}
-            state.update(registry.call_with(op.update, {**state, **inputs}))  # warm-up
+            inputs = {k: engine.asarray(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+                      for k, v in {**given, **prepared}.items()}
+            numpy_state = {v: ds[v].values for v in schema.variables}
+            numpy_state.update(call_with(op.init, {**numpy_state, **given, **prepared}))
+            state = {k: engine.asarray(v) for k, v in numpy_state.items()}
+            state.update(call_with(op.update, {**state, **inputs}))  # warm-up
             times = []
             for _ in range(repeats):
                 _sync(engine)
                 start = time.perf_counter()
-                state.update(registry.call_with(op.update, {**state, **inputs}))
+                state.update(call_with(op.update, {**state, **inputs}))
                 _sync(engine)
                 times.append(time.perf_counter() - start)
             row.append(f"{1000 * np.median(times):.1f}")

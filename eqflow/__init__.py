@@ -10,15 +10,15 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import accessor as _accessor  # noqa: F401  (registers ds.eqflow)
-from . import systems
+from . import diagnostics, outcomes, random, stop, systems
+from .dataset import validate
 from .errors import SchemaError, StoreError
-from . import diagnostics, stop
-from .registry import Operator, System, available, register
+from .registry import available, register
 from .registry import get as get_system
-from .results import final_state, open
+from .results import final_state, final_values, open
 from .runner import run
-from .schema import validate
 from .summary import summarize
+from .system import Operator, System
 from .units import ureg
 
 try:
@@ -42,5 +42,6 @@ def create(kind: str, **kwargs):
 
 __all__ = [
     "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
-    "get_system", "open", "register", "run", "stop", "summarize", "systems", "ureg", "validate", "__version__",
+    "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
+    "ureg", "validate", "__version__",
 ]

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import xarray as xr
 
-from . import registry, results, schema
+from . import dataset, registry, results
 from .runner import run
+from .system import System
 
 
 @xr.register_dataset_accessor("eqflow")
@@ -16,17 +17,20 @@ class EqflowAccessor:
 
     @property
     def kind(self) -> str:
-        return self._ds.attrs[schema.KIND_ATTR]
+        return self._ds.attrs[dataset.KIND_ATTR]
 
     @property
-    def system(self) -> registry.System:
+    def system(self) -> System:
         return registry.get(self.kind)
 
     def validate(self) -> xr.Dataset:
-        return schema.validate(self._ds)
+        return dataset.validate(self._ds)
 
     def run(self, operator: str, **kwargs) -> xr.Dataset:
         return run(self._ds, operator, **kwargs)
 
     def final_state(self) -> xr.Dataset:
         return results.final_state(self._ds)
+
+    def final_values(self, variables=None) -> xr.Dataset:
+        return results.final_values(self._ds, variables)

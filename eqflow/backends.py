@@ -44,6 +44,14 @@ class Backend:
 
         return torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device=self.device or "cpu")
 
+    def full(self, shape, value, dtype: np.dtype):
+        return self.asarray(np.full(shape, value, dtype=dtype))
+
+
+def dtype_of(array) -> np.dtype:
+    """The NumPy dtype of a NumPy array or a torch tensor."""
+    return array.dtype if isinstance(array, np.ndarray) else np.dtype(str(array.dtype).removeprefix("torch."))
+
 
 def check_backend(name: str, device: str | None, problems: list[str]) -> None:
     """Append a problem if ``name``/``device`` cannot run here."""

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import registry, results, runner, schema
+from . import dataset, registry, results, runner
+from .inputs import check_run_inputs
 from .errors import SchemaError, StoreError
 from .store import STEPS_DONE, read_attrs
 
-RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads"}
+RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads", "options"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,19 +87,20 @@ def _validate(args) -> int:
     path = args.file
     if path.suffix == ".toml":
         system, options = load_config(path)
-        problems = runner._check_run_inputs(system, registry.get(system.attrs[schema.KIND_ATTR]), options.get("operator"),
-                                                options.get("steps"), options.get("record"), options.get("chunks"),
-                                                options.get("backend", "numpy"), options.get("device"), options.get("segment"))[1]
+        problems = check_run_inputs(system, registry.get(system.attrs[dataset.KIND_ATTR]), options.get("operator"),
+                                    steps=options.get("steps"), record=options.get("record"), chunks=options.get("chunks"),
+                                    backend=options.get("backend", "numpy"), device=options.get("device"),
+                                    segment=options.get("segment"), options=options.get("options")).problems
         if problems:
-            raise SchemaError(problems, kind=system.attrs[schema.KIND_ATTR])
-        what = f"run file ({system.attrs[schema.KIND_ATTR]}, {dict(system.sizes)})"
+            raise SchemaError(problems, kind=system.attrs[dataset.KIND_ATTR])
+        what = f"run file ({system.attrs[dataset.KIND_ATTR]}, {dict(system.sizes)})"
     elif path.is_dir() and STEPS_DONE in read_attrs(path):
         state = results.final_state(path)
-        what = f"history store ({state.attrs[schema.KIND_ATTR]}, {state.attrs[schema.STEP_ATTR]} steps done)"
+        what = f"history store ({state.attrs[dataset.KIND_ATTR]}, {state.attrs[dataset.STEP_ATTR]} steps done)"
     else:
         ds = xr.open_zarr(path) if path.is_dir() else xr.open_dataset(path)
-        schema.validate(ds.load())
-        what = f"system ({ds.attrs[schema.KIND_ATTR]}, {dict(ds.sizes)})"
+        dataset.validate(ds.load())
+        what = f"system ({ds.attrs[dataset.KIND_ATTR]}, {dict(ds.sizes)})"
     print(f"{path}: valid {what}")
     return 0
 
@@ -113,15 +115,27 @@ def summary(hist: xr.Dataset) -> str:
              f"parameters {a['eqflow_operator_parameters']}"]
     if a["eqflow_status"] != "complete":
         lines.append("           (interrupted: continue with `eqflow run CONFIG --resume` or eq.run(..., resume=True))")
-    for name, da in hist.data_vars.items():
-        if da.dims[0] != "step" or da.ndim > 1 + len([d for d in da.dims if d in hist.indexes and d != "step"]):
-            continue
+    scalars = [n for n, da in hist.data_vars.items()
+               if da.dims[0] == "step" and da.ndim == 1 + len([d for d in da.dims if d in hist.indexes and d != "step"])]
+    stopped = "stop_reason" in hist and bool((hist.stop_reason != "max_steps").any())
+    if stopped:
+        counts = dict(zip(*np.unique(hist.stop_reason.values, return_counts=True)))
+        lines.append("outcomes   " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    final = results.final_values(hist, scalars) if stopped and scalars else None
+    for name in scalars:
+        da = hist[name]
         tail = da.isel(step=slice(da.sizes["step"] // 2, None)).mean("step").load()
-        members = tail.mean("member")
-        err = tail.std("member") / np.sqrt(max(tail.sizes["member"] - 1, 1))
-        points = [f"{v:.6g} ± {e:.2g}" for v, e in zip(np.ravel(members.values), np.ravel(err.values))]
-        lines.append(f"{name:<10} [{da.attrs.get('units', '')}] second-half mean over members: {', '.join(points)}")
+        lines.append(f"{name:<10} [{da.attrs.get('units', '')}] second-half mean over members: {_points(tail)}")
+        if final is not None:  # each member's value where it stopped (later records are NaN)
+            lines.append(f"{'':<10} value where each member stopped, mean over members: {_points(final[name])}")
     return "\n".join(lines)
+
+
+def _points(values: xr.DataArray) -> str:
+    """Mean ± standard error over members, per parameter point."""
+    members = values.mean("member")
+    err = values.std("member") / np.sqrt(max(values.sizes["member"] - 1, 1))
+    return ", ".join(f"{v:.6g} ± {e:.2g}" for v, e in zip(np.ravel(members.values), np.ravel(err.values)))
 
 
 if __name__ == "__main__":

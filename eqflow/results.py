@@ -1,11 +1,13 @@
-"""Open histories and chain runs: ``eq.open`` and ``eq.final_state``."""
+"""Open histories and chain runs: ``eq.open``, ``eq.final_state`` and ``eq.final_values``."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
-from . import registry, schema, store
+from . import dataset, registry, store
 from .errors import StoreError
 
 
@@ -31,16 +33,53 @@ def final_state(history: xr.Dataset | str | Path) -> xr.Dataset:
             "history: expected a Dataset from eq.open/eq.run (attribute 'eqflow_store') or a store path, got a Dataset without it"
         )
     attrs = store.read_attrs(path)
-    kind = attrs.get(schema.KIND_ATTR)
+    kind = attrs.get(dataset.KIND_ATTR)
     if kind is None:
         raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr store without it")
-    variables = list(registry.get(kind).schema["variables"])
+    store.check_format(path, attrs)
+    variables = list(registry.get(kind).schema.variables)
     state, done = store.read_checkpoint(path, variables)
     if done is None:
         raise StoreError(f"store {str(path)!r}: the run stopped before its first record; there is no state to continue from")
     coords = xr.open_zarr(str(path), consolidated=True).coords
     keep = {k: c.variable.load() for k, c in coords.items() if not any(store.is_step_dim(d) for d in (k, *c.dims))}
     ds = xr.Dataset(state, coords=keep)
-    ds.attrs = {schema.KIND_ATTR: kind, schema.SEED_ATTR: attrs["eqflow_seed"], schema.STEP_ATTR: int(done),
-                "eqflow_parent": str(path)}
-    return schema.validate(ds)
+    ds.attrs = {dataset.KIND_ATTR: kind, dataset.SEED_ATTR: attrs["eqflow_seed"], dataset.STEP_ATTR: int(done),
+                **json.loads(attrs.get("eqflow_attributes", "{}")), "eqflow_parent": str(path)}
+    return dataset.validate(ds)
+
+
+def final_values(history: xr.Dataset, variables=None) -> xr.Dataset:
+    """Each member's last recorded value at or before the step it stopped at.
+
+    A stopped member's later records are NaN; this picks, per member and parameter point,
+    the record at ``stopped_at`` (or the last one before it, for a coarser record interval),
+    and the last record for members still running. Returns one variable per recorded
+    quantity without its step dimension, plus ``step`` of the value picked (``<var>_step``).
+
+    >>> import eqflow as eq, tempfile, os
+    >>> ds = eq.create("ising", size=4, temperature=2.0, members=2, seed=1)
+    >>> hist = eq.run(ds, "metropolis", steps=3, store=os.path.join(tempfile.mkdtemp(), "h.zarr"), progress=False)
+    >>> int(eq.final_values(hist).energy_step.max())
+    3
+    """
+    if "stopped_at" not in history:
+        raise StoreError("history: expected a history from eq.open/eq.run (with 'stopped_at'), got a Dataset without it")
+    stopped = history["stopped_at"]
+    last = int(history.attrs.get(store.STEPS_DONE, -1))
+    at = stopped.where(stopped >= 0, last)
+    names = variables or [v for v, da in history.data_vars.items() if da.ndim and store.is_step_dim(da.dims[0])]
+    out = {}
+    for name in [names] if isinstance(names, str) else names:
+        da = history[name]
+        dim = da.dims[0]
+        steps = history[dim].values
+        index = np.searchsorted(steps, at.values, side="right") - 1
+        pick = xr.DataArray(np.maximum(index, 0), dims=at.dims)
+        value = da.isel({dim: pick})
+        if (index < 0).any():  # no record at or before the stop (a coarse interval): no value
+            value = value.where(xr.DataArray(index >= 0, dims=at.dims))
+        out[name] = value.drop_vars(dim, errors="ignore")
+        out[f"{name}_step"] = xr.DataArray(np.where(index >= 0, steps[np.maximum(index, 0)], -1), dims=at.dims,
+                                           coords=at.coords, attrs={"units": "1", "long_name": f"step of {name}"})
+    return xr.Dataset(out, attrs={store.STORE_ATTR: history.attrs.get(store.STORE_ATTR, "")})

@@ -4,35 +4,33 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import sys
-import time
-from datetime import datetime, timezone
-from functools import cache, cached_property
-from importlib.metadata import PackageNotFoundError, version
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import dask
 import numpy as np
 import xarray as xr
 
-from . import registry, schema
+from . import dataset, outcomes, registry
 from . import stop as stop_rules
 from . import store as zarr_store
-from .backends import Backend, check_backend
+from .backends import Backend
 from .errors import SchemaError, StoreError
+from .inputs import RunInputs, check_run_inputs, record_specs
+from .provenance import Progress, now, provenance, rules_text
 from .segment import ChunkTask, advance_chunk
 from .store import RecordPlan
+from .system import call_with
 
 SEGMENT_BYTES = 8 * 2**20  # records held per segment, whole ensemble: bounds the memory of a run
 MAX_SEGMENT_STEPS = 10_000
-PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch")
 
 
 def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, record: dict | None = None,
         chunks: dict | None = None, backend: str = "numpy", device: str | None = None, segment: int | None = None,
-        stop=None, resume: bool = False, overwrite: bool = False, client=None, progress: bool | None = None,
-        torch_threads: int | None = None) -> xr.Dataset:
+        stop=None, options: dict | None = None, resume: bool = False, overwrite: bool = False, client=None,
+        progress: bool | None = None, torch_threads: int | None = None) -> xr.Dataset:
     """Advance ``system`` by ``steps`` updates of ``operator`` and stream the history to ``store``.
 
     Parameters
@@ -42,14 +40,17 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     operator : name of an operator of the system's kind, e.g. "metropolis".
     steps : int > 0, the most updates any member gets (for Ising, sweeps of the lattice).
     store : path of a new Zarr directory (or an existing one with ``resume``/``overwrite``).
-    record : {variable: every k steps}; observables or state variables. Default: every
-        observable every step, the state at the start and the end.
+    record : {variable: every k steps}: observables, state variables, the operator's owned
+        state or its diagnostics. Default: every observable every step, the state at the
+        start and the end.
     chunks : {ensemble dim: block size}, e.g. {"member": 16}; one dask task per block and segment.
     backend, device : "numpy", or "torch" with device "cpu" / "cuda" / ...
     segment : steps per segment (one task per chunk, one write, one checkpoint); default
         chosen to bound memory, a multiple of every record interval.
-    stop : a rule or list of rules from :mod:`eqflow.stop` (converged, equilibrated).
+    stop : a rule or list of rules from :mod:`eqflow.stop` (converged, equilibrated, cycled).
         Every member's outcome is recorded in ``stop_reason``, ``stopped_at``, ``equilibrated_at``.
+    options : the operator's options (see the schema's ``operators.<name>.options``), e.g.
+        ``{"history": 8}`` for SCF's DIIS.
     resume : continue an interrupted store to its target step; the history equals an uninterrupted run.
     overwrite : replace an existing store (only after every input has been validated).
     client : a dask.distributed Client; by default the active one, else the local scheduler.
@@ -58,40 +59,44 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
 
     Returns the history as :func:`eqflow.open` gives it.
     """
-    schema.validate(system)
-    kind = system.attrs[schema.KIND_ATTR]
-    sys_ = registry.get(kind)
-    plan_every, problems = _check_run_inputs(system, sys_, operator, steps, record, chunks, backend, device, segment)
-    rules = _check_rules(stop, sys_, problems)
+    dataset.validate(system)
+    sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
+    checked = check_run_inputs(system, sys_, operator, steps=steps, record=record, chunks=chunks, backend=backend,
+                               device=device, segment=segment, options=options)
+    problems = checked.problems
+    rules = _check_rules(stop, sys_, checked, problems)
     path = Path(store)
     if resume and overwrite:
         problems.append("resume, overwrite: expected at most one of them to be True, got both")
     if problems:
-        raise SchemaError(problems, kind=kind)
+        raise SchemaError(problems, kind=sys_.kind)
     if store_exists := path.exists():
         if not (resume or overwrite):
-            raise StoreError(f"store {str(path)!r}: already exists; pass resume=True to continue it or overwrite=True to replace it")
+            raise StoreError(f"store {str(path)!r}: already exists; pass resume=True to continue it or overwrite=True "
+                             f"to replace it")
     elif resume:
         raise StoreError(f"store {str(path)!r}: resume=True needs an existing store, got a path that does not exist")
-    start = int(system.attrs.get(schema.STEP_ATTR, 0))
-    plan = RecordPlan(plan_every, start, start + steps)
-    dims = schema.ensemble_dims(system, sys_.schema)
-    job = _Job(system, kind, operator, plan, dims, {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims},
-               Backend(backend, device), path, client, torch_threads, rules)
+    start = int(system.attrs.get(dataset.STEP_ATTR, 0))
+    plan = RecordPlan(checked.record, start, start + steps)
+    dims = sys_.schema.ensemble_dims(system)
+    job = _Job(system, sys_, operator, plan, dims, {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims},
+               Backend(backend, device), path, client, torch_threads, rules, checked.options)
     if resume:
-        state, book, done, slot, segment = _resume_point(job)
+        state, found, done, slot, segment = _resume_point(job)
     else:
+        segment = segment or _auto_segment(system, dims, plan, job)
+        state = job.initial_state()
+        attrs = provenance(system, sys_, operator, plan, job.chunks, job.engine, segment, rules, job.options)
+        layout = dict(records=record_specs(job, state), checkpoint=_checkpoint_specs(job, state))
         if store_exists:
             zarr_store.remove(path)
-        segment = segment or _auto_segment(system, sys_, plan)
-        attrs = _provenance(system, kind, operator, plan, job.chunks, job.engine, segment, rules)
         records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
-        zarr_store.create_layout(path, system, plan, dims, job.chunks, records_per_chunk, sys_.schema["observables"], attrs)
-        state, book, done, slot = None, None, None, 1
+        zarr_store.create_layout(path, system, plan, dims, job.chunks, records_per_chunk, attrs=attrs, **layout)
+        found, done, slot = None, None, 1
     if done is None:  # nothing complete yet: start (again) from the system itself
-        state = {v: system[v].values for v in sys_.schema["variables"]}
-        book = stop_rules.new_book(tuple(system.sizes[d] for d in dims))
-    _advance(job, state, book, done, slot, segment, progress)
+        state = job.initial_state()
+        found = outcomes.new(tuple(system.sizes[d] for d in dims))
+    _advance(job, state, found, done, slot, segment, progress)
     return zarr_store.open_history(path)
 
 
@@ -100,7 +105,7 @@ class _Job:
     """What stays fixed during one call of :func:`run`."""
 
     system: xr.Dataset
-    kind: str
+    sys_: object
     operator: str
     plan: RecordPlan
     dims: list
@@ -110,38 +115,100 @@ class _Job:
     client: object
     torch_threads: int | None
     rules: tuple
+    options: dict
 
     @cached_property
-    def inputs(self) -> dict:
-        """Parameters and constants in canonical units, converted once per run (not per segment)."""
-        return {"parameters": schema.parameter_arrays(self.system, self.kind),
-                "constants": schema.constant_arrays(self.system, self.kind)}
+    def inputs(self) -> RunInputs:
+        """Parameters, constants, attributes and stream ids, converted once per run (not per segment)."""
+        return RunInputs.of(self.system, self.sys_.schema, self.options)
+
+    def initial_state(self) -> dict:
+        """Physical state, the operator's owned state (its ``init``) and the stop rules' state."""
+        schema = self.sys_.schema
+        state = {v: self.system[v].values for v in schema.variables}
+        op = self.sys_.operators[self.operator]
+        if op.init is not None:
+            given = self.inputs.flat()
+            if op.prepare is not None:
+                given.update(call_with(op.prepare, given))
+            owned = call_with(op.init, {**given, **state})
+            _check_owned(self, owned, state)
+            state.update(owned)
+        for rule in self.rules:
+            if isinstance(rule, stop_rules.Cycled):
+                value = state[rule.var] if rule.var in state else _observe_full(self, rule.var, state)
+                state[rule.buffer_name] = rule.new_buffer(np.asarray(value), len(self.dims))
+        return state
 
 
-def _advance(job: _Job, state, book, done, slot, segment, progress) -> None:
+def _check_owned(job: _Job, owned: dict, state: dict) -> None:
+    declared = job.sys_.schema.operators[job.operator].state
+    shape = tuple(job.system.sizes[d] for d in job.dims)
+    problems = [f"{job.operator}.init: returned {sorted(owned)}, the schema declares {sorted(declared)}"] \
+        if set(owned) != set(declared) else []
+    for name, value in owned.items():
+        spec = declared.get(name)
+        if spec and (np.shape(value)[: len(shape)] != shape or np.ndim(value) != len(shape) + len(spec.dims)
+                     or np.asarray(value).dtype != np.dtype(spec.dtype)):
+            problems.append(f"{job.operator}.init: {name} expected shape {shape} + {len(spec.dims)} own dims "
+                            f"{spec.dims} and dtype {spec.dtype}, got shape {np.shape(value)} dtype "
+                            f"{np.asarray(value).dtype}")
+    if problems:
+        raise TypeError("; ".join(problems))
+
+
+def _observe_full(job: _Job, var: str, state: dict):
+    given = job.inputs.flat()
+    op = job.sys_.operators[job.operator]
+    if op.prepare is not None:
+        given.update(call_with(op.prepare, given))
+    return call_with(job.sys_.observables[var], {**given, **state, "step": job.plan.first})
+
+
+def _checkpoint_specs(job: _Job, state: dict) -> dict:
+    """{name: (own dims, sizes, dtype, attrs)} of everything the checkpoint holds."""
+    schema, n = job.sys_.schema, len(job.dims)
+    owned = schema.operators[job.operator].state
+    specs = {}
+    for name, value in state.items():
+        value = np.asarray(value)
+        if name in schema.variables:
+            own = tuple(job.system[name].dims[n:])
+            attrs = dict(job.system[name].attrs)
+        elif name in owned:
+            own, attrs = owned[name].dims, {"units": owned[name].units} if owned[name].units else {}
+        else:  # a stop rule's state
+            own, attrs = ("cycle_lag", f"{name}_values"), {}
+        specs[name] = (own, value.shape[n:], value.dtype, attrs)
+    return specs
+
+
+def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
     """The segment loop: run, evaluate client-side stop rules, checkpoint, then mark (last)."""
     plan = job.plan
     checks = [r for r in job.rules if isinstance(r, stop_rules.Equilibrated)]
     position = plan.first if done is None else done
-    bar = _Progress(position, plan.last, progress)
+    bar = Progress(position, plan.last, progress)
     while done is None or done < plan.last:
         end = min([position + segment - position % segment, plan.last]
                   + [position + r.check_every - position % r.check_every for r in checks])
         slot = 1 - slot
-        state, book = _run_segment(job, state, book, position, end, done is None, slot)
+        state, found = _run_segment(job, state, found, position, end, done is None, slot)
         for rule in checks:
             if end % rule.check_every == 0:
                 steps, values = zarr_store.read_records(job.path, rule.var, plan, end)
-                stop_rules.evaluate_equilibrated(rule, book, values, steps, end, job.dims)
-        finished = end == plan.last or not (book["stop_reason"] == stop_rules.RUNNING).any()
+                stop_rules.evaluate_equilibrated(rule, found, values, steps, end, job.dims)
+        running = found["stop_reason"] == outcomes.RUNNING
+        finished = end == plan.last or not running.any()
         if finished:
-            stop_rules.finish(book, end)
-        zarr_store.write_book(job.path, book, slot)
+            end = end if running.any() else int(found["stopped_at"].max())  # the last member's stop
+            outcomes.finish(found, end)
+        zarr_store.write_outcomes(job.path, found, slot)
         marker = {zarr_store.STEPS_DONE: end, zarr_store.SLOT: slot, zarr_store.STATUS: "running"}
         if finished:
             if end < plan.last:
                 zarr_store.trim(job.path, plan, end)
-            marker.update({zarr_store.STATUS: "complete", "eqflow_finished": _now()})
+            marker.update({zarr_store.STATUS: "complete", "eqflow_finished": now()})
         zarr_store.mark(job.path, **marker)
         done = position = end
         bar.update(done)
@@ -150,41 +217,8 @@ def _advance(job: _Job, state, book, done, slot, segment, progress) -> None:
     bar.close()
 
 
-def _check_run_inputs(system, sys_, operator, steps, record, chunks, backend, device, segment):
-    problems: list[str] = []
-    if operator not in sys_.operators:
-        problems.append(f"operator: expected one of {sorted(sys_.operators)} for kind {sys_.kind!r}, got {operator!r}")
-    if not _positive_int(steps):
-        problems.append(f"steps: expected a positive integer, got {steps!r}")
-    if segment is not None and not _positive_int(segment):
-        problems.append(f"segment: expected a positive integer, got {segment!r}")
-    state_vars = list(sys_.schema["variables"])
-    if record is None:
-        record = {**{k: 1 for k in sys_.observables}, **{v: steps if _positive_int(steps) else 1 for v in state_vars}}
-    known = [*sys_.observables, *state_vars]
-    for var, every in record.items():
-        if var not in known:
-            problems.append(f"record[{var!r}]: expected an observable or state variable among {known}, got {var!r}")
-        if not _positive_int(every):
-            problems.append(f"record[{var!r}]: expected a positive integer interval in steps, got {every!r}")
-    if not record:
-        problems.append(f"record: expected at least one variable among {known}, got {{}}")
-    dims = schema.ensemble_dims(system, sys_.schema)
-    for dim, size in (chunks or {}).items():
-        if dim not in dims:
-            problems.append(f"chunks[{dim!r}]: expected a dimension among the ensemble dims {dims}, got {dim!r}")
-        elif not _positive_int(size):
-            problems.append(f"chunks[{dim!r}]: expected a positive integer block size, got {size!r}")
-    check_backend(backend, device, problems)
-    return dict(record), problems
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
-
-
-def _auto_segment(system, sys_, plan: RecordPlan) -> int:
-    members = math.prod(system.sizes[d] for d in schema.ensemble_dims(system, sys_.schema))
+def _auto_segment(system, dims, plan: RecordPlan, job: _Job) -> int:
+    members = math.prod(system.sizes[d] for d in dims)
     per_step = sum((system[v].nbytes if v in system else 8 * members) / k for v, k in plan.every.items())
     period = plan.period()
     limit = min(plan.last - plan.first, MAX_SEGMENT_STEPS, max(1, int(SEGMENT_BYTES / max(per_step, 1))))
@@ -195,49 +229,43 @@ def _blocks(size: int, block: int) -> list[slice]:
     return [slice(i, min(i + block, size)) for i in range(0, size, block)]
 
 
-def _run_segment(job: _Job, state, book, start, stop, record_start, slot):
+def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
     """One segment: one task per ensemble chunk, computed with dask; returns the full new state and outcomes."""
-    system, dims = job.system, job.dims
-    parameters, constants = job.inputs["parameters"], job.inputs["constants"]
-    sweep_shape = tuple(system.sizes[d] for d in dims[1:])
-    parameter_index = np.arange(math.prod(sweep_shape)).reshape(sweep_shape)
+    system, dims, inputs = job.system, job.dims, job.inputs
     labels = system[dims[0]].values
     sizes = {d: system.sizes[d] for d in system.dims if d not in dims}
     regions = list(itertools.product(*(_blocks(system.sizes[d], job.chunks[d]) for d in dims)))
-    in_task = tuple(r for r in job.rules if isinstance(r, stop_rules.Converged))
+    in_task = tuple(r for r in job.rules if not isinstance(r, stop_rules.Equilibrated))
     tasks = []
     for region in regions:
         task = ChunkTask(
-            kind=job.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
-            parameters={k: v[region] for k, v in parameters.items()},
-            constants={k: v[_along(v, region)] for k, v in constants.items()}, sizes=sizes,
-            member_labels=labels[region[0]], parameter_index=parameter_index[region[1:]],
-            seed=int(system.attrs[schema.SEED_ATTR]), start=start, stop=stop, record_start=record_start,
-            plan=job.plan, store=str(job.path), region=region, slot=slot, backend=job.engine,
-            stops={k: v[region] for k, v in book.items()}, rules=in_task, torch_threads=job.torch_threads)
+            kind=job.sys_.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
+            inputs=inputs.region(region), sizes=sizes, member_labels=labels[region[0]],
+            point_ids=inputs.point_ids[region[1:]], seed=int(system.attrs[dataset.SEED_ATTR]), start=start, stop=stop,
+            record_start=record_start, plan=job.plan, store=str(job.path), region=region, slot=slot,
+            backend=job.engine, outcomes={k: v[region] for k, v in found.items()}, rules=in_task,
+            torch_threads=job.torch_threads)
         tasks.append(dask.delayed(advance_chunk, pure=False)(task))
     results = dask.compute(*tasks, scheduler=job.client.get if job.client is not None else None)
     new_state = {k: np.empty_like(v) for k, v in state.items()}
-    new_book = {k: np.empty_like(v) for k, v in book.items()}
+    new_found = {k: np.empty_like(v) for k, v in found.items()}
     for region, result in zip(regions, results):
         for k, v in result["state"].items():
             new_state[k][region] = v
-        for k, v in result["stops"].items():
-            new_book[k][region] = v
-    return new_state, new_book
-
-
-def _along(array: np.ndarray, region: tuple) -> tuple:
-    """Index a constant by the chunk's region along the ensemble dims it varies along."""
-    return tuple(r if array.shape[i] > 1 else slice(None) for i, r in enumerate(region))
+        for k, v in result["outcomes"].items():
+            new_found[k][region] = v
+    return new_state, new_found
 
 
 def _resume_point(job: _Job):
     path, plan, system = job.path, job.plan, job.system
     attrs = zarr_store.read_attrs(path)
-    expected = {"eqflow_kind": job.kind, "eqflow_operator": job.operator,
-                "eqflow_seed": int(system.attrs[schema.SEED_ATTR]), "eqflow_record": json.dumps(plan.every, sort_keys=True),
-                "eqflow_step_start": plan.first, "eqflow_step_end": plan.last, "eqflow_stop": _rules_text(job.rules)}
+    if "eqflow_kind" in attrs:
+        zarr_store.check_format(path, attrs)
+    expected = {"eqflow_kind": job.sys_.kind, "eqflow_operator": job.operator,
+                "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]), "eqflow_record": json.dumps(plan.every, sort_keys=True),
+                "eqflow_step_start": plan.first, "eqflow_step_end": plan.last, "eqflow_stop": rules_text(job.rules),
+                "eqflow_options": json.dumps(job.options, sort_keys=True)}
     wrong = [f"{k}: the store has {attrs.get(k)!r}, this call asks for {v!r}" for k, v in expected.items() if attrs.get(k) != v]
     if wrong:
         raise StoreError(f"store {str(path)!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
@@ -245,82 +273,25 @@ def _resume_point(job: _Job):
     segment = int(attrs["eqflow_segment"])
     if attrs.get(zarr_store.STEPS_DONE) is None:
         return None, None, None, 1, segment
-    state, done = zarr_store.read_checkpoint(path, list(registry.get(job.kind).schema["variables"]))
-    book = zarr_store.read_book(path)
-    return {k: v.values for k, v in state.items()}, book, done, attrs.get(zarr_store.SLOT, 0), segment
+    names = [n.removeprefix(f"{zarr_store.CHECKPOINT}/") for n in zarr_store.checkpoint_names(path)]
+    state, done = zarr_store.read_checkpoint(path, [n for n in names if n not in outcomes.ARRAYS])
+    found = zarr_store.read_outcomes(path)
+    return {k: v.values for k, v in state.items()}, found, done, attrs.get(zarr_store.SLOT, 0), segment
 
 
-def _check_rules(stop, sys_, problems) -> tuple:
+def _check_rules(stop, sys_, checked, problems) -> tuple:
     try:
         rules = stop_rules.as_rules(stop)
     except TypeError as exc:
         problems.append(str(exc))
         return ()
     for rule in rules:
-        if rule.var not in sys_.observables:
-            problems.append(f"stop rule variable: expected an observable among {sorted(sys_.observables)}, got {rule.var!r}")
+        if isinstance(rule, stop_rules.Cycled):
+            allowed = [*sys_.observables, *sys_.schema.variables]
+            what = "an observable or state variable"
+        else:
+            allowed, what = list(sys_.observables), "an observable"
+        if rule.var not in allowed:
+            problems.append(f"stop rule variable: expected {what} among {sorted(allowed)}, got {rule.var!r}")
     return rules
 
-
-def _rules_text(rules) -> str:
-    return json.dumps([{"rule": type(r).__name__.lower(), **asdict(r)} for r in rules])
-
-
-def _provenance(system, kind, operator, plan, chunks, engine, segment, rules) -> dict:
-    return {
-        "eqflow_stop": _rules_text(rules),
-        "eqflow_kind": kind, "eqflow_operator": operator, "eqflow_seed": int(system.attrs[schema.SEED_ATTR]),
-        "eqflow_operator_parameters": json.dumps(_parameter_summary(system, kind)),
-        "eqflow_record": json.dumps(plan.every, sort_keys=True), "eqflow_step_start": plan.first,
-        "eqflow_step_end": plan.last, "eqflow_segment": segment, "eqflow_chunks": json.dumps(chunks),
-        "eqflow_backend": engine.name, "eqflow_device": engine.device or "cpu",
-        "eqflow_parent": system.attrs.get("eqflow_parent", ""), "eqflow_started": _now(),
-        "eqflow_packages": json.dumps(_versions()), "eqflow_version": _versions()["eqflow"],
-        "eqflow_python": sys.version.split()[0],
-    }
-
-
-def _parameter_summary(system, kind) -> dict:
-    out = {}
-    for name, spec in registry.get(kind).schema["parameters"].items():
-        if name not in system.coords:
-            continue
-        values = np.atleast_1d(system[name].values).tolist()
-        out[name] = {"units": system[name].attrs.get("units", spec["units"]), "values": values}
-    return out
-
-
-@cache
-def _versions() -> dict:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class _Progress:
-    """A one-line progress report on stderr, shown on terminals unless turned off."""
-
-    def __init__(self, done: int, total: int, enabled: bool | None):
-        self.first, self.total, self.t0 = done, total, time.perf_counter()
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.t0
-        rate = (done - self.first) / elapsed if elapsed > 0 else float("inf")
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
-        print(f"\r[eqflow] step {done}/{self.total} ({100 * done / self.total:.0f}%) {rate:,.0f} steps/s, eta {eta:.0f} s",
-              end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            print(file=sys.stderr, flush=True)

@@ -1,273 +1,232 @@
-"""The data model: build and validate system Datasets against their JSON schema.
+"""Typed system schemas: each ``schemas/<kind>.json`` parsed once into a :class:`Schema`.
 
-A system Dataset holds its state as data variables, its parameters as coordinates with
-``units`` attributes (1-D parameters are sweep dimensions), a ``member`` dimension for
-replicas, and attributes naming the kind, the seed and the step it is at.
+The JSON document is what non-Python tools read; it is checked against
+``schemas/eqflow-system.schema.json`` (JSON Schema 2020-12) when it is loaded, so a typo
+such as ``"sweepabel"`` is an error naming the place. Python code passes the typed
+:class:`Schema` around; nothing looks a kind up by name inside the data model.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import xarray as xr
 
-from . import registry
 from .errors import SchemaError
-from .units import magnitude_in
 
-KIND_ATTR, SEED_ATTR, STEP_ATTR = "eqflow_kind", "eqflow_seed", "eqflow_step"
+FORMAT_VERSION = 2
 PARAMETER_PLACEHOLDER = "*parameters"
+META_SCHEMA = "eqflow-system.schema.json"
 
 
-def parameter_dims(ds: xr.Dataset | xr.DataArray, schema: dict) -> list[str]:
-    """Parameters that are swept (dimensions of ``ds``), in schema order."""
-    return [p for p in schema["parameters"] if p in ds.dims]
+@dataclass(frozen=True)
+class SizeRule:
+    """A site dimension's size rule: an integer >= ``minimum`` and a multiple of ``multiple_of``."""
 
+    minimum: int = 1
+    multiple_of: int = 1
 
-def ensemble_dims(ds: xr.Dataset | xr.DataArray, schema: dict) -> list[str]:
-    """Dimensions along which members and parameter points vary: member first, then sweeps."""
-    return [schema["member_dim"], *parameter_dims(ds, schema)]
-
-
-def variable_dims(name: str, schema: dict, sweeps: list[str]) -> list[str]:
-    dims = schema["variables"][name]["dims"]
-    i = dims.index(PARAMETER_PLACEHOLDER)
-    return [*dims[:i], *sweeps, *dims[i + 1 :]]
-
-
-def check_seed(seed: Any, problems: list[str]) -> None:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-        problems.append(f"seed: expected an integer in [0, 2**64), got {seed!r}")
-
-
-def system_coords(kind: str, *, members: int, parameters: Mapping[str, Any], site_sizes: Mapping[str, int],
-                  constants: Mapping[str, tuple] | None = None):
-    """Coordinates of a new system; raises one SchemaError listing every bad input.
-
-    Returns ``(coords, ensemble_dims, ensemble_shape)``. Each parameter is converted once
-    to the schema's canonical unit; a bare number is taken in that unit. ``constants`` maps
-    a name to ``(dims, value)``: static arrays (e.g. integrals) kept as coordinates.
-    """
-    schema = registry.get(kind).schema
-    problems: list[str] = []
-    if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
-        problems.append(f"members: expected a positive integer, got {members!r}")
-    for dim, rule in schema["site_dims"].items():
-        _check_size(dim, site_sizes.get(dim), rule, problems)
-    unknown = sorted(set(parameters) - set(schema["parameters"]))
-    if unknown:
-        problems.append(f"parameters: unknown {unknown}; expected some of {sorted(schema['parameters'])}")
-    coords: dict[str, Any] = {}
-    for name, spec in schema["parameters"].items():
-        value = parameters.get(name, spec.get("default"))
-        if value is None and not spec.get("required", True):
-            continue
-        if value is None:
-            problems.append(f"{name}: required parameter missing (units {spec['units']!r})")
-            continue
-        values = _parameter_values(name, value, spec, problems)
-        if values is not None:
-            attrs = {"units": spec["units"], "description": spec.get("description", "")}
-            coords[name] = ((name,) if values.ndim else (), values, attrs)
-    for name, (dims, value) in (constants or {}).items():
-        spec = schema.get("constants", {}).get(name)
-        if spec is None:
-            problems.append(f"{name}: unknown constant; expected some of {sorted(schema.get('constants', {}))}")
-            continue
-        values = magnitude_in(name, value, spec, problems) if "units" in spec else np.asarray(value, dtype=np.float64)
-        if values is not None:
-            coords[name] = (tuple(dims), values, {"units": spec["units"]} if "units" in spec else {})
-    if problems:
-        raise SchemaError(problems, kind=kind)
-    coords[schema["member_dim"]] = np.arange(members, dtype=np.int64)
-    for dim, size in site_sizes.items():
-        coords[dim] = np.arange(size, dtype=np.int64)
-    sweeps = [n for n in schema["parameters"] if n in coords and len(coords[n][0])]
-    dims = [schema["member_dim"], *sweeps]
-    shape = tuple(len(coords[d]) if d == schema["member_dim"] else len(coords[d][1]) for d in dims)
-    return coords, dims, shape
-
-
-def _check_size(dim: str, size: Any, rule: dict, problems: list[str]) -> None:
-    ok = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
-    ok = ok and size >= rule.get("minimum", 1) and size % rule.get("multiple_of", 1) == 0
-    if not ok:
-        want = f"an integer >= {rule.get('minimum', 1)}"
-        if rule.get("multiple_of", 1) > 1:
-            want += f" and a multiple of {rule['multiple_of']}"
+    def check(self, dim: str, size: Any, problems: list[str]) -> None:
+        ok = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
+        if ok and size >= self.minimum and size % self.multiple_of == 0:
+            return
+        want = f"an integer >= {self.minimum}" + (f" and a multiple of {self.multiple_of}" if self.multiple_of > 1 else "")
         problems.append(f"size of {dim!r}: expected {want}, got {size!r}")
 
 
-def _parameter_values(name: str, value: Any, spec: dict, problems: list[str]) -> np.ndarray | None:
-    if isinstance(value, (list, tuple)) and any(isinstance(v, str) or hasattr(v, "units") for v in value):
-        parts = [magnitude_in(name, v, spec, problems) for v in value]
-        values = None if any(p is None for p in parts) else np.array([float(p) for p in parts])
-    else:
-        values = magnitude_in(name, value, spec, problems)
-    if values is None:
-        return None
-    if values.ndim > 1 or (values.ndim == 1 and not spec.get("sweepable")):
-        problems.append(f"{name}: expected a scalar{' or a 1-D sweep' if spec.get('sweepable') else ''}, got shape {values.shape}")
-        return None
-    if values.ndim == 1 and (values.size == 0 or len(np.unique(values)) != values.size):
-        problems.append(f"{name}: expected a non-empty sweep of distinct values, got {values.tolist()}")
-        return None
-    _check_range(name, values, spec, problems)
-    return values
+@dataclass(frozen=True)
+class Quantity:
+    """Units of a value: the canonical unit and units read as it (e.g. an energy k_B T as T)."""
+
+    units: str
+    also_accepts: tuple[str, ...] = ()
 
 
-def _check_range(name: str, values: np.ndarray, spec: dict, problems: list[str]) -> None:
-    units = spec["units"]
-    if not np.all(np.isfinite(values)):
-        problems.append(f"{name}: expected finite values, got {values.tolist()} {units}")
-    elif "exclusive_minimum" in spec and np.any(values <= spec["exclusive_minimum"]):
-        problems.append(f"{name}: expected values > {spec['exclusive_minimum']} {units}, got {values.tolist()} {units}")
-    elif "minimum" in spec and np.any(values < spec["minimum"]):
-        problems.append(f"{name}: expected values >= {spec['minimum']} {units}, got {values.tolist()} {units}")
+@dataclass(frozen=True)
+class Parameter(Quantity):
+    """A physical parameter: a scalar coordinate, or a sweep dimension when 1-D and ``sweepable``."""
+
+    default: float | None = None
+    sweepable: bool = False
+    required: bool = True
+    bounds: Mapping[str, float] = field(default_factory=dict)  # minimum, exclusive_minimum, maximum, ...
+    description: str = ""
+
+    def check_range(self, name: str, values: np.ndarray, problems: list[str]) -> None:
+        if not np.all(np.isfinite(values)):
+            problems.append(f"{name}: expected finite values, got {values.tolist()} {self.units}")
+            return
+        tests = {"minimum": (np.less, ">="), "exclusive_minimum": (np.less_equal, ">"),
+                 "maximum": (np.greater, "<="), "exclusive_maximum": (np.greater_equal, "<")}
+        for key, bound in self.bounds.items():
+            bad, sign = tests[key]
+            if np.any(bad(values, bound)):
+                problems.append(f"{name}: expected values {sign} {bound} {self.units}, got {values.tolist()} {self.units}")
+                return
 
 
-def finish_system(kind: str, coords: dict, state: Mapping[str, tuple], *, seed: int, step: int = 0) -> xr.Dataset:
-    """Assemble and validate a new system Dataset from coords and ``{name: (dims, array)}``."""
-    ds = xr.Dataset(dict(state), coords=coords)
-    for name, spec in registry.get(kind).schema["variables"].items():
-        ds[name].attrs["description"] = spec.get("description", "")
-        if "units" in spec:
-            ds[name].attrs["units"] = spec["units"]
-    ds.attrs.update({KIND_ATTR: kind, SEED_ATTR: int(seed), STEP_ATTR: int(step)})
-    validate(ds)
-    return ds
+@dataclass(frozen=True)
+class Constant(Quantity):
+    """A static array kept as a coordinate: own ``dims``, optionally varying along sweeps or members."""
+
+    dims: tuple[str, ...] = ()
+    dtype: str | None = None
+    required: bool = True
+    per_member: bool = False
+    has_units: bool = True
+    description: str = ""
 
 
-def validate(ds: xr.Dataset) -> xr.Dataset:
-    """Check ``ds`` against its kind's schema; raise one SchemaError naming every bad variable.
+@dataclass(frozen=True)
+class Variable:
+    """A state variable: dims with ``member`` and ``*parameters``, allowed dtypes (default first)."""
 
-    Returns ``ds`` unchanged when it is valid, so it chains.
-    """
-    if not isinstance(ds, xr.Dataset):
-        raise SchemaError(f"system: expected an xarray.Dataset, got {type(ds).__name__}")
-    kind = ds.attrs.get(KIND_ATTR)
-    if kind is None:
-        raise SchemaError(f"attrs[{KIND_ATTR!r}]: expected a system kind such as {registry.available()}, got nothing")
-    schema = registry.get(kind).schema
-    problems: list[str] = []
-    check_seed(ds.attrs.get(SEED_ATTR), problems)
-    step = ds.attrs.get(STEP_ATTR, 0)
-    if not isinstance(step, (int, np.integer)) or step < 0:
-        problems.append(f"attrs[{STEP_ATTR!r}]: expected a non-negative integer, got {step!r}")
-    _check_members(ds, schema, problems)
-    for dim, rule in schema["site_dims"].items():
-        _check_size(dim, ds.sizes.get(dim), rule, problems)
-    for name, spec in schema["parameters"].items():
-        _check_parameter(ds, name, spec, problems)
-    sweeps = parameter_dims(ds, schema)
-    for name, spec in schema["variables"].items():
-        _check_variable(ds, name, spec, variable_dims(name, schema, sweeps), problems)
-    for name, spec in schema.get("constants", {}).items():
-        _check_constant(ds, name, spec, sweeps, problems)
-    if problems:
-        raise SchemaError(problems, kind=kind)
-    return ds
+    dims: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    units: str | None = None
+    allowed_values: tuple | None = None
+    description: str = ""
+
+    def dims_for(self, sweeps: list[str]) -> list[str]:
+        i = self.dims.index(PARAMETER_PLACEHOLDER)
+        return [*self.dims[:i], *sweeps, *self.dims[i + 1:]]
 
 
-def _check_members(ds: xr.Dataset, schema: dict, problems: list[str]) -> None:
-    dim = schema["member_dim"]
-    if dim not in ds.coords:
-        problems.append(f"{dim}: expected an integer coordinate of member labels, got none")
-        return
-    labels = ds[dim].values
-    if labels.dtype.kind not in "iu" or labels.size == 0 or np.any(labels < 0) or len(np.unique(labels)) != labels.size:
-        problems.append(f"{dim}: expected distinct non-negative integer labels, got {labels.dtype} {labels[:8].tolist()}")
+@dataclass(frozen=True)
+class Observable:
+    """A recorded function of the state: units, dtype (None: the state's float dtype), extra dims."""
+
+    units: str
+    dtype: str | None = None
+    dims: tuple[str, ...] = ()
+    description: str = ""
 
 
-def _check_parameter(ds: xr.Dataset, name: str, spec: dict, problems: list[str]) -> None:
-    if name not in ds.coords and not spec.get("required", True) and spec.get("default") is None:
-        return
-    if name not in ds.coords:
-        problems.append(f"{name}: expected a coordinate in {spec['units']!r}, got none")
-        return
-    da = ds[name]
-    if da.ndim > 1 or (da.ndim == 1 and da.dims != (name,)):
-        problems.append(f"{name}: expected a scalar or 1-D coordinate along ({name!r},), got dims {da.dims}")
-        return
-    if "units" not in da.attrs and not hasattr(da.data, "units"):
-        problems.append(f"{name}: expected a 'units' attribute compatible with {spec['units']!r}, got none")
-        return
-    values = magnitude_in(name, da, spec, problems)
-    if values is not None:
-        _check_range(name, np.atleast_1d(values), spec, problems)
+@dataclass(frozen=True)
+class Field:
+    """Operator-owned state or a per-step diagnostic: its own dims after the ensemble dims."""
+
+    dims: tuple[str, ...]
+    dtype: str
+    units: str | None = None
+    description: str = ""
 
 
-def _check_constant(ds: xr.Dataset, name: str, spec: dict, sweeps: list[str], problems: list[str]) -> None:
-    if name not in ds.coords:
-        if spec.get("required", True):
-            problems.append(f"{name}: expected a constant coordinate with dims (*sweeps, {', '.join(spec['dims'])}), got none")
-        return
-    da = ds[name]
-    own = list(da.dims[len(da.dims) - len(spec["dims"]):]) if da.ndim >= len(spec["dims"]) else []
-    lead = list(da.dims[: da.ndim - len(own)])
-    if own != spec["dims"] or [d for d in sweeps if d in lead] != lead:
-        problems.append(f"{name}: expected dims (<sweep dims among {sweeps}>, {', '.join(spec['dims'])}), got {da.dims}")
-    if "units" in spec:
-        if "units" not in da.attrs:
-            problems.append(f"{name}: expected a 'units' attribute compatible with {spec['units']!r}, got none")
-        else:
-            magnitude_in(name, da, spec, problems)
-    if da.dtype.kind not in "fiu" or not np.all(np.isfinite(da.values)):
-        problems.append(f"{name}: expected finite real numbers, got dtype {da.dtype}")
+@dataclass(frozen=True)
+class OperatorSpec:
+    """What the schema declares of an operator: options, owned state and diagnostics."""
+
+    description: str
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    state: Mapping[str, Field] = field(default_factory=dict)
+    diagnostics: Mapping[str, Field] = field(default_factory=dict)
+    reference: Any = None
 
 
-def _check_variable(ds: xr.Dataset, name: str, spec: dict, dims: list[str], problems: list[str]) -> None:
-    if name not in ds.data_vars:
-        problems.append(f"{name}: expected a data variable with dims {tuple(dims)}, got none")
-        return
-    da = ds[name]
-    if list(da.dims) != dims:
-        problems.append(f"{name}: expected dims {tuple(dims)}, got {da.dims}")
-    if da.dtype != np.dtype(spec["dtype"]):
-        problems.append(f"{name}: expected dtype {spec['dtype']}, got {da.dtype}")
+@dataclass(frozen=True)
+class Schema:
+    """One kind's schema, parsed; ``document`` is the JSON it came from."""
+
+    kind: str
+    description: str
+    member_dim: str
+    site_dims: Mapping[str, SizeRule]
+    parameters: Mapping[str, Parameter]
+    variables: Mapping[str, Variable]
+    observables: Mapping[str, Observable]
+    operators: Mapping[str, OperatorSpec]
+    constants: Mapping[str, Constant] = field(default_factory=dict)
+    attributes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    backends: tuple[str, ...] = ("numpy", "torch")
+    document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any], source: str = "schema") -> "Schema":
+        """Check ``doc`` against the meta-schema, then parse it."""
+        check_document(doc, source)
+        return cls(
+            kind=doc["kind"], description=doc["description"], member_dim=doc["member_dim"],
+            site_dims={k: SizeRule(v.get("minimum", 1), v.get("multiple_of", 1)) for k, v in doc["site_dims"].items()},
+            parameters={k: _parameter(v) for k, v in doc["parameters"].items()},
+            variables={k: _variable(v) for k, v in doc["variables"].items()},
+            observables={k: Observable(v["units"], v.get("dtype"), tuple(v.get("dims", ())), v.get("description", ""))
+                         for k, v in doc["observables"].items()},
+            operators={k: _operator(v) for k, v in doc["operators"].items()},
+            constants={k: _constant(v) for k, v in doc.get("constants", {}).items()},
+            attributes=dict(doc.get("attributes", {})), backends=tuple(doc.get("backends", ("numpy", "torch"))),
+            document=doc,
+        )
+
+    def sweeps(self, ds) -> list[str]:
+        """Parameters that are swept (dimensions of ``ds``), in schema order."""
+        return [p for p in self.parameters if p in ds.dims]
+
+    def ensemble_dims(self, ds) -> list[str]:
+        """Dimensions along which members and parameter points vary: member first, then sweeps."""
+        return [self.member_dim, *self.sweeps(ds)]
+
+
+def _parameter(spec: Mapping) -> Parameter:
+    bounds = {k: spec[k] for k in ("minimum", "exclusive_minimum", "maximum", "exclusive_maximum") if k in spec}
+    return Parameter(spec["units"], tuple(spec.get("also_accepts", {})), spec.get("default"), spec.get("sweepable", False),
+                     spec.get("required", True), bounds, spec.get("description", ""))
+
+
+def _constant(spec: Mapping) -> Constant:
+    return Constant(spec.get("units", "1"), (), tuple(spec["dims"]), spec.get("dtype"), spec.get("required", True),
+                    spec.get("per_member", False), "units" in spec, spec.get("description", ""))
+
+
+def _variable(spec: Mapping) -> Variable:
+    dtypes = spec["dtype"] if isinstance(spec["dtype"], list) else [spec["dtype"]]
     allowed = spec.get("allowed_values")
-    if allowed is not None and da.dtype.kind in "iub":
-        bad = ~np.isin(da.values, allowed)
-        if bad.any():
-            found = np.unique(da.values[bad])[:5].tolist()
-            problems.append(f"{name}: expected values in {allowed}, got {int(bad.sum())} other value(s) such as {found}")
+    return Variable(tuple(spec["dims"]), tuple(dtypes), spec.get("units"), None if allowed is None else tuple(allowed),
+                    spec.get("description", ""))
 
 
-def parameter_arrays(ds: xr.Dataset, kind: str) -> dict[str, np.ndarray]:
-    """Every parameter as float64 magnitudes in canonical units, broadcast to the ensemble shape."""
-    schema = registry.get(kind).schema
-    dims = ensemble_dims(ds, schema)
-    shape = tuple(ds.sizes[d] for d in dims)
-    problems: list[str] = []
-    out = {}
-    for name, spec in schema["parameters"].items():
-        if name not in ds.coords:
-            continue
-        values = magnitude_in(name, ds[name], spec, problems)
-        if values is not None:
-            index = tuple(slice(None) if d == name else np.newaxis for d in dims) if values.ndim else ()
-            out[name] = np.broadcast_to(values[index] if values.ndim else values, shape).copy()
-    if problems:
-        raise SchemaError(problems, kind=kind)
-    return out
+def _operator(spec: Mapping) -> OperatorSpec:
+    fields = {key: {k: Field(tuple(v.get("dims", ())), v["dtype"], v.get("units"), v.get("description", ""))
+                    for k, v in spec.get(key, {}).items()} for key in ("state", "diagnostics")}
+    return OperatorSpec(spec["description"], dict(spec.get("options", {})), fields["state"], fields["diagnostics"],
+                        spec.get("reference"))
 
 
-def constant_arrays(ds: xr.Dataset, kind: str) -> dict[str, np.ndarray]:
-    """Every constant in canonical units, shaped (*ensemble dims or 1 where it does not vary, *own dims)."""
-    schema = registry.get(kind).schema
-    dims = ensemble_dims(ds, schema)
-    out, problems = {}, []
-    for name, spec in schema.get("constants", {}).items():
-        if name not in ds.coords:
-            continue
-        da = ds[name]
-        lead = [d for d in dims if d in da.dims]
-        own = [d for d in da.dims if d not in dims]
-        da = da.transpose(*lead, *own)
-        values = magnitude_in(name, da, spec, problems) if "units" in spec else np.asarray(da.values, dtype=np.float64)
-        if values is not None:
-            shape = [ds.sizes[d] if d in lead else 1 for d in dims] + [da.sizes[d] for d in own]
-            out[name] = values.reshape(shape)
-    if problems:
-        raise SchemaError(problems, kind=kind)
-    return out
+def schema_dir() -> Path:
+    """The folder of JSON schemas: inside the installed package, or at the repository top."""
+    packaged = Path(__file__).parent / "schemas"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "schemas"
+
+
+@cache
+def _meta_validator():
+    import jsonschema
+
+    with open(schema_dir() / META_SCHEMA, encoding="utf-8") as f:
+        meta = json.load(f)
+    return jsonschema.Draft202012Validator(meta)
+
+
+def check_document(doc: Mapping[str, Any], source: str = "schema") -> None:
+    """Raise one SchemaError listing every place where ``doc`` breaks the meta-schema."""
+    errors = sorted(_meta_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        problems = [f"{source} at /{'/'.join(map(str, e.absolute_path))}: {_message(e)}" for e in errors]
+        raise SchemaError(problems)
+
+
+def _message(error) -> str:
+    """jsonschema's message, with the rule that failed where the message alone does not say it."""
+    if error.validator == "contains":
+        return f"{error.message} ({json.dumps(error.validator_value)})"
+    return error.message
+
+
+@cache
+def load(path: Path) -> Schema:
+    """Read, check and parse the schema document at ``path`` (once per process)."""
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    return Schema.from_document(doc, source=Path(path).name)

@@ -5,14 +5,17 @@ segment, together with the chunk's checkpoint.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import registry, stop, store
-from .backends import Backend, namespace, set_torch_threads
-from .random import CellStreams
+from . import outcomes, random, registry, store
+from . import stop as stop_rules
+from .backends import Backend, dtype_of, namespace, set_torch_threads
+from .inputs import working_dtype
 from .store import CHECKPOINT, RecordPlan
+from .system import bind, call_with
 
 
 @dataclass(frozen=True)
@@ -22,11 +25,10 @@ class ChunkTask:
     kind: str
     operator: str
     state: dict
-    parameters: dict
-    constants: dict
+    inputs: dict
     sizes: dict
     member_labels: np.ndarray
-    parameter_index: np.ndarray
+    point_ids: np.ndarray
     seed: int
     start: int
     stop: int
@@ -36,7 +38,7 @@ class ChunkTask:
     region: tuple
     slot: int
     backend: Backend
-    stops: dict
+    outcomes: dict
     rules: tuple = ()
     torch_threads: int | None = None
 
@@ -44,53 +46,89 @@ class ChunkTask:
 def advance_chunk(task: ChunkTask) -> dict:
     """Run steps ``start -> stop`` on one chunk, write its records and checkpoint.
 
-    Returns ``{"state": {var: array}, "stops": {outcome array}}`` for the chunk. Members that
-    stop (a rule is met, or the state turns NaN/inf) are frozen; the task ends when all have.
+    Returns ``{"state": {name: array}, "outcomes": {outcome array}}`` for the chunk. Members
+    that stop (a rule is met, or the state turns NaN/inf) are frozen; the task ends when all have.
     """
     system = registry.get(task.kind)
-    op = system.operator(task.operator)
+    op, spec = system.operator(task.operator), system.schema.operators[task.operator]
     backend = task.backend
     set_torch_threads(backend, task.torch_threads)
-    given = {**task.parameters, **task.constants}
-    inputs = {k: backend.asarray(v) for k, v in given.items()}
-    state = {k: backend.asarray(v) for k, v in task.state.items()}
-    book = {k: v.copy() for k, v in task.stops.items()}
+    working = working_dtype({k: task.state[k] for k in system.schema.variables})
+    given = {**task.inputs, "sizes": task.sizes}
     if op.prepare is not None:
-        prepared = registry.call_with(op.prepare, {**given, "sizes": task.sizes})
-        inputs.update({k: backend.asarray(v) for k, v in prepared.items()})
-    first = task.start if task.record_start else task.start + 1
-    recorder = _Recorder(system, task, backend, first, state, inputs)
+        given.update(call_with(op.prepare, given))
+    inputs = {k: _to_backend(v, backend, working) for k, v in given.items()}
+    inputs["step"] = task.start
+    state = {k: backend.asarray(v) for k, v in task.state.items()}
+    found = {k: v.copy() for k, v in task.outcomes.items()}
+    recorder = _Recorder(system, spec, task, backend, state, inputs)
     if task.record_start:
-        recorder.record(task.start, state)
-    if (book["stop_reason"] == stop.RUNNING).any():
+        recorder.record(task.start, state, {})
+    if (found["stop_reason"] == outcomes.RUNNING).any():
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is data, not a warning
-            _loop(task, op, backend, state, inputs, book, recorder)
+            _loop(task, op, spec, backend, state, inputs, found, recorder, working)
     out = {k: backend.to_numpy(v) for k, v in state.items()}
-    checkpoint = [(f"{CHECKPOINT}/{var}", (task.slot, *task.region), values) for var, values in out.items()]
-    store.write(task.store, recorder.regions(book) + checkpoint)
-    return {"state": out, "stops": book}
+    checkpoint = [(f"{CHECKPOINT}/{name}", (task.slot, *task.region), values) for name, values in out.items()]
+    store.write(task.store, recorder.regions(found) + checkpoint)
+    return {"state": out, "outcomes": found}
 
 
-def _loop(task, op, backend, state, inputs, book, recorder) -> None:
+def _to_backend(value, backend: Backend, working: str):
+    """NumPy inputs on the backend, floats cast to the state's float dtype; other values as they are."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and value.dtype != working:
+            value = value.astype(working)
+        return backend.asarray(value)
+    return value
+
+
+def _draws(op, working: str) -> list:
+    """(slot, argument name, draw) of each declared draw; float draws in the state's float dtype."""
+    out = []
+    for slot, (name, draw) in enumerate(op.draws.items()):
+        if draw.kind in ("uniform", "normal"):
+            draw = dataclasses.replace(draw, dtype=working)
+        out.append((slot, name, draw))
+    return out
+
+
+def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> None:
     """The hot loop: draw, update, freeze stopped members, check stop rules, record."""
-    streams = None
-    if op.uniforms is not None:
-        streams = CellStreams(task.seed, task.member_labels, task.parameter_index, op.uniforms(task.sizes), step=task.start)
-    update = registry.bind(op.update, {**state, **inputs, "uniforms": None} if streams else {**state, **inputs})
-    watched = [k for k, v in state.items() if _dtype(v).kind in "fc"]
-    running = book["stop_reason"] == stop.RUNNING
+    draws = _draws(op, working)
+    keys = backend.asarray(random.cell_keys(task.seed, task.member_labels, task.point_ids)) if draws else None
+    update = bind(op.update, {**state, **inputs, **{name: None for _, name, _ in draws}})
+    owned = [*system_variables(task), *registry.get(task.kind).schema.operators[task.operator].state]
+    watched = [k for k in owned if dtype_of(state[k]).kind in "fc"]  # NaN/inf here: the member diverged
+    running = found["stop_reason"] == outcomes.RUNNING
+    diagnostics = tuple(spec.diagnostics)
     for step in range(task.start, task.stop):
-        if streams is not None:
-            inputs["uniforms"] = backend.asarray(streams.next())
+        inputs["step"] = step
+        for slot, name, draw in draws:
+            inputs[name] = random.generate(draw, keys, step=step, slot=slot, sizes=task.sizes)
         new = update(state, inputs)
+        diag = {k: new.pop(k) for k in diagnostics if k in new}
+        if step == task.start:
+            _check_update_keys(task, new, state)
         if not running.all():
             new = {k: _freeze(v, state[k], running, backend) for k, v in new.items()}
         state.update(new)
-        if task.rules or watched:
-            running = _check_stops(task, state, inputs, book, recorder, watched, step + 1, backend)
-        recorder.record(step + 1, state)
+        inputs["step"] = step + 1
+        running = _check_stops(task, state, found, recorder, watched, step + 1, backend)
+        recorder.record(step + 1, state, diag)
         if not running.any():
             return
+
+
+def system_variables(task: ChunkTask) -> list[str]:
+    return list(registry.get(task.kind).schema.variables)
+
+
+def _check_update_keys(task, new: dict, state: dict) -> None:
+    extra = sorted(set(new) - set(state))
+    if extra:
+        raise TypeError(f"{task.kind}.{task.operator}: update returned {extra}, which are neither state, owned state "
+                        f"nor declared diagnostics")
 
 
 def _freeze(new, old, running: np.ndarray, backend: Backend):
@@ -99,45 +137,61 @@ def _freeze(new, old, running: np.ndarray, backend: Backend):
     return namespace(new).where(keep, new, old)
 
 
-def _check_stops(task, state, inputs, book, recorder, watched, step, backend) -> np.ndarray:
+def _check_stops(task, state, found, recorder, watched, step, backend) -> np.ndarray:
     for rule in task.rules:
-        value = backend.to_numpy(recorder.observe(rule.var, state))
-        stop.mark(book, rule.reached(value), stop.CONVERGED, step, step)
+        value = state[rule.var] if rule.var in state else recorder.observe(rule.var, state)
+        if isinstance(rule, stop_rules.Cycled):
+            hit, state[rule.buffer_name] = rule.check(value, state[rule.buffer_name])
+            outcomes.mark(found, backend.to_numpy(hit), outcomes.CYCLED, step)
+        else:
+            outcomes.mark(found, rule.reached(backend.to_numpy(value)), outcomes.CONVERGED, step, step)
     for var in watched:
         xp = namespace(state[var])
-        axes = tuple(range(len(book["stop_reason"].shape), state[var].ndim))
+        axes = tuple(range(found["stop_reason"].ndim, state[var].ndim))
         finite = backend.to_numpy(xp.all(xp.isfinite(state[var]), axis=axes) if axes else xp.isfinite(state[var]))
-        stop.mark(book, ~finite, stop.DIVERGED, step)
-    return book["stop_reason"] == stop.RUNNING
+        outcomes.mark(found, ~finite, outcomes.DIVERGED, step)
+    return found["stop_reason"] == outcomes.RUNNING
 
 
 class _Recorder:
     """Backend buffers for one segment's records of one chunk."""
 
-    def __init__(self, system, task: ChunkTask, backend: Backend, first: int, state: dict, inputs: dict):
-        self.system, self.task, self.backend, self.inputs = system, task, backend, inputs
+    def __init__(self, system, spec, task: ChunkTask, backend: Backend, state: dict, inputs: dict):
+        self.system, self.spec, self.task, self.backend, self.inputs = system, spec, task, backend, inputs
+        first = task.start if task.record_start else task.start + 1
         self.every, self.bound, self.last_step = task.plan.every, {}, None
         self.offset = {v: task.plan.index(v, first) for v in self.every}
         self.first_index = {v: -(-first // k) for v, k in self.every.items()}  # step // k of the first record
         counts = {v: task.plan.index(v, task.stop + 1) - self.offset[v] for v in self.every}
-        self.buffers = {}
+        ensemble = task.outcomes["stop_reason"].shape
+        self.buffers, self.fill = {}, {}
         for var, n in counts.items():
-            sample = state[var] if var in state else self.observe(var, state)
-            self.buffers[var] = backend.empty((n, *sample.shape), _dtype(sample))
+            if var in spec.diagnostics:
+                d = spec.diagnostics[var]
+                shape, dtype = (*ensemble, *(task.sizes[x] for x in d.dims)), np.dtype(d.dtype)
+                self.fill[var] = backend.full(shape, np.nan if dtype.kind == "f" else -1, dtype)
+            else:
+                sample = state[var] if var in state else self.observe(var, state)
+                shape, dtype = tuple(sample.shape), dtype_of(sample)
+            self.buffers[var] = backend.empty((n, *shape), dtype)
 
     def observe(self, var, state):
         if var not in self.bound:
-            self.bound[var] = registry.bind(self.system.observables[var], {**state, **self.inputs})
+            self.bound[var] = bind(self.system.observables[var], {**state, **self.inputs})
         return self.bound[var](state, self.inputs)
 
-    def record(self, step: int, state: dict) -> None:
+    def record(self, step: int, state: dict, diagnostics: dict) -> None:
         self.last_step = step
         for var, k in self.every.items():
-            if step % k == 0:
+            if step % k:
+                continue
+            if var in self.fill:
+                value = diagnostics.get(var, self.fill[var])
+            else:
                 value = state[var] if var in state else self.observe(var, state)
-                self.buffers[var][step // k - self.first_index[var]] = value
+            self.buffers[var][step // k - self.first_index[var]] = value
 
-    def regions(self, book: dict) -> list:
+    def regions(self, found: dict) -> list:
         """The store regions of the records made: (array name, index, NumPy values).
 
         Float records of a member after the step it stopped at are NaN: it has no data there.
@@ -151,12 +205,8 @@ class _Recorder:
             values = self.backend.to_numpy(buffer[:n])
             if values.dtype.kind == "f":
                 steps = (self.first_index[var] + np.arange(n)) * k
-                stopped = book["stopped_at"]
+                stopped = found["stopped_at"]
                 late = (stopped >= 0) & (stopped < steps.reshape((n,) + (1,) * stopped.ndim))
                 values = np.where(late.reshape(late.shape + (1,) * (values.ndim - late.ndim)), np.nan, values)
             out.append((var, (slice(self.offset[var], self.offset[var] + n), *self.task.region), values))
         return out
-
-
-def _dtype(array) -> np.dtype:
-    return array.dtype if isinstance(array, np.ndarray) else np.dtype(str(array.dtype).removeprefix("torch."))

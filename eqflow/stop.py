@@ -1,8 +1,8 @@
 """Stop rules: each ensemble member's outcome is data, never an exception.
 
-``eq.run(..., stop=eq.stop.converged("residual", 1e-8))`` or
-``stop=eq.stop.equilibrated("energy")``. Every member ends with a ``stop_reason``
-(converged, equilibrated, diverged, max_steps), the step it stopped at (``stopped_at``) and
+``eq.run(..., stop=eq.stop.converged("residual", 1e-8))``, ``stop=eq.stop.equilibrated("energy")``
+or ``stop=eq.stop.cycled("action")``. Every member ends with a ``stop_reason`` (see
+:mod:`eqflow.outcomes`: converged, equilibrated, diverged, max_steps, cycled), the step it stopped at (``stopped_at``) and
 where its equilibrium window starts (``equilibrated_at``). A stopped member's state is frozen;
 a chunk whose members have all stopped does no more work; ``steps`` stays the hard limit.
 A state that becomes NaN or infinite stops that member as ``diverged``, with or without rules.
@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-RUNNING, CONVERGED, EQUILIBRATED, DIVERGED, MAX_STEPS = range(5)
-REASONS = ("running", "converged", "equilibrated", "diverged", "max_steps")
-NOT_YET = -1  # stopped_at / equilibrated_at of a member that has not stopped / equilibrated
+from .outcomes import EQUILIBRATED, RUNNING, mark
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,53 @@ class Equilibrated:
     per: str = "point"
 
 
+@dataclass(frozen=True)
+class Cycled:
+    """Stop a member whose ``var`` returns to a value it had 2..``period`` steps ago (a limit cycle).
+
+    Compared within ``tol`` (max absolute difference over the variable's own dims; 0: exactly,
+    for discrete dynamics). A value equal to the previous step's is a fixed point, not a cycle:
+    pair this rule with ``converged`` for that. Evaluated after every step, inside the task;
+    the last ``period`` values are kept as checkpointed state, so detection does not depend on
+    segmenting or resuming.
+    """
+
+    var: str
+    period: int = 2
+    tol: float = 0.0
+
+    @property
+    def buffer_name(self) -> str:
+        return f"cycle_buffer_{self.var}"
+
+    def new_buffer(self, value: np.ndarray, ensemble_ndim: int) -> np.ndarray:
+        """History of the start ``value`` (*E, *own): float64 (*E, period, prod(own)), NaN before it."""
+        shape = value.shape[:ensemble_ndim]
+        buffer = np.full((*shape, self.period, int(np.prod(value.shape[ensemble_ndim:], dtype=np.int64))), np.nan)
+        buffer[..., -1, :] = value.reshape((*shape, -1))
+        return buffer
+
+    def check(self, value, buffer):
+        """(cycled, new buffer): ``value`` (*E, *own) against ``buffer`` (*E, period, K), newest last."""
+        from .backends import namespace
+
+        xp = namespace(buffer)
+        ensemble = buffer.shape[:-2]
+        current = xp.reshape(xp.astype(value, buffer.dtype), (*ensemble, 1, buffer.shape[-1]))
+        gap = xp.max(xp.abs(buffer - current), axis=-1)  # (*E, period); NaN where not yet filled
+        same = gap <= self.tol
+        return xp.any(same[..., :-1], axis=-1) & ~same[..., -1], xp.concat([buffer[..., 1:, :], current], axis=-2)
+
+
+def cycled(var: str, period: int = 2, tol: float = 0.0) -> Cycled:
+    """Rule for iterations that can end in a limit cycle (best response, plain SCF); see :class:`Cycled`."""
+    if not (isinstance(period, int) and not isinstance(period, bool) and period >= 2):
+        raise ValueError(f"period: expected an integer >= 2 (the longest cycle looked for), got {period!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol: expected a tolerance >= 0, got {tol!r}")
+    return Cycled(var, period, float(tol))
+
+
 def converged(var: str, tol: float) -> Converged:
     """Rule for deterministic iterations: stop each member once ``|var| < tol``."""
     if not tol > 0:
@@ -75,31 +120,13 @@ def as_rules(stop) -> tuple:
         return ()
     rules = tuple(stop) if isinstance(stop, (list, tuple)) else (stop,)
     for rule in rules:
-        if not isinstance(rule, (Converged, Equilibrated)):
-            raise TypeError(f"stop: expected eq.stop.converged(...) or eq.stop.equilibrated(...), got {rule!r}")
+        if not isinstance(rule, (Converged, Equilibrated, Cycled)):
+            raise TypeError(f"stop: expected eq.stop.converged(...), eq.stop.equilibrated(...) or eq.stop.cycled(...), "
+                            f"got {rule!r}")
     return rules
 
 
-def new_book(shape) -> dict[str, np.ndarray]:
-    """Per-member outcome arrays of an ensemble shape: reason, stopped_at, equilibrated_at."""
-    return {"stop_reason": np.full(shape, RUNNING, np.int8), "stopped_at": np.full(shape, NOT_YET, np.int64),
-            "equilibrated_at": np.full(shape, NOT_YET, np.int64)}
-
-
-def mark(book: dict, hit: np.ndarray, reason: int, step: int, equilibrated_at=None) -> None:
-    """Record that the running members in ``hit`` stopped at ``step`` for ``reason``."""
-    hit = hit & (book["stop_reason"] == RUNNING)
-    book["stop_reason"][hit] = reason
-    book["stopped_at"][hit] = step
-    if equilibrated_at is not None:
-        book["equilibrated_at"][hit] = np.broadcast_to(equilibrated_at, hit.shape)[hit]
-
-
-def finish(book: dict, step: int) -> None:
-    mark(book, np.ones(book["stop_reason"].shape, bool), MAX_STEPS, step)
-
-
-def evaluate_equilibrated(rule: Equilibrated, book: dict, history: np.ndarray, steps: np.ndarray, now: int,
+def evaluate_equilibrated(rule: Equilibrated, outcomes: dict, history: np.ndarray, steps: np.ndarray, now: int,
                           dims: list[str]) -> None:
     """Apply an equilibrated rule at step ``now`` to the running members.
 
@@ -110,13 +137,13 @@ def evaluate_equilibrated(rule: Equilibrated, book: dict, history: np.ndarray, s
     if len(steps) < max(rule.min_steps, 8):
         return
     da = xr.DataArray(history, dims=["step", *dims])
-    running = book["stop_reason"] == RUNNING
+    running = outcomes["stop_reason"] == RUNNING
     with np.errstate(invalid="ignore", divide="ignore"):  # stopped points hold NaN -> constant rows, ignored below
         detected = diagnostics.detect_equilibration(da.fillna(0.0), method="binary")
     t0 = detected.t0.values  # index into steps, per member
     if rule.per == "member":
         done = running & (detected.n_eff.values >= rule.min_ess)
-        mark(book, done, EQUILIBRATED, now, steps[t0])
+        mark(outcomes, done, EQUILIBRATED, now, steps[t0])
         return
     point_start = t0.max(axis=0)  # per parameter point, the latest start among its members
     for point in np.ndindex(point_start.shape):
@@ -131,4 +158,4 @@ def evaluate_equilibrated(rule: Equilibrated, book: dict, history: np.ndarray, s
         if r < rule.rhat and n >= rule.min_ess:
             hit = np.zeros(running.shape, bool)
             hit[cells] = True
-            mark(book, hit, EQUILIBRATED, now, steps[int(point_start[point])])
+            mark(outcomes, hit, EQUILIBRATED, now, steps[int(point_start[point])])

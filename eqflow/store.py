@@ -4,8 +4,10 @@ Layout of a store (Zarr v3, readable with plain ``xr.open_zarr``):
 - one array per recorded variable, dims ``(step_dim, member, *sweeps[, sites])``, where the
   finest record interval uses ``step`` and another interval k uses ``step_k``;
 - coordinates of the system (units in attributes) and of every step dimension;
-- ``_checkpoint/<state var>``: two slots ``(2, member, *sweeps, *sites)`` of the full state;
-- root attributes: provenance and the marker ``eqflow_steps_done`` / ``eqflow_checkpoint_slot``,
+- ``_checkpoint/<name>``: two slots ``(2, member, *sweeps, *own dims)`` of the full state,
+  the operator-owned state (e.g. DIIS history) and the stop rules' state;
+- root attributes: ``eqflow_format`` (the layout version), provenance and the marker
+  ``eqflow_steps_done`` / ``eqflow_checkpoint_slot``,
   rewritten last after each segment (one atomic file write), so a killed run leaves a store
   that is consistent up to its last complete segment.
 """
@@ -22,16 +24,12 @@ import xarray as xr
 import zarr
 from zarr.core.sync import sync as zarr_sync
 
+from . import outcomes
 from .errors import StoreError
 
 STEPS_DONE, SLOT, STATUS, STORE_ATTR = "eqflow_steps_done", "eqflow_checkpoint_slot", "eqflow_status", "eqflow_store"
+FORMAT_ATTR, FORMAT = "eqflow_format", 2  # 2: outcomes with 'cycled', operator-owned state, point-keyed streams
 CHECKPOINT = "_checkpoint"
-BOOK = {  # per-member outcomes (eqflow.stop); stop_reason follows the CF flag convention
-    "stop_reason": (np.int8, {"flag_values": [0, 1, 2, 3, 4], "flag_meanings": "running converged equilibrated diverged max_steps",
-                              "long_name": "why the member stopped"}),
-    "stopped_at": (np.int64, {"long_name": "step at which the member stopped (-1: running)", "units": "1"}),
-    "equilibrated_at": (np.int64, {"long_name": "first step of the equilibrium window (-1: none)", "units": "1"}),
-}
 
 
 @dataclass(frozen=True)
@@ -60,40 +58,38 @@ class RecordPlan:
 
 
 def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str], chunks: dict,
-                  records_per_chunk: dict, observables: dict, attrs: dict) -> None:
+                  records_per_chunk: dict, records: dict, checkpoint: dict, attrs: dict) -> None:
     """Write the metadata, coordinates and an empty checkpoint of a new store, all arrays at once.
 
-    The arrays follow xarray's Zarr v3 conventions (``dimension_names``, ``units`` and
-    ``coordinates`` attributes), so ``xr.open_zarr`` reads the store as a Dataset.
+    ``records``: {var: (dims after the ensemble dims, sizes of those dims, dtype, attrs)} of
+    every recorded variable; ``checkpoint``: {name: (dims after the ensemble dims, sizes,
+    dtype, attrs)} of everything a resume needs. The arrays follow xarray's Zarr v3
+    conventions (``dimension_names``, ``units`` and ``coordinates`` attributes), so
+    ``xr.open_zarr`` reads the store as a Dataset.
     """
     arrays = {}  # name -> (dims, shape, chunks, dtype, fill, attrs, values or None)
     scalar_coords = " ".join(str(k) for k, c in system.coords.items() if k not in system.dims)
     for name, coord in system.coords.items():
         arrays[str(name)] = (coord.dims, coord.shape, coord.shape or None, coord.dtype, 0, dict(coord.attrs), coord.values)
+    lead = tuple(system.sizes[d] for d in ensemble)
+    block = tuple(chunks.get(d, system.sizes[d]) for d in ensemble)
     for var in plan.every:
         steps = plan.steps(var)
-        arrays[plan.dim(var)] = ((plan.dim(var),), steps.shape, steps.shape, steps.dtype, 0, {"units": "1", "long_name": "steps done"}, steps)
-        if var in system.data_vars:
-            site_dims = [d for d in system[var].dims if d not in ensemble]
-            dtype, var_attrs = system[var].dtype, dict(system[var].attrs)
-        else:
-            site_dims, dtype = [], np.dtype(observables[var]["dtype"])
-            var_attrs = {k: v for k, v in observables[var].items() if k != "dtype"}
-        dims = (plan.dim(var), *ensemble, *site_dims)
-        shape = (len(steps), *(system.sizes[d] for d in dims[1:]))
-        chunk = (records_per_chunk[var], *(chunks.get(d, system.sizes[d]) for d in dims[1:]))
-        var_attrs.update(record_every=plan.every[var], coordinates=scalar_coords)
-        arrays[var] = (dims, shape, chunk, dtype, np.nan if dtype.kind == "f" else 0, var_attrs, None)
-    for var in system.data_vars:
-        array = system[var]
-        chunk = (1, *(chunks.get(d, array.sizes[d]) for d in array.dims))
-        arrays[f"{CHECKPOINT}/{var}"] = (("slot", *array.dims), (2, *array.shape), chunk, array.dtype, 0, dict(array.attrs), None)
-    shape = tuple(system.sizes[d] for d in ensemble)
-    for name, (dtype, attrs_) in BOOK.items():
+        arrays[plan.dim(var)] = ((plan.dim(var),), steps.shape, steps.shape, steps.dtype, 0,
+                                 {"units": "1", "long_name": "steps done"}, steps)
+        own, sizes, dtype, var_attrs = records[var]
+        dtype = np.dtype(dtype)
+        var_attrs = {**var_attrs, "record_every": plan.every[var], "coordinates": scalar_coords}
+        arrays[var] = ((plan.dim(var), *ensemble, *own), (len(steps), *lead, *sizes),
+                       (records_per_chunk[var], *block, *sizes), dtype, np.nan if dtype.kind == "f" else 0, var_attrs, None)
+    for name, (own, sizes, dtype, var_attrs) in checkpoint.items():
+        arrays[f"{CHECKPOINT}/{name}"] = (("slot", *ensemble, *own), (2, *lead, *sizes), (1, *block, *sizes),
+                                          np.dtype(dtype), 0, dict(var_attrs), None)
+    for name, (dtype, attrs_) in outcomes.ARRAYS.items():
         attrs_ = {**attrs_, "coordinates": scalar_coords}
-        arrays[name] = (tuple(ensemble), shape, shape, dtype, 0, attrs_, None)
-        arrays[f"{CHECKPOINT}/{name}"] = (("slot", *ensemble), (2, *shape), (1, *shape), dtype, 0, attrs_, None)
-    root = {**attrs, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
+        arrays[name] = (tuple(ensemble), lead, lead, dtype, 0, attrs_, None)
+        arrays[f"{CHECKPOINT}/{name}"] = (("slot", *ensemble), (2, *lead), (1, *lead), dtype, 0, attrs_, None)
+    root = {**attrs, FORMAT_ATTR: FORMAT, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         zarr_sync(_create(str(path), root, arrays))
@@ -139,6 +135,15 @@ def read_attrs(path) -> dict:
         raise StoreError(f"store {str(path)!r}: expected an eqflow Zarr store, got one that zarr cannot open ({exc})") from None
 
 
+def check_format(path, attrs: dict) -> None:
+    """Raise a StoreError for an eqflow store written in another layout version."""
+    found = attrs.get(FORMAT_ATTR, 1)
+    if found != FORMAT:
+        raise StoreError(f"store {str(path)!r}: written in eqflow store format {found}, this eqflow reads format "
+                         f"{FORMAT}; re-run it with this version (or open it with the eqflow that wrote it, "
+                         f"{attrs.get('eqflow_version', 'unknown')})")
+
+
 def mark(path, **attrs) -> None:
     """Update root attributes in one atomic write (the marker is written last)."""
     # One metadata write for all keys: Attributes.update would save once per key, and a kill
@@ -147,7 +152,7 @@ def mark(path, **attrs) -> None:
 
 
 def read_checkpoint(path, variables) -> tuple[dict[str, xr.Variable], int]:
-    """The full state at the marker's step, as xarray Variables (dims, values, attrs), and that step."""
+    """The named checkpointed arrays at the marker's step, as xarray Variables (dims, values, attrs), and that step."""
     attrs = read_attrs(path)
     slot, done = attrs.get(SLOT, 0), attrs.get(STEPS_DONE)
     group = zarr.open_group(str(path), mode="r")
@@ -158,16 +163,22 @@ def read_checkpoint(path, variables) -> tuple[dict[str, xr.Variable], int]:
     return state, done
 
 
-def write_book(path, book: dict, slot: int) -> None:
+def checkpoint_names(path) -> list[str]:
+    """Paths of every array in the checkpoint group (``_checkpoint/<name>``)."""
+    group = zarr.open_group(str(path), mode="r")
+    return [f"{CHECKPOINT}/{name}" for name in sorted(group[CHECKPOINT].array_keys())]
+
+
+def write_outcomes(path, found: dict, slot: int) -> None:
     """Write the per-member outcomes into checkpoint ``slot`` and the visible arrays (before the marker)."""
-    regions = [(f"{CHECKPOINT}/{k}", (slot,), v) for k, v in book.items()]
-    write(path, regions + [(k, (Ellipsis,), v) for k, v in book.items()])
+    regions = [(f"{CHECKPOINT}/{k}", (slot,), v) for k, v in found.items()]
+    write(path, regions + [(k, (Ellipsis,), v) for k, v in found.items()])
 
 
-def read_book(path) -> dict:
+def read_outcomes(path) -> dict:
     group = zarr.open_group(str(path), mode="r")
     slot = group.attrs.get(SLOT, 0)
-    return {k: group[f"{CHECKPOINT}/{k}"][slot] for k in BOOK}
+    return {k: group[f"{CHECKPOINT}/{k}"][slot] for k in outcomes.ARRAYS}
 
 
 def read_records(path, var: str, plan: RecordPlan, last: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,16 +205,16 @@ def open_history(path) -> xr.Dataset:
     attrs = read_attrs(path)
     if "eqflow_kind" not in attrs:
         raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr store without it")
+    check_format(path, attrs)
     done = attrs.get(STEPS_DONE)
     ds = xr.open_zarr(str(path), consolidated=True)
     step_dims = [d for d in ds.dims if is_step_dim(d)]
     ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
     if done is not None and "stop_reason" in ds:
-        book = read_book(path)
-        ds["stop_reason"] = (ds.stop_reason.dims, np.asarray(BOOK["stop_reason"][1]["flag_meanings"].split())[book["stop_reason"]],
-                             {"long_name": "why the member stopped"})
+        found = read_outcomes(path)
+        ds["stop_reason"] = (ds.stop_reason.dims, outcomes.names(found["stop_reason"]), {"long_name": "why the member stopped"})
         for name in ("stopped_at", "equilibrated_at"):
-            ds[name] = (ds[name].dims, book[name], ds[name].attrs)
+            ds[name] = (ds[name].dims, found[name], ds[name].attrs)
     ds.attrs[STORE_ATTR] = str(path)
     return ds
 

@@ -5,6 +5,7 @@ import numpy as np
 import xarray as xr
 
 from . import diagnostics
+from .results import final_values
 
 
 def _start_steps(hist: xr.Dataset, var: str, member_dim: str) -> xr.DataArray:
@@ -34,7 +35,8 @@ def summarize(hist: xr.Dataset, variables=None, member_dim: str = "member") -> x
     over window and members, units of ``v``), ``v_sem`` (standard error sqrt(var / ESS), ESS
     = members x steps / tau), ``v_tau`` (integrated autocorrelation time in records, averaged
     over members as emcee does), ``v_ess``, ``v_rhat`` (rank-normalized split R-hat) and
-    ``equilibrated_at`` / ``window`` (first step, number of records).
+    ``equilibrated_at`` / ``window`` (first step, number of records), and ``v_final``, the
+    mean over members of each member's value where it stopped (:func:`eqflow.final_values`).
     """
     variables = variables or [v for v, da in hist.data_vars.items() if da.dims[:1] == ("step",) and
                               set(da.dims[1:]) <= set(hist.stop_reason.dims if "stop_reason" in hist else da.dims[1:])]
@@ -71,6 +73,10 @@ def _one(hist: xr.Dataset, var: str, member_dim: str) -> dict:
         arr = xr.DataArray(np.asarray(vals, dtype=float), dims=["point"], coords={"point": stacked.point}, attrs=attrs)
         result[name] = arr.unstack("point") if sweeps else arr.isel(point=0, drop=True)
     result[f"{var}_equilibrated_at"] = start.assign_attrs(long_name="first step of the equilibrium window", units="1")
+    if "stopped_at" in hist:
+        final = final_values(hist, var)[var].mean(member_dim)
+        result[f"{var}_final"] = final.assign_attrs(units=da.attrs.get("units", "1"),
+                                                    long_name="value where each member stopped, mean over members")
     return result
 
 

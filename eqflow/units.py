@@ -11,15 +11,18 @@ import xarray as xr
 ureg = pint_xarray.unit_registry
 
 
-def magnitude_in(name: str, value: Any, spec: dict, problems: list[str]) -> np.ndarray | None:
-    """Return ``value`` as float64 magnitudes in ``spec['units']``; append a problem if impossible.
+def magnitude_in(name: str, value: Any, units: str, problems: list[str], also_accepts=()) -> np.ndarray | None:
+    """Return ``value`` as float64 magnitudes in ``units``; append a problem if impossible.
 
     ``value`` may be a bare number (taken in the canonical unit), a string such as
     ``"2 meV"``, a pint Quantity, or a DataArray with a ``units`` attribute or pint data.
-    Units listed in ``spec['also_accepts']`` are read as the canonical unit (e.g. an
-    energy k_B T read as a temperature T).
+    Units listed in ``also_accepts`` are read as the canonical unit (e.g. an energy k_B T
+    read as a temperature T). A DataArray whose ``units`` attribute is already the canonical
+    unit is taken as it is, without pint.
     """
-    canonical = spec["units"]
+    canonical = units
+    if isinstance(value, xr.DataArray) and value.attrs.get("units") == canonical and not hasattr(value.data, "units"):
+        return np.asarray(value.values, dtype=np.float64)
     try:
         quantity = _as_quantity(value)
     except ValueError as exc:
@@ -31,12 +34,12 @@ def magnitude_in(name: str, value: Any, spec: dict, problems: list[str]) -> np.n
         except (TypeError, ValueError):
             problems.append(f"{name}: expected a number or a quantity in {canonical!r}, got {value!r}")
             return None
-    for target, as_canonical in [(canonical, canonical), *[(u, canonical) for u in spec.get("also_accepts", {})]]:
+    for target in (canonical, *also_accepts):
         try:
             return np.asarray(quantity.to(target).magnitude, dtype=np.float64)
         except pint.DimensionalityError:
             continue
-    accepted = [canonical, *spec.get("also_accepts", {})]
+    accepted = [canonical, *also_accepts]
     problems.append(
         f"{name}: expected units compatible with {' or '.join(map(repr, accepted))}, "
         f"got {str(quantity.units)!r} (dimensionality {quantity.dimensionality})"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import eqflow as eq
-from eqflow.random import CellStreams
+from eqflow import random
 from eqflow.systems import ising
 
 Z = 4.5
@@ -33,17 +33,17 @@ def check_against_exact(member_means: np.ndarray, exact: float, name: str) -> No
 
 
 def test_theory_values():
-    tc = ising.critical_temperature()
+    tc = ising.theory.critical_temperature()
     assert tc == pytest.approx(2.269185314213022, rel=1e-14)
     # Onsager: u(T_c) = -sqrt(2) J; u -> -2J as T -> 0; high-T series u ~ -2 tanh(J/T) to leading orders
-    assert ising.onsager_energy(tc * (1 + 1e-9)) == pytest.approx(-np.sqrt(2), abs=1e-6)
-    assert ising.onsager_energy(0.3) == pytest.approx(-2.0, abs=1e-9)
+    assert ising.theory.onsager_energy(tc * (1 + 1e-9)) == pytest.approx(-np.sqrt(2), abs=1e-6)
+    assert ising.theory.onsager_energy(0.3) == pytest.approx(-2.0, abs=1e-9)
     for t in (1.5, 2.0, 3.5, 50.0):
-        assert ising.onsager_energy(t) == pytest.approx(_energy_from_free_energy(t), abs=1e-7)
-    assert ising.spontaneous_magnetization(2.0) == pytest.approx(0.911319, abs=1e-6)
-    assert ising.spontaneous_magnetization(3.0) == 0.0
+        assert ising.theory.onsager_energy(t) == pytest.approx(_energy_from_free_energy(t), abs=1e-7)
+    assert ising.theory.spontaneous_magnetization(2.0) == pytest.approx(0.911319, abs=1e-6)
+    assert ising.theory.spontaneous_magnetization(3.0) == 0.0
     # the frozen set of the textbook checkerboard rule, as counted in the issue
-    assert len(ising.zero_field_states(4, 4)) == 36
+    assert len(ising.theory.zero_field_states(4, 4)) == 36
 
 
 def _energy_from_free_energy(t, n=256, h=1e-5):
@@ -64,7 +64,7 @@ def _energy_from_free_energy(t, n=256, h=1e-5):
 
 
 def test_exact_enumeration_matches_known_limits():
-    exact = ising.exact_averages(4, [0.05, 1e6])
+    exact = ising.theory.exact_averages(4, [0.05, 1e6])
     assert exact["energy"][0] == pytest.approx(-2.0, abs=1e-12)
     assert exact["abs_magnetization"][0] == pytest.approx(1.0, abs=1e-12)
     assert exact["energy"][1] == pytest.approx(0.0, abs=1e-5)
@@ -79,7 +79,7 @@ def test_4x4_against_exact_enumeration(operator, tmp_path):
     window = hist.isel(step=slice(500, None))
     energy = window.energy.mean("step").values  # (member, temperature)
     abs_m = np.abs(window.magnetization).mean("step").values
-    exact = ising.exact_averages(4, temperatures)
+    exact = ising.theory.exact_averages(4, temperatures)
     for j, t in enumerate(temperatures):
         check_against_exact(energy[:, j], exact["energy"][j], f"{operator} energy at T={t}")
         check_against_exact(abs_m[:, j], exact["abs_magnetization"][j], f"{operator} |m| at T={t}")
@@ -88,7 +88,7 @@ def test_4x4_against_exact_enumeration(operator, tmp_path):
 def test_4x4_with_field_against_exact_enumeration(tmp_path):
     system = eq.create("ising", size=4, temperature=2.0, field="0.3 k_B*K", members=64, seed=4)
     hist = eq.run(system, "metropolis", steps=3000, store=tmp_path / "h.zarr", record={"energy": 1}, progress=False)
-    exact = ising.exact_averages(4, [2.0], field=0.3)["energy"][0]
+    exact = ising.theory.exact_averages(4, [2.0], field=0.3)["energy"][0]
     check_against_exact(hist.energy.isel(step=slice(500, None)).mean("step").values.ravel(), exact, "energy, h=0.3")
 
 
@@ -98,10 +98,13 @@ def _bare_metropolis(spin, steps, temperature, zero_move_probability, seed=9):
     tables = ising.metropolis_acceptance(temperature=t, coupling=np.ones_like(t), field=np.zeros_like(t),
                                          sizes={"y": spin.shape[-2], "x": spin.shape[-1]},
                                          zero_move_probability=zero_move_probability)
-    streams = CellStreams(seed, np.arange(spin.shape[0]), np.zeros(spin.shape[1:-2], dtype=int), spin.shape[-2:], step=0)
+    points = random.point_ids({"temperature": t[0]}, t.shape[1:])
+    keys = random.cell_keys(seed, np.arange(spin.shape[0]), points)
+    sizes = {"y": spin.shape[-2], "x": spin.shape[-1]}
     energies = []
-    for _ in range(steps):
-        spin = ising.metropolis(spin=spin, uniforms=streams.next(), **tables)["spin"]
+    for step in range(steps):
+        words = random.generate(random.bits("y", "x"), keys, step=step, slot=0, sizes=sizes)
+        spin = ising.metropolis(spin=spin, words=words, **tables)["spin"]
         energies.append(ising.energy(spin=spin, coupling=1.0, field=0.0))
     return np.array(energies)
 
@@ -111,10 +114,10 @@ def test_frozen_trap_is_caught_and_avoided():
 
     The exact-enumeration check above must flag an ensemble holding such a member.
     """
-    frozen = ising.zero_field_states(4, 4)[0]
+    frozen = ising.theory.zero_field_states(4, 4)[0]
     start = np.broadcast_to(frozen, (64, 1, 4, 4)).copy()
     start[1:] = np.where(np.random.default_rng(0).random((63, 1, 4, 4)) < 0.5, 1, -1)
-    exact = ising.exact_averages(4, [1.5])["energy"][0]
+    exact = ising.theory.exact_averages(4, [1.5])["energy"][0]
     textbook = _bare_metropolis(start, 2000, 1.5, zero_move_probability=1.0)
     assert np.all(textbook[:, 0] == 0.0), "the textbook rule should keep the zero-field member frozen"
     with pytest.raises(AssertionError, match="frozen or broken member"):
@@ -135,6 +138,6 @@ def test_large_lattice_against_onsager_and_yang(tmp_path):
     energy = window.energy.mean("step").values
     abs_m = np.abs(window.magnetization).mean("step").values
     for j, t in enumerate(temperatures):
-        check_against_exact(energy[:, j], float(ising.onsager_energy(t)), f"energy at T={t}")
-        if t < ising.critical_temperature():
-            check_against_exact(abs_m[:, j], float(ising.spontaneous_magnetization(t)), f"|m| at T={t}")
+        check_against_exact(energy[:, j], float(ising.theory.onsager_energy(t)), f"energy at T={t}")
+        if t < ising.theory.critical_temperature():
+            check_against_exact(abs_m[:, j], float(ising.theory.spontaneous_magnetization(t)), f"|m| at T={t}")

@@ -104,7 +104,7 @@ def test_validate_dims_dtype_units_attrs():
 def test_schema_json_is_plain_and_complete():
     import json
 
-    from eqflow.registry import schema_dir
+    from eqflow.schema import schema_dir
 
     schema = json.loads((schema_dir() / "ising.json").read_text())
     assert set(schema["operators"]) == set(ising.SYSTEM.operators)

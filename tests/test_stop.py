@@ -38,9 +38,9 @@ def test_all_stopped_ends_the_run_early_and_trims(tmp_path):
     system = eq.create("relax", rate=[0.5, 0.25], members=2)
     hist = eq.run(system, "relax", steps=10_000, store=tmp_path / "h.zarr", stop=eq.stop.converged("residual", 1e-6),
                   segment=10, progress=False)
-    assert hist.attrs["eqflow_steps_done"] == 50 and hist.attrs["eqflow_status"] == "complete"
+    assert hist.attrs["eqflow_steps_done"] == 49 and hist.attrs["eqflow_status"] == "complete"
     plain = xr.open_zarr(tmp_path / "h.zarr")
-    assert plain.sizes["step"] == 51 and int(plain.step[-1]) == 50  # trimmed: no empty records left
+    assert plain.sizes["step"] == 50 and int(plain.step[-1]) == 49  # trimmed at the last stop: no empty records left
     np.testing.assert_array_equal(hist.stopped_at.values, [[20, 49], [20, 49]])
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import eqflow as eq
-from eqflow.random import CellStreams
+from eqflow import random
 from eqflow.systems import ising
 
 from conftest import RECORD, assert_same_history
@@ -32,10 +32,15 @@ def bare_loop(system, steps):
     t = system.temperature.values[None, :] * np.ones(spin.shape[:2])
     tables = ising.metropolis_acceptance(temperature=t, coupling=np.ones_like(t), field=np.zeros_like(t),
                                          sizes={"y": spin.shape[-2], "x": spin.shape[-1]})
-    streams = CellStreams(system.attrs["eqflow_seed"], system.member.values, np.arange(spin.shape[1]), spin.shape[-2:], step=0)
+    # each parameter point's streams are keyed by its parameter values (canonical units)
+    points = random.point_ids({"temperature": system.temperature.values, "coupling": np.ones(spin.shape[1]),
+                               "field": np.zeros(spin.shape[1])}, (spin.shape[1],))
+    keys = random.cell_keys(system.attrs["eqflow_seed"], system.member.values, points)
+    sizes = {"y": spin.shape[-2], "x": spin.shape[-1]}
     energy, spins = [ising.energy(spin=spin, coupling=1.0, field=0.0)], {0: spin}
     for step in range(1, steps + 1):
-        spin = ising.metropolis(spin=spin, uniforms=streams.next(), **tables)["spin"]
+        words = random.generate(random.bits("y", "x"), keys, step=step - 1, slot=0, sizes=sizes)
+        spin = ising.metropolis(spin=spin, words=words, **tables)["spin"]
         energy.append(ising.energy(spin=spin, coupling=1.0, field=0.0))
         spins[step] = spin
     return np.array(energy), spins
@@ -96,7 +101,7 @@ def test_refuses_to_overwrite_and_leaves_store_untouched(small_ising, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"record": {"entropy": 1}}, "record['entropy']: expected an observable or state variable among ['energy', 'magnetization', 'spin'], got 'entropy'"),
+    ({"record": {"entropy": 1}}, "record['entropy']: expected an observable, state variable, owned state or diagnostic among ['energy', 'magnetization', 'spin'], got 'entropy'"),
     ({"record": {"energy": 0}}, "record['energy']: expected a positive integer interval in steps, got 0"),
     ({"chunks": {"y": 2}}, "chunks['y']: expected a dimension among the ensemble dims ['member', 'temperature'], got 'y'"),
     ({"chunks": {"member": 0}}, "chunks['member']: expected a positive integer block size, got 0"),

@@ -20,11 +20,13 @@ def test_summary_has_units_and_every_statistic(tmp_path):
     hist = _equilibrated_run(tmp_path / "h.zarr", seed=1)
     s = eq.summarize(hist, "energy")
     assert set(s.data_vars) == {"energy", "energy_sem", "energy_tau", "energy_ess", "energy_rhat", "energy_window",
-                                "energy_equilibrated_at"}
+                                "energy_equilibrated_at", "energy_final"}
     assert s.energy.attrs["units"] == "k_B * K" and s.energy_sem.attrs["units"] == "k_B * K"
     assert s.energy.dims == ("temperature",)
     np.testing.assert_array_equal(s.energy_equilibrated_at.values, hist.equilibrated_at.max("member").values)
     assert (s.energy_rhat < 1.01).all() and (s.energy_ess >= 400).all()
+    np.testing.assert_allclose(s.energy_final.values, eq.final_values(hist).energy.mean("member").values)
+    assert s.energy_final.attrs["units"] == "k_B * K"
     assert str(s.pint.quantify().energy.data.units) == "boltzmann_constant * kelvin"
     with pytest.raises(ValueError, match="expected a variable recorded along 'step', got 'spin_density'"):
         eq.summarize(hist, "spin_density")
@@ -41,7 +43,7 @@ def test_error_bars_cover_the_exact_energy():
     """
     import tempfile
 
-    exact = ising.onsager_energy(np.array([1.5, 3.5]))
+    exact = ising.theory.onsager_energy(np.array([1.5, 3.5]))
     z = []
     for seed in range(20):
         with tempfile.TemporaryDirectory() as d:

@@ -1,10 +1,19 @@
-"""Built-in system kinds; each is one self-contained module (create, operators, observables, theory)."""
-from importlib import import_module
+"""Built-in system kinds: each is one package here (create, operators, observables, theory).
 
-__all__ = ["ising", "scf"]
+The packages are found, not listed: ``eq.systems.<kind>`` imports one on first use.
+"""
+from importlib import import_module
 
 
 def __getattr__(name):
-    if name in __all__:
+    from ..registry import builtin
+
+    if name in builtin():
         return import_module(f"{__name__}.{name}")
-    raise AttributeError(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}; built-in kinds: {sorted(builtin())}")
+
+
+def __dir__():
+    from ..registry import builtin
+
+    return sorted(builtin())

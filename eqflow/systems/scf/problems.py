@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..units import magnitude_in
+from ...dataset import is_int
+from ...units import magnitude_in
 
-ORBITAL_DIMS = ("orbital", "orbital_")
-ERI_DIMS = ("orbital", "orbital_", "orbital__", "orbital___")
+ORBITAL_DIMS = ("orbital_i", "orbital_j")
+ERI_DIMS = ("orbital_i", "orbital_j", "orbital_k", "orbital_l")
 DATA_ENV = "EQFLOW_SCF_DATA"
 SYMMETRY_TOL = 1e-10  # relative: |A - A^T| <= tol * max|A| counts as symmetric
 
@@ -30,10 +31,6 @@ class Problem:
     errors: list = field(default_factory=list)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 # ---- 1. the nonlinear eigenproblem of Yang, Gao & Meza
 
 
@@ -45,10 +42,10 @@ def laplacian(n: int) -> np.ndarray:
 def nonlinear(size, occupied, alpha) -> Problem:
     """H(D) = L + alpha Diag(L^-1 diag(D)), L = :func:`laplacian`, ``occupied`` orbitals."""
     p = Problem(parameters={"alpha": alpha})
-    if not _is_int(size) or size < 2:
+    if not is_int(size) or size < 2:
         p.errors.append(f"size: expected an integer number of grid points >= 2, got {size!r}")
         return p
-    if not _is_int(occupied) or not 1 <= occupied <= size:
+    if not is_int(occupied) or not 1 <= occupied <= size:
         p.errors.append(f"occupied: expected an integer in [1, size={size}], got {occupied!r}")
         return p
     lap = laplacian(size)
@@ -89,7 +86,7 @@ def hubbard(sites, hopping, interaction, electrons_up=None, electrons_down=None,
         p.errors.append(f"lattice: expected 'ring' or 'square', got {lattice!r}")
         return p
     sides = [sites] if lattice == "ring" or np.ndim(sites) == 0 else list(sites)
-    if len(sides) not in ((1,) if lattice == "ring" else (1, 2)) or not all(_is_int(s) and s >= 2 for s in sides):
+    if len(sides) not in ((1,) if lattice == "ring" else (1, 2)) or not all(is_int(s) and s >= 2 for s in sides):
         want = "an integer >= 2" if lattice == "ring" else "an integer L >= 2 or a pair (L_y, L_x) of them"
         p.errors.append(f"sites: expected {want} for lattice={lattice!r}, got {sites!r}")
         return p
@@ -98,14 +95,14 @@ def hubbard(sites, hopping, interaction, electrons_up=None, electrons_down=None,
     electrons_up = (n + 1) // 2 if electrons_up is None else electrons_up
     electrons_down = n // 2 if electrons_down is None else electrons_down
     for name, count in (("electrons_up", electrons_up), ("electrons_down", electrons_down)):
-        if not _is_int(count) or not 0 <= count <= n:
+        if not is_int(count) or not 0 <= count <= n:
             p.errors.append(f"{name}: expected an integer in [0, {n}] (the number of sites), got {count!r}")
-    t = magnitude_in("hopping", hopping, {"units": "hartree"}, p.errors)
+    t = magnitude_in("hopping", hopping, "hartree", p.errors)
     if t is not None and (t.ndim != 0 or not t > 0):
         p.errors.append(f"hopping: expected one positive energy t (not a sweep), got {hopping!r}")
     if p.errors:
         return p
-    p.constants = {"core_hamiltonian": (ORBITAL_DIMS, -float(t) * adjacency + 0.0), "sublattice": (("orbital",), sign),
+    p.constants = {"core_hamiltonian": (ORBITAL_DIMS, -float(t) * adjacency + 0.0), "sublattice": (("orbital_i",), sign),
                    "occupied": (("spin",), np.array([electrons_up, electrons_down], dtype=np.float64))}
     p.spins, p.orbitals = 2, n
     return p
@@ -132,8 +129,8 @@ def data_dir() -> Path:
     ``data/`` at the top of the source tree."""
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV])
-    packaged = Path(__file__).resolve().parents[1] / "data"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "data"
+    packaged = Path(__file__).resolve().parents[2] / "data"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "data"
 
 
 def available_molecules() -> list[str]:
@@ -163,7 +160,7 @@ def load_molecule(name: str) -> dict:
 
 
 def _matrix(name, value, units, problems):
-    a = magnitude_in(name, value, {"units": units}, problems)
+    a = magnitude_in(name, value, units, problems)
     if a is not None and (a.ndim not in (2, 3) or a.shape[-1] != a.shape[-2] or a.shape[-1] < 1):
         problems.append(f"{name}: expected a square matrix (n, n) or a stack (geometry, n, n), got shape {a.shape}")
         return None
@@ -197,8 +194,8 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
     p = Problem(parameters={"geometry": geometry})
     h = _matrix("core_hamiltonian", core_hamiltonian, "hartree", p.errors)
     s = _matrix("overlap", overlap, "1", p.errors)
-    g = magnitude_in("eri", eri, {"units": "hartree"}, p.errors)
-    e_nuc = magnitude_in("nuclear_repulsion", nuclear_repulsion, {"units": "hartree"}, p.errors)
+    g = magnitude_in("eri", eri, "hartree", p.errors)
+    e_nuc = magnitude_in("nuclear_repulsion", nuclear_repulsion, "hartree", p.errors)
     if h is None:
         return p
     n, lead = h.shape[-1], h.shape[:-2]
@@ -211,7 +208,7 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
         p.errors.append(f"eri: expected leading (geometry) shape {lead} like core_hamiltonian, got {g.shape[:-4]}")
     if e_nuc is not None and e_nuc.shape not in ((), lead):
         p.errors.append(f"nuclear_repulsion: expected a scalar or shape {lead}, got shape {e_nuc.shape}")
-    if not _is_int(electrons) or electrons <= 0 or electrons % 2 or electrons > 2 * n:
+    if not is_int(electrons) or electrons <= 0 or electrons % 2 or electrons > 2 * n:
         p.errors.append(f"electrons: expected an even integer in [2, {2 * n}] for restricted Hartree-Fock "
                         f"(n = {n} orbitals), got {electrons!r}")
     if lead and (geometry is None or np.ndim(geometry) != 1 or len(geometry) != lead[0]):

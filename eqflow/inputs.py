@@ -1,0 +1,159 @@
+"""What a run feeds its operators besides the state, checked and converted once per run."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from . import dataset, random
+from .backends import check_backend
+from .schema import Schema
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Parameters (float64, ensemble-shaped), constants (1 where they do not vary), the
+    system's string attributes, the operator's options and one stream id per parameter point."""
+
+    parameters: dict
+    constants: dict
+    attributes: dict
+    options: dict
+    point_ids: np.ndarray
+
+    @classmethod
+    def of(cls, system: xr.Dataset, schema: Schema, options: dict) -> "RunInputs":
+        parameters = dataset.parameter_arrays(system, schema)
+        sweep_shape = tuple(system.sizes[d] for d in schema.sweeps(system))
+        at_points = {k: v[0] for k, v in parameters.items()}  # members share a point's parameters
+        return cls(parameters, dataset.constant_arrays(system, schema), dataset.attributes(system, schema),
+                   dict(options), random.point_ids(at_points, sweep_shape))
+
+    def flat(self) -> dict:
+        """Every input by name, as NumPy arrays or Python values."""
+        return {**self.parameters, **self.constants, **self.attributes, **self.options}
+
+    def region(self, region: tuple) -> dict:
+        """The inputs of one ensemble chunk: arrays indexed along the ensemble dims they vary along."""
+        arrays = {k: v[region] for k, v in self.parameters.items()}
+        arrays.update({k: v[_along(v, region)] for k, v in self.constants.items()})
+        return {**arrays, **self.attributes, **self.options}
+
+
+def _along(array: np.ndarray, region: tuple) -> tuple:
+    """Index a constant by the chunk's region along the ensemble dims it varies along."""
+    return tuple(r if array.shape[i] > 1 else slice(None) for i, r in enumerate(region))
+
+
+@dataclass
+class CheckedRun:
+    """The outcome of checking a run's inputs: every problem, and the normalised record plan and options."""
+
+    problems: list = field(default_factory=list)
+    record: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    recordable: list = field(default_factory=list)
+
+
+def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None, backend="numpy", device=None,
+                     segment=None, options=None) -> CheckedRun:
+    """Check every input of ``eq.run`` at once (nothing is written before this passes)."""
+    schema = sys_.schema
+    out = CheckedRun()
+    problems = out.problems
+    if operator not in sys_.operators:
+        problems.append(f"operator: expected one of {sorted(sys_.operators)} for kind {sys_.kind!r}, got {operator!r}")
+    spec = schema.operators.get(operator)
+    if not _positive_int(steps):
+        problems.append(f"steps: expected a positive integer, got {steps!r}")
+    if segment is not None and not _positive_int(segment):
+        problems.append(f"segment: expected a positive integer, got {segment!r}")
+    owned = list(spec.state) if spec else []
+    diagnostics = list(spec.diagnostics) if spec else []
+    out.recordable = [*sys_.observables, *schema.variables, *owned, *diagnostics]
+    if record is None:
+        record = {**{k: 1 for k in sys_.observables}, **{v: steps if _positive_int(steps) else 1 for v in schema.variables}}
+    for var, every in record.items():
+        if var not in out.recordable:
+            problems.append(f"record[{var!r}]: expected an observable, state variable, owned state or diagnostic "
+                            f"among {out.recordable}, got {var!r}")
+        if not _positive_int(every):
+            problems.append(f"record[{var!r}]: expected a positive integer interval in steps, got {every!r}")
+    if not record:
+        problems.append(f"record: expected at least one variable among {out.recordable}, got {{}}")
+    out.record = dict(record)
+    for name, obs in schema.observables.items():
+        missing = [d for d in obs.dims if d not in system.dims]
+        if name in record and missing:
+            problems.append(f"observable {name!r}: declares dims {list(obs.dims)}, the system lacks {missing}")
+    dims = schema.ensemble_dims(system)
+    for dim, size in (chunks or {}).items():
+        if dim not in dims:
+            problems.append(f"chunks[{dim!r}]: expected a dimension among the ensemble dims {dims}, got {dim!r}")
+        elif not _positive_int(size):
+            problems.append(f"chunks[{dim!r}]: expected a positive integer block size, got {size!r}")
+    check_backend(backend, device, problems)
+    if backend not in schema.backends:
+        problems.append(f"backend: kind {sys_.kind!r} supports {list(schema.backends)}, got {backend!r}")
+    out.options = _check_options(spec, options or {}, problems) if spec else {}
+    return out
+
+
+def _check_options(spec, given: dict, problems: list) -> dict:
+    unknown = sorted(set(given) - set(spec.options))
+    if unknown:
+        problems.append(f"options: unknown {unknown}; this operator takes {sorted(spec.options) or 'none'}")
+    out = {}
+    for name, rule in spec.options.items():
+        value = given.get(name, rule["default"])
+        default = rule["default"]
+        if isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, type(default)) and not (
+                isinstance(default, float) and isinstance(value, int)):
+            problems.append(f"options[{name!r}]: expected a {type(default).__name__} like the default {default!r}, "
+                            f"got {value!r}")
+        elif "minimum" in rule and value < rule["minimum"]:
+            problems.append(f"options[{name!r}]: expected a value >= {rule['minimum']}, got {value!r}")
+        out[name] = value
+    return out
+
+
+def _positive_int(value) -> bool:
+    return dataset.is_int(value) and value > 0
+
+
+def record_specs(job, state: dict) -> dict:
+    """{var: (own dims, sizes, dtype, attrs)} of every recorded variable, for the store layout."""
+    schema, system, n = job.sys_.schema, job.system, len(job.dims)
+    spec = schema.operators[job.operator]
+    working = working_dtype({k: state[k] for k in schema.variables})
+    out = {}
+    for var in job.plan.every:
+        if var in state:
+            value = np.asarray(state[var])
+            attrs = dict(system[var].attrs) if var in system else (
+                {"units": spec.state[var].units} if spec.state[var].units else {})
+            own = tuple(system[var].dims[n:]) if var in system else spec.state[var].dims
+            out[var] = (own, value.shape[n:], value.dtype, attrs)
+        elif var in spec.diagnostics:
+            d = spec.diagnostics[var]
+            attrs = {"description": d.description, **({"units": d.units} if d.units else {})}
+            out[var] = (d.dims, tuple(system.sizes[x] for x in d.dims), d.dtype, attrs)
+        else:
+            obs = schema.observables[var]
+            attrs = {"units": obs.units, "description": obs.description}
+            out[var] = (obs.dims, tuple(system.sizes[x] for x in obs.dims), obs.dtype or working, attrs)
+    return out
+
+
+def working_dtype(state: dict) -> str:
+    """The state's float dtype (parameters, constants and float draws are cast to it); float64 without one."""
+    for value in state.values():
+        dtype = np.asarray(value).dtype if isinstance(value, np.ndarray) else _dtype_of(value)
+        if dtype.kind == "f":
+            return dtype.name
+    return "float64"
+
+
+def _dtype_of(value) -> np.dtype:
+    return np.dtype(str(value.dtype).removeprefix("torch."))

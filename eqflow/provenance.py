@@ -1,0 +1,83 @@
+"""What a store says about the run that wrote it, and the progress line on a terminal."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+from . import dataset
+
+PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch")
+
+
+def provenance(system, sys_, operator, plan, chunks, engine, segment, rules, options) -> dict:
+    """Root attributes of a new store: what ran, on what, from where, with which packages."""
+    return {
+        "eqflow_stop": rules_text(rules), "eqflow_kind": sys_.kind, "eqflow_operator": operator,
+        "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]),
+        "eqflow_operator_parameters": json.dumps(_parameter_summary(system, sys_.schema)),
+        "eqflow_options": json.dumps(options, sort_keys=True),
+        "eqflow_attributes": json.dumps(dataset.attributes(system, sys_.schema), sort_keys=True),
+        "eqflow_record": json.dumps(plan.every, sort_keys=True), "eqflow_step_start": plan.first,
+        "eqflow_step_end": plan.last, "eqflow_segment": segment, "eqflow_chunks": json.dumps(chunks),
+        "eqflow_backend": engine.name, "eqflow_device": engine.device or "cpu",
+        "eqflow_parent": system.attrs.get("eqflow_parent", ""), "eqflow_started": now(),
+        "eqflow_packages": json.dumps(versions()), "eqflow_version": versions()["eqflow"],
+        "eqflow_python": sys.version.split()[0],
+    }
+
+
+def rules_text(rules) -> str:
+    """The stop rules as JSON (a resume must ask for the same ones)."""
+    return json.dumps([{"rule": type(r).__name__.lower(), **asdict(r)} for r in rules])
+
+
+def _parameter_summary(system, schema) -> dict:
+    out = {}
+    for name, spec in schema.parameters.items():
+        if name in system.coords:
+            values = np.atleast_1d(system[name].values).tolist()
+            out[name] = {"units": system[name].attrs.get("units", spec.units), "values": values}
+    return out
+
+
+@cache
+def versions() -> dict:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Progress:
+    """A one-line progress report on stderr, shown on terminals unless turned off."""
+
+    def __init__(self, done: int, total: int, enabled: bool | None):
+        self.first, self.total, self.t0 = done, total, time.perf_counter()
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        rate = (done - self.first) / elapsed if elapsed > 0 else float("inf")
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        print(f"\r[eqflow] step {done}/{self.total} ({100 * done / self.total:.0f}%) {rate:,.0f} steps/s, eta {eta:.0f} s",
+              end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            print(file=sys.stderr, flush=True)

@@ -1,0 +1,126 @@
+"""The system contract: everything a kind of system may declare, in one place.
+
+A system is a package ``eqflow/systems/<kind>/`` (or a third-party module) exposing a
+module-level :class:`System`. Its operators and observables are pure functions over raw
+arrays (NumPy or torch) that take keyword arguments by name; eqflow passes each function
+exactly the names it asks for, from:
+
+- the state variables, and the operator-owned state (``Operator.init``);
+- the parameters and constants, in canonical units, cast to the state's float dtype, and
+  whatever ``Operator.prepare`` derived from them once per run;
+- ``step``: the step the state is at (an update maps step -> step + 1);
+- ``sizes``: {dim: size} of the site dims (prepare and init only);
+- the operator's declared draws (:mod:`eqflow.random`), e.g. ``uniforms``;
+- the operator's options (``eq.run(..., options={...})``, defaults in the schema);
+- the system's string attributes (e.g. an SCF ``problem`` family).
+
+``update`` returns the new state, its owned state and, optionally, its declared per-step
+diagnostics, all in one dict. ``tests/toy`` shows every feature in a small system.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import SchemaError
+from .schema import Schema, load, schema_dir
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An update rule and what it declares.
+
+    update : ``update(*, <names>) -> {name: new array}``: state variables, owned state and
+        diagnostics; a pure function over raw arrays.
+    prepare : ``prepare(*, <parameters, constants, sizes, attributes, options>) -> {name: array}``,
+        NumPy, once per run: derived inputs (tables, decompositions).
+    draws : {argument name: :class:`eqflow.random.Draw`}: the random numbers one ensemble cell
+        needs per step, e.g. ``{"uniforms": eq.random.uniform("y", "x")}``.
+    init : ``init(*, <state, inputs, sizes, options>) -> {name: array}``: the operator-owned
+        state (declared with dims and dtype in the schema's ``operators.<name>.state``) at the
+        first step of a run; checkpointed and resumed with the physical state.
+    """
+
+    update: Callable[..., dict]
+    prepare: Callable[..., dict] | None = None
+    draws: Mapping[str, Any] = field(default_factory=dict)
+    init: Callable[..., dict] | None = None
+
+
+@dataclass(frozen=True)
+class System:
+    """Everything eqflow knows about one kind of system.
+
+    ``example`` holds the keyword arguments of a small, fast ``create`` call: the shared
+    test suite runs every operator of every registered kind on it. ``tolerance`` is the
+    (rtol, atol) within which float histories of different backends must agree (integer
+    histories and NumPy histories across chunkings are compared bit for bit).
+    """
+
+    kind: str
+    create: Callable[..., Any]
+    operators: Mapping[str, Operator]
+    observables: Mapping[str, Callable[..., Any]]
+    theory: Any = None
+    schema_path: Path | None = None
+    example: Mapping[str, Any] = field(default_factory=dict)
+    tolerance: tuple[float, float] = (1e-9, 1e-12)
+
+    @cached_property
+    def schema(self) -> Schema:
+        """The parsed schema (``schemas/<kind>.json`` unless ``schema_path`` names another)."""
+        return load(self.schema_path or schema_dir() / f"{self.kind}.json")
+
+    def operator(self, name: str) -> Operator:
+        if name not in self.operators:
+            raise SchemaError(f"operator: expected one of {sorted(self.operators)} for kind {self.kind!r}, got {name!r}")
+        return self.operators[name]
+
+    def contract_problems(self) -> list[str]:
+        """Mismatches between the schema's keys and the code's (operators, observables)."""
+        problems = []
+        for what, code, declared in (("operators", self.operators, self.schema.operators),
+                                     ("observables", self.observables, self.schema.observables)):
+            if set(code) != set(declared):
+                problems.append(f"{self.kind} {what}: the code has {sorted(code)}, the schema {sorted(declared)}")
+        for name, op in self.operators.items():
+            owned = self.schema.operators.get(name)
+            if owned and owned.state and op.init is None:
+                problems.append(f"{self.kind}.{name}: the schema declares owned state {sorted(owned.state)}, "
+                                f"the operator has no init")
+        return problems
+
+
+def call_with(fn: Callable, available: Mapping[str, Any]) -> Any:
+    """Call ``fn`` with the keyword arguments it names, taken from ``available``.
+
+    Arguments with a default are passed only when available; a missing required one is an error.
+    """
+    return bind(fn, available)({}, available)
+
+
+def bind(fn: Callable, available: Mapping[str, Any]) -> Callable[[dict, dict], Any]:
+    """``fn`` as a function of (state, inputs) dicts, its argument names resolved once (hot loop)."""
+    required, optional = accepted_names(fn)
+    missing = [k for k in required if k not in available]
+    if missing:
+        raise TypeError(f"{fn.__module__}.{fn.__qualname__}: needs {missing}, which the system does not provide "
+                        f"(available: {sorted(available)})")
+    names = (*required, *(o for o in optional if o in available))
+
+    def bound(state: dict, inputs: dict):
+        return fn(**{k: state[k] if k in state else inputs[k] for k in names})
+
+    return bound
+
+
+@cache
+def accepted_names(fn: Callable) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(required, optional) keyword names that ``fn`` accepts."""
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind in kinds]
+    return (tuple(p.name for p in params if p.default is inspect.Parameter.empty),
+            tuple(p.name for p in params if p.default is not inspect.Parameter.empty))

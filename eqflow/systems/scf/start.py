@@ -1,0 +1,79 @@
+"""Initial guesses of the SCF ensemble: the guess density and each member's random rotation."""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ... import random
+from ...errors import SchemaError
+
+KIND = "scf"
+MATRIX_DIMS = ("spin", "orbital_i", "orbital_j")
+GUESSES = ("core", "minao", "neel")
+
+
+def neel_density(sublattice, occupied):
+    """Antiferromagnetic guess: spin up fills the + sublattice first, spin down the - sublattice.
+
+    ``sublattice`` (n,) signs +-1, ``occupied`` (2,) electrons up and down. Returns the
+    diagonal densities (2, n, n); sites beyond a sublattice's size are filled from the other.
+    """
+    order = {0: np.argsort(-sublattice, kind="stable"), 1: np.argsort(sublattice, kind="stable")}
+    n = len(sublattice)
+    out = np.zeros((2, n, n))
+    for s in (0, 1):
+        sites = order[s][: int(occupied[s])]
+        out[s, sites, sites] = 1.0
+    return out
+
+
+def guess_density(guess, data, spins, n, dims, shape, constants=None):
+    """The guess density broadcast to (*ensemble, spin, n, n), or None for the core guess.
+
+    ``guess``: "core", "minao" (``data`` from a molecule file holds PySCF's guess), "neel"
+    (Hubbard: the antiferromagnetic occupation of :func:`neel_density`) or an array (n, n),
+    (spin, n, n) or (geometry, spin, n, n) in the per-spin convention of ``density``.
+    """
+    if isinstance(guess, str) and guess == "core":
+        return None
+    if isinstance(guess, str) and guess == "neel":
+        if constants is None or "sublattice" not in constants or spins != 2:
+            raise SchemaError("guess: 'neel' needs a lattice with two spin channels (problem='hubbard'); "
+                              "use 'core' or an array", kind=KIND)
+        value = neel_density(constants["sublattice"][1], constants["occupied"][1])
+    elif isinstance(guess, str) and guess == "minao":
+        if data is None:
+            raise SchemaError("guess: 'minao' needs a molecule file (molecule=<name>); use 'core' or an array",
+                              kind=KIND)
+        value = data["minao_density"]
+    elif isinstance(guess, str):
+        raise SchemaError(f"guess: expected one of {list(GUESSES)} or an array of densities, got {guess!r}", kind=KIND)
+    else:
+        value = np.asarray(guess, dtype=np.float64)
+    lead = ("geometry",) if value.ndim == 4 else ()
+    value = value if value.ndim >= 3 else value[None]
+    sweep = dict(zip(dims, shape)).get("geometry")
+    if (value.ndim not in (3, 4) or value.shape[-3:] not in ((spins, n, n), (1, n, n))
+            or (lead and value.shape[0] != sweep) or not np.all(np.isfinite(value))):
+        raise SchemaError(f"guess: expected a finite density of shape (n, n), ({spins}, n, n) or "
+                          f"(geometry, {spins}, n, n) with n = {n} and geometry = {sweep}, got shape {np.shape(guess)}",
+                          kind=KIND)
+    template = xr.DataArray(np.zeros(shape), dims=dims)
+    da = xr.DataArray(value, dims=(*lead, *MATRIX_DIMS)) + template
+    return np.broadcast_to(da.transpose(*dims, *MATRIX_DIMS).values, (*shape, spins, n, n))
+
+
+def rotations(seed, members, spins, n, theta):
+    """Q_m = (I - A)^-1 (I + A), A = theta (G - G^T) / (2 sqrt 2): (members, spin, n, n), orthogonal.
+
+    The Cayley transform of a scaled antisymmetric Gaussian matrix; G is standard normal from
+    member m's initial-state stream keyed by no parameter (eqflow.random.initial with no
+    parameters), so every parameter point of a sweep starts from the same guesses: a sweep
+    over U compares the same starts. For small theta, Q ~ I + theta (G - G^T) / sqrt 2:
+    pairwise rotation angles ~ N(0, theta^2).
+    """
+    g = random.initial(random.normal("spin", "orbital_i", "orbital_j"), seed=seed, members=np.arange(members),
+                       parameters={}, sizes={"spin": spins, "orbital_i": n, "orbital_j": n})
+    a = theta * (g - np.swapaxes(g, -1, -2)) / (2.0 * np.sqrt(2.0))
+    eye = np.eye(n)
+    return np.linalg.solve(eye - a, eye + a)
