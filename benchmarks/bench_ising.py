@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import best_time, machine  # noqa: E402
-
 import eqflow as eq  # noqa: E402
+
+from common import best_time, machine  # noqa: E402
 
 
 def wrap_pad(spin):
@@ -76,8 +76,10 @@ def overhead():
         t_bare, _ = best_time(lambda: bare_numpy(spin0, steps, t), repeat)
         t_bare_zarr, _ = best_time(bare_to_zarr, repeat)
         t_eq, _ = best_time(with_eqflow, repeat)
-        print(f"  {steps:6d} sweeps: bare NumPy {t_bare * 1e3:7.1f} ms | bare + one Zarr write {t_bare_zarr * 1e3:7.1f} ms | "
-              f"eqflow {t_eq * 1e3:7.1f} ms | eqflow / bare {t_eq / t_bare:4.2f}x | eqflow / (bare + Zarr) {t_eq / t_bare_zarr:4.2f}x")
+        print(f"  {steps:6d} sweeps: bare NumPy {t_bare * 1e3:7.1f} ms | "
+              f"bare + one Zarr write {t_bare_zarr * 1e3:7.1f} ms | "
+              f"eqflow {t_eq * 1e3:7.1f} ms | eqflow / bare {t_eq / t_bare:4.2f}x | "
+              f"eqflow / (bare + Zarr) {t_eq / t_bare_zarr:4.2f}x")
     shutil.rmtree(tmp)
 
 
@@ -95,7 +97,8 @@ def throughput():
         for backend, device in devices:
             t_eq, _ = best_time(lambda: eq.run(system, "metropolis", steps=steps, store=tmp / "t.zarr", overwrite=True,
                                                progress=False, backend=backend, device=device, record={"energy": 1}), 3)
-            line += f" | eqflow {backend}{'/' + device if device else ''} {flips / t_eq / 1e9:6.3f} ({t_bare / t_eq:4.2f}x bare)"
+            line += (f" | eqflow {backend}{'/' + device if device else ''} {flips / t_eq / 1e9:6.3f} "
+                     f"({t_bare / t_eq:4.2f}x bare)")
         shutil.rmtree(tmp)
         print(line)
 
@@ -117,11 +120,14 @@ def memory():
     print("        'run' = peak minus the RSS after imports and create, i.e. what the run itself added)")
     peaks = {}
     for steps in (1000, 10000, 30000):
-        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(steps)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(steps)], capture_output=True, text=True,
+                             check=True)
         base, peak = map(float, out.stdout.split()[-2:])
         peaks[steps] = peak
-        print(f"  {steps:6d} sweeps  peak {peak:7.1f} MiB  run {peak - base:6.1f} MiB  (history on disk grows with steps)")
-    print(f"  ratio of peaks 10,000 / 1,000 sweeps {peaks[10000] / peaks[1000]:.2f} x, 30,000 / 10,000 {peaks[30000] / peaks[10000]:.2f} x")
+        print(f"  {steps:6d} sweeps  peak {peak:7.1f} MiB  run {peak - base:6.1f} MiB  "
+              "(history on disk grows with steps)")
+    print(f"  ratio of peaks 10,000 / 1,000 sweeps {peaks[10000] / peaks[1000]:.2f} x, "
+          f"30,000 / 10,000 {peaks[30000] / peaks[10000]:.2f} x")
 
 
 if __name__ == "__main__":

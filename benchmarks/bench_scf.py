@@ -55,7 +55,8 @@ def cell(reasons, stopped, extra=None):
 
 
 def sweep_table(title, name, values, create_kwargs, steps, folder, ground=None):
-    lines = [f"### {title}", "", f"fraction converged / median iterations{' / fraction at the Neel state' if ground else ''}"
+    lines = [f"### {title}", "",
+             f"fraction converged / median iterations{' / fraction at the Neel state' if ground else ''}"
              f" (residual < {TOL:g} within {steps} steps)", "",
              "| " + name + " | " + " | ".join(s[0] for s in SOLVERS) + " |", "|---" * (len(SOLVERS) + 1) + "|"]
     results = {s[0]: outcome(create_kwargs, s, steps, folder) for s in SOLVERS}
@@ -189,12 +190,13 @@ def main(argv=None):
     started = time.perf_counter()
     lines = ["## SCF solvers (eqflow.systems.scf)", ""]
     with tempfile.TemporaryDirectory() as folder:
-        lines += sweep_table(f"Nonlinear problem (Yang, Gao & Meza), n = 40, k = 8, {members} random guesses (rotation 1)",
-                             "alpha", alphas, dict(problem="nonlinear", size=40, occupied=8, alpha=alphas, members=members,
-                                                   seed=1, rotation=1.0), steps, folder)
-        lines += sweep_table(f"Hubbard ring, N = {ring}, half filling, t = 1, {members} random guesses (rotation 1)", "U",
-                             interactions, dict(problem="hubbard", sites=ring, interaction=interactions, members=members,
-                                                seed=1, rotation=1.0), steps, folder, ground=neel)
+        lines += sweep_table(f"Nonlinear problem (Yang, Gao & Meza), n = 40, k = 8, "
+                             f"{members} random guesses (rotation 1)",
+                             "alpha", alphas, dict(problem="nonlinear", size=40, occupied=8, alpha=alphas,
+                                                   members=members, seed=1, rotation=1.0), steps, folder)
+        lines += sweep_table(f"Hubbard ring, N = {ring}, half filling, t = 1, {members} random guesses (rotation 1)",
+                             "U", interactions, dict(problem="hubbard", sites=ring, interaction=interactions,
+                                                     members=members, seed=1, rotation=1.0), steps, folder, ground=neel)
         lines += molecule_table(200, folder)
     lines += backend_timing(5 if args.quick else 20)
     lines += ["columns: damping with mixing 0.5, DIIS with 8 slots, online_pca with learning_rate 10 (the defaults) "

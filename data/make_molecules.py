@@ -89,7 +89,8 @@ def scan(name: str, basis: str, lengths: list[float]) -> dict:
         assert ok_minao and ok_core, f"{name} r={r}: PySCF did not converge"
         for key, value in [("core_hamiltonian", mol.intor("int1e_kin") + mol.intor("int1e_nuc")),
                            ("overlap", mol.intor("int1e_ovlp")), ("eri_packed", packed),
-                           ("nuclear_repulsion", mol.energy_nuc()), ("minao_density", minao.get_init_guess(key="minao")[None] / 2),
+                           ("nuclear_repulsion", mol.energy_nuc()),
+                           ("minao_density", minao.get_init_guess(key="minao")[None] / 2),
                            ("pyscf_energy", e_minao), ("pyscf_cycles", n_minao),
                            ("pyscf_energy_core_guess", e_core), ("pyscf_cycles_core_guess", n_core)]:
             arrays[key].append(value)
@@ -97,14 +98,16 @@ def scan(name: str, basis: str, lengths: list[float]) -> dict:
         stability.append({"minao": st_minao, "core": st_core})
         electrons = mol.nelectron
     metadata = {
-        "molecule": {"h2": "H2", "h2o": "H2O", "n2": "N2"}[molecule], "basis": basis, "geometry": "bond length r (angstrom)"
+        "molecule": {"h2": "H2", "h2o": "H2O", "n2": "N2"}[molecule], "basis": basis,
+        "geometry": "bond length r (angstrom)"
         + (f", both O-H bonds, H-O-H angle {WATER_ANGLE} degrees" if molecule == "h2o" else ""),
         "bond_lengths_angstrom": lengths, "atoms_angstrom": geometries, "electrons": electrons, "orbitals": mol.nao,
         "pyscf_version": pyscf.__version__, "numpy_version": np.__version__, "python": sys.version.split()[0],
         "scf": f"pyscf.scf.RHF, conv_tol={CONV_TOL}, max_cycle=200, default DIIS; pyscf_energy from init_guess='minao' "
                "(PySCF's default), pyscf_energy_core_guess from init_guess='1e' (core Hamiltonian)",
         "internally_stable": stability, "made_by": "data/make_molecules.py",
-        "made_on": datetime.now(timezone.utc).isoformat(timespec="seconds"), "units": "hartree (energies), angstrom (geometry)",
+        "made_on": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "units": "hartree (energies), angstrom (geometry)",
     }
     out = {k: np.asarray(v) for k, v in arrays.items()}
     out.update(geometry=np.asarray(lengths, dtype=np.float64), electrons=np.asarray(electrons),

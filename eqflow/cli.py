@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tomllib
 from pathlib import Path
@@ -11,11 +10,12 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, registry, results, runner
-from .inputs import check_run_inputs
 from .errors import SchemaError, StoreError
+from .inputs import check_run_inputs
 from .store import STEPS_DONE, read_attrs
 
-RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads", "options"}
+RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads",
+            "options"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,9 +88,10 @@ def _validate(args) -> int:
     if path.suffix == ".toml":
         system, options = load_config(path)
         problems = check_run_inputs(system, registry.get(system.attrs[dataset.KIND_ATTR]), options.get("operator"),
-                                    steps=options.get("steps"), record=options.get("record"), chunks=options.get("chunks"),
-                                    backend=options.get("backend", "numpy"), device=options.get("device"),
-                                    segment=options.get("segment"), options=options.get("options")).problems
+                                    steps=options.get("steps"), record=options.get("record"),
+                                    chunks=options.get("chunks"), backend=options.get("backend", "numpy"),
+                                    device=options.get("device"), segment=options.get("segment"),
+                                    options=options.get("options")).problems
         if problems:
             raise SchemaError(problems, kind=system.attrs[dataset.KIND_ATTR])
         what = f"run file ({system.attrs[dataset.KIND_ATTR]}, {dict(system.sizes)})"
@@ -109,14 +110,17 @@ def summary(hist: xr.Dataset) -> str:
     """Provenance and, per parameter point, the mean of each scalar record over its second half."""
     a = hist.attrs
     lines = [f"store      {a.get('eqflow_store')}",
-             f"kind       {a['eqflow_kind']}  operator {a['eqflow_operator']}  backend {a['eqflow_backend']} ({a['eqflow_device']})",
-             f"steps      {a['eqflow_steps_done']} done of {a['eqflow_step_start']} -> {a['eqflow_step_end']}  status {a['eqflow_status']}",
+             f"kind       {a['eqflow_kind']}  operator {a['eqflow_operator']}  "
+             f"backend {a['eqflow_backend']} ({a['eqflow_device']})",
+             f"steps      {a['eqflow_steps_done']} done of {a['eqflow_step_start']} -> {a['eqflow_step_end']}  "
+             f"status {a['eqflow_status']}",
              f"seed       {a['eqflow_seed']}  chunks {a['eqflow_chunks']}  started {a['eqflow_started']}",
              f"parameters {a['eqflow_operator_parameters']}"]
     if a["eqflow_status"] != "complete":
         lines.append("           (interrupted: continue with `eqflow run CONFIG --resume` or eq.run(..., resume=True))")
     scalars = [n for n, da in hist.data_vars.items()
-               if da.dims[0] == "step" and da.ndim == 1 + len([d for d in da.dims if d in hist.indexes and d != "step"])]
+               if da.dims[0] == "step"
+               and da.ndim == 1 + len([d for d in da.dims if d in hist.indexes and d != "step"])]
     stopped = "stop_reason" in hist and bool((hist.stop_reason != "max_steps").any())
     if stopped:
         counts = dict(zip(*np.unique(hist.stop_reason.values, return_counts=True)))

@@ -48,6 +48,21 @@ def system_coords(schema: Schema, *, members: int, parameters: Mapping[str, Any]
     if unknown:
         problems.append(f"parameters: unknown {unknown}; expected some of {sorted(schema.parameters)}")
     coords: dict[str, Any] = {}
+    _add_parameter_coords(coords, schema, parameters, problems)
+    _add_constant_coords(coords, schema, constants or {}, problems)
+    if problems:
+        raise SchemaError(problems, kind=schema.kind)
+    coords[schema.member_dim] = np.arange(members, dtype=np.int64)
+    for dim, size in site_sizes.items():
+        coords[dim] = np.arange(size, dtype=np.int64)
+    sweeps = [n for n in schema.parameters if n in coords and len(coords[n][0])]
+    dims = [schema.member_dim, *sweeps]
+    shape = tuple(members if d == schema.member_dim else len(coords[d][1]) for d in dims)
+    return coords, dims, shape
+
+
+def _add_parameter_coords(coords: dict, schema: Schema, parameters: Mapping[str, Any], problems: list[str]) -> None:
+    """Add each schema parameter (given or defaulted) to ``coords`` in its canonical unit."""
     for name, spec in schema.parameters.items():
         value = parameters.get(name, spec.default)
         if value is None and not spec.required:
@@ -59,7 +74,11 @@ def system_coords(schema: Schema, *, members: int, parameters: Mapping[str, Any]
         if values is not None:
             attrs = {"units": spec.units, "description": spec.description}
             coords[name] = ((name,) if values.ndim else (), values, attrs)
-    for name, (dims, value) in (constants or {}).items():
+
+
+def _add_constant_coords(coords: dict, schema: Schema, constants: Mapping[str, tuple], problems: list[str]) -> None:
+    """Add each given ``{name: (dims, value)}`` constant to ``coords``."""
+    for name, (dims, value) in constants.items():
         spec = schema.constants.get(name)
         if spec is None:
             problems.append(f"{name}: unknown constant; expected some of {sorted(schema.constants)}")
@@ -67,15 +86,6 @@ def system_coords(schema: Schema, *, members: int, parameters: Mapping[str, Any]
         values = _constant_values(name, value, spec, problems)
         if values is not None:
             coords[name] = (tuple(dims), values, {"units": spec.units} if spec.has_units else {})
-    if problems:
-        raise SchemaError(problems, kind=schema.kind)
-    coords[schema.member_dim] = np.arange(members, dtype=np.int64)
-    for dim, size in site_sizes.items():
-        coords[dim] = np.arange(size, dtype=np.int64)
-    sweeps = [n for n in schema.parameters if n in coords and len(coords[n][0])]
-    dims = [schema.member_dim, *sweeps]
-    shape = tuple(members if d == schema.member_dim else len(coords[d][1]) for d in dims)
-    return coords, dims, shape
 
 
 def _optional_dim(schema: Schema, dim: str) -> bool:
@@ -175,8 +185,10 @@ def _check_members(ds: xr.Dataset, schema: Schema, problems: list[str]) -> None:
         problems.append(f"{dim}: expected an integer coordinate of member labels, got none")
         return
     labels = ds[dim].values
-    if labels.dtype.kind not in "iu" or labels.size == 0 or np.any(labels < 0) or len(np.unique(labels)) != labels.size:
-        problems.append(f"{dim}: expected distinct non-negative integer labels, got {labels.dtype} {labels[:8].tolist()}")
+    if (labels.dtype.kind not in "iu" or labels.size == 0 or np.any(labels < 0)
+            or len(np.unique(labels)) != labels.size):
+        problems.append(f"{dim}: expected distinct non-negative integer labels, "
+                        f"got {labels.dtype} {labels[:8].tolist()}")
 
 
 def _check_parameter(ds: xr.Dataset, name: str, spec: Parameter, problems: list[str]) -> None:
@@ -200,7 +212,8 @@ def _check_parameter(ds: xr.Dataset, name: str, spec: Parameter, problems: list[
 def _check_constant(ds: xr.Dataset, name: str, spec: Constant, ensemble: list[str], problems: list[str]) -> None:
     if name not in ds.coords:
         if spec.required:
-            problems.append(f"{name}: expected a constant coordinate with dims (*sweeps, {', '.join(spec.dims)}), got none")
+            problems.append(f"{name}: expected a constant coordinate with dims (*sweeps, {', '.join(spec.dims)}), "
+                            "got none")
         return
     da = ds[name]
     own = list(da.dims[len(da.dims) - len(spec.dims):]) if da.ndim >= len(spec.dims) else []

@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, random
-from .backends import check_backend
+from .backends import BACKENDS, check_backend
 from .schema import Schema
 
 
@@ -73,31 +73,41 @@ def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None,
     diagnostics = list(spec.diagnostics) if spec else []
     out.recordable = [*sys_.observables, *schema.variables, *owned, *diagnostics]
     if record is None:
-        record = {**{k: 1 for k in sys_.observables}, **{v: steps if _positive_int(steps) else 1 for v in schema.variables}}
-    for var, every in record.items():
-        if var not in out.recordable:
-            problems.append(f"record[{var!r}]: expected an observable, state variable, owned state or diagnostic "
-                            f"among {out.recordable}, got {var!r}")
-        if not _positive_int(every):
-            problems.append(f"record[{var!r}]: expected a positive integer interval in steps, got {every!r}")
-    if not record:
-        problems.append(f"record: expected at least one variable among {out.recordable}, got {{}}")
+        record = {**{k: 1 for k in sys_.observables},
+                  **{v: steps if _positive_int(steps) else 1 for v in schema.variables}}
+    _check_record(record, out.recordable, problems)
     out.record = dict(record)
     for name, obs in schema.observables.items():
         missing = [d for d in obs.dims if d not in system.dims]
         if name in record and missing:
             problems.append(f"observable {name!r}: declares dims {list(obs.dims)}, the system lacks {missing}")
-    dims = schema.ensemble_dims(system)
-    for dim, size in (chunks or {}).items():
+    _check_chunks(chunks or {}, schema.ensemble_dims(system), problems)
+    check_backend(backend, device, problems)
+    if backend in BACKENDS and backend not in schema.backends:
+        problems.append(f"backend: kind {sys_.kind!r} supports {list(schema.backends)}, got {backend!r}")
+    out.options = _check_options(spec, options or {}, problems) if spec else {}
+    return out
+
+
+def _check_record(record: dict, recordable: list, problems: list) -> None:
+    """Each recorded variable must be recordable, at a positive integer interval; at least one is needed."""
+    for var, every in record.items():
+        if var not in recordable:
+            problems.append(f"record[{var!r}]: expected an observable, state variable, owned state or diagnostic "
+                            f"among {recordable}, got {var!r}")
+        if not _positive_int(every):
+            problems.append(f"record[{var!r}]: expected a positive integer interval in steps, got {every!r}")
+    if not record:
+        problems.append(f"record: expected at least one variable among {recordable}, got {{}}")
+
+
+def _check_chunks(chunks: dict, dims: list, problems: list) -> None:
+    """Chunk sizes must name ensemble dims and be positive integers."""
+    for dim, size in chunks.items():
         if dim not in dims:
             problems.append(f"chunks[{dim!r}]: expected a dimension among the ensemble dims {dims}, got {dim!r}")
         elif not _positive_int(size):
             problems.append(f"chunks[{dim!r}]: expected a positive integer block size, got {size!r}")
-    check_backend(backend, device, problems)
-    if backend not in schema.backends:
-        problems.append(f"backend: kind {sys_.kind!r} supports {list(schema.backends)}, got {backend!r}")
-    out.options = _check_options(spec, options or {}, problems) if spec else {}
-    return out
 
 
 def _check_options(spec, given: dict, problems: list) -> dict:

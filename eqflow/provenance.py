@@ -75,8 +75,8 @@ class Progress:
         elapsed = time.perf_counter() - self.t0
         rate = (done - self.first) / elapsed if elapsed > 0 else float("inf")
         eta = (self.total - done) / rate if rate > 0 else float("nan")
-        print(f"\r[eqflow] step {done}/{self.total} ({100 * done / self.total:.0f}%) {rate:,.0f} steps/s, eta {eta:.0f} s",
-              end="", file=sys.stderr, flush=True)
+        print(f"\r[eqflow] step {done}/{self.total} ({100 * done / self.total:.0f}%) {rate:,.0f} steps/s, "
+              f"eta {eta:.0f} s", end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.enabled:

@@ -27,13 +27,15 @@ def write_report(store: str | Path, output: str | Path) -> Path:
     hist = open_history(store)
     summary = summarize(hist)
     scalars = [v for v in hist.data_vars if hist[v].dims[:1] == ("step",) and v in summary]
-    table = summary.to_dataframe().drop(columns=[c for c in ("coupling", "field") if c in summary.coords], errors="ignore")
+    table = summary.to_dataframe().drop(columns=[c for c in ("coupling", "field") if c in summary.coords],
+                                        errors="ignore")
     figures = "\n".join(
         f'<figure><img alt="trace of {html.escape(v)}" src="data:image/png;base64,{_png(trace(hist, v))}">'
         f"<figcaption>{html.escape(v)}</figcaption></figure>" for v in scalars)
     provenance = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_text(v))}</td></tr>"
                            for k, v in sorted(hist.attrs.items()))
-    outcomes = hist.stop_reason.to_series().value_counts().to_frame("members").to_html() if "stop_reason" in hist else ""
+    outcomes = (hist.stop_reason.to_series().value_counts().to_frame("members").to_html()
+                if "stop_reason" in hist else "")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>eqflow report: {html.escape(str(store))}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse;font-size:0.85em}}

@@ -30,17 +30,20 @@ def final_state(history: xr.Dataset | str | Path) -> xr.Dataset:
     path = history if isinstance(history, (str, Path)) else history.attrs.get(store.STORE_ATTR)
     if path is None:
         raise StoreError(
-            "history: expected a Dataset from eq.open/eq.run (attribute 'eqflow_store') or a store path, got a Dataset without it"
+            "history: expected a Dataset from eq.open/eq.run (attribute 'eqflow_store') or a store path, "
+            "got a Dataset without it"
         )
     attrs = store.read_attrs(path)
     kind = attrs.get(dataset.KIND_ATTR)
     if kind is None:
-        raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr store without it")
+        raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), "
+                         "got a Zarr store without it")
     store.check_format(path, attrs)
     variables = list(registry.get(kind).schema.variables)
     state, done = store.read_checkpoint(path, variables)
     if done is None:
-        raise StoreError(f"store {str(path)!r}: the run stopped before its first record; there is no state to continue from")
+        raise StoreError(f"store {str(path)!r}: the run stopped before its first record; "
+                         "there is no state to continue from")
     coords = xr.open_zarr(str(path), consolidated=True).coords
     keep = {k: c.variable.load() for k, c in coords.items() if not any(store.is_step_dim(d) for d in (k, *c.dims))}
     ds = xr.Dataset(state, coords=keep)
@@ -64,7 +67,8 @@ def final_values(history: xr.Dataset, variables=None) -> xr.Dataset:
     3
     """
     if "stopped_at" not in history:
-        raise StoreError("history: expected a history from eq.open/eq.run (with 'stopped_at'), got a Dataset without it")
+        raise StoreError("history: expected a history from eq.open/eq.run (with 'stopped_at'), "
+                         "got a Dataset without it")
     stopped = history["stopped_at"]
     last = int(history.attrs.get(store.STEPS_DONE, -1))
     at = stopped.where(stopped >= 0, last)

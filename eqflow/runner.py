@@ -263,10 +263,12 @@ def _resume_point(job: _Job):
     if "eqflow_kind" in attrs:
         zarr_store.check_format(path, attrs)
     expected = {"eqflow_kind": job.sys_.kind, "eqflow_operator": job.operator,
-                "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]), "eqflow_record": json.dumps(plan.every, sort_keys=True),
+                "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]),
+                "eqflow_record": json.dumps(plan.every, sort_keys=True),
                 "eqflow_step_start": plan.first, "eqflow_step_end": plan.last, "eqflow_stop": rules_text(job.rules),
                 "eqflow_options": json.dumps(job.options, sort_keys=True)}
-    wrong = [f"{k}: the store has {attrs.get(k)!r}, this call asks for {v!r}" for k, v in expected.items() if attrs.get(k) != v]
+    wrong = [f"{k}: the store has {attrs.get(k)!r}, this call asks for {v!r}"
+             for k, v in expected.items() if attrs.get(k) != v]
     if wrong:
         raise StoreError(f"store {str(path)!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
     job.chunks.update(json.loads(attrs["eqflow_chunks"]))

@@ -33,7 +33,8 @@ class SizeRule:
         ok = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
         if ok and size >= self.minimum and size % self.multiple_of == 0:
             return
-        want = f"an integer >= {self.minimum}" + (f" and a multiple of {self.multiple_of}" if self.multiple_of > 1 else "")
+        want = f"an integer >= {self.minimum}" + (f" and a multiple of {self.multiple_of}"
+                                                   if self.multiple_of > 1 else "")
         problems.append(f"size of {dim!r}: expected {want}, got {size!r}")
 
 
@@ -64,7 +65,8 @@ class Parameter(Quantity):
         for key, bound in self.bounds.items():
             bad, sign = tests[key]
             if np.any(bad(values, bound)):
-                problems.append(f"{name}: expected values {sign} {bound} {self.units}, got {values.tolist()} {self.units}")
+                problems.append(f"{name}: expected values {sign} {bound} {self.units}, "
+                                f"got {values.tolist()} {self.units}")
                 return
 
 
@@ -171,8 +173,8 @@ class Schema:
 
 def _parameter(spec: Mapping) -> Parameter:
     bounds = {k: spec[k] for k in ("minimum", "exclusive_minimum", "maximum", "exclusive_maximum") if k in spec}
-    return Parameter(spec["units"], tuple(spec.get("also_accepts", {})), spec.get("default"), spec.get("sweepable", False),
-                     spec.get("required", True), bounds, spec.get("description", ""))
+    return Parameter(spec["units"], tuple(spec.get("also_accepts", {})), spec.get("default"),
+                     spec.get("sweepable", False), spec.get("required", True), bounds, spec.get("description", ""))
 
 
 def _constant(spec: Mapping) -> Constant:

@@ -2,8 +2,8 @@
 
 ``eq.run(..., stop=eq.stop.converged("residual", 1e-8))``, ``stop=eq.stop.equilibrated("energy")``
 or ``stop=eq.stop.cycled("action")``. Every member ends with a ``stop_reason`` (see
-:mod:`eqflow.outcomes`: converged, equilibrated, diverged, max_steps, cycled), the step it stopped at (``stopped_at``) and
-where its equilibrium window starts (``equilibrated_at``). A stopped member's state is frozen;
+:mod:`eqflow.outcomes`: converged, equilibrated, diverged, max_steps, cycled), the step it stopped at
+(``stopped_at``) and where its equilibrium window starts (``equilibrated_at``). A stopped member's state is frozen;
 a chunk whose members have all stopped does no more work; ``steps`` stays the hard limit.
 A state that becomes NaN or infinite stops that member as ``diverged``, with or without rules.
 """

@@ -70,7 +70,8 @@ def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str
     arrays = {}  # name -> (dims, shape, chunks, dtype, fill, attrs, values or None)
     scalar_coords = " ".join(str(k) for k, c in system.coords.items() if k not in system.dims)
     for name, coord in system.coords.items():
-        arrays[str(name)] = (coord.dims, coord.shape, coord.shape or None, coord.dtype, 0, dict(coord.attrs), coord.values)
+        arrays[str(name)] = (coord.dims, coord.shape, coord.shape or None, coord.dtype, 0, dict(coord.attrs),
+                             coord.values)
     lead = tuple(system.sizes[d] for d in ensemble)
     block = tuple(chunks.get(d, system.sizes[d]) for d in ensemble)
     for var in plan.every:
@@ -81,7 +82,8 @@ def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str
         dtype = np.dtype(dtype)
         var_attrs = {**var_attrs, "record_every": plan.every[var], "coordinates": scalar_coords}
         arrays[var] = ((plan.dim(var), *ensemble, *own), (len(steps), *lead, *sizes),
-                       (records_per_chunk[var], *block, *sizes), dtype, np.nan if dtype.kind == "f" else 0, var_attrs, None)
+                       (records_per_chunk[var], *block, *sizes), dtype, np.nan if dtype.kind == "f" else 0,
+                       var_attrs, None)
     for name, (own, sizes, dtype, var_attrs) in checkpoint.items():
         arrays[f"{CHECKPOINT}/{name}"] = (("slot", *ensemble, *own), (2, *lead, *sizes), (1, *block, *sizes),
                                           np.dtype(dtype), 0, dict(var_attrs), None)
@@ -100,8 +102,8 @@ async def _create(path: str, root_attrs: dict, arrays: dict) -> None:
 
     async def one(name, spec):
         dims, shape, chunks, dtype, fill, attrs, values = spec
-        array = await group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill, overwrite=True,
-                                         dimension_names=dims, attributes=attrs)
+        array = await group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill,
+                                         overwrite=True, dimension_names=dims, attributes=attrs)
         if values is not None:
             await array.setitem(Ellipsis, values)
 
@@ -132,7 +134,8 @@ def read_attrs(path) -> dict:
     try:
         return dict(zarr.open_group(str(path), mode="r").attrs)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError) as exc:
-        raise StoreError(f"store {str(path)!r}: expected an eqflow Zarr store, got one that zarr cannot open ({exc})") from None
+        raise StoreError(f"store {str(path)!r}: expected an eqflow Zarr store, "
+                         f"got one that zarr cannot open ({exc})") from None
 
 
 def check_format(path, attrs: dict) -> None:
@@ -204,7 +207,8 @@ def open_history(path) -> xr.Dataset:
     """Open a history store as a lazy Dataset holding the records of every completed segment."""
     attrs = read_attrs(path)
     if "eqflow_kind" not in attrs:
-        raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr store without it")
+        raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), "
+                         "got a Zarr store without it")
     check_format(path, attrs)
     done = attrs.get(STEPS_DONE)
     ds = xr.open_zarr(str(path), consolidated=True)
@@ -212,7 +216,8 @@ def open_history(path) -> xr.Dataset:
     ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
     if done is not None and "stop_reason" in ds:
         found = read_outcomes(path)
-        ds["stop_reason"] = (ds.stop_reason.dims, outcomes.names(found["stop_reason"]), {"long_name": "why the member stopped"})
+        ds["stop_reason"] = (ds.stop_reason.dims, outcomes.names(found["stop_reason"]),
+                             {"long_name": "why the member stopped"})
         for name in ("stopped_at", "equilibrated_at"):
             ds[name] = (ds[name].dims, found[name], ds[name].attrs)
     ds.attrs[STORE_ATTR] = str(path)

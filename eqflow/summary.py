@@ -31,12 +31,13 @@ def summarize(hist: xr.Dataset, variables=None, member_dim: str = "member") -> x
     detected by :func:`eqflow.diagnostics.detect_equilibration`, latest over the point's
     members) to its last record; members that a stop rule never saw equilibrate or converge
     are left out (a point with none gets NaN). Statistics pool the members of each parameter point
-    (tau, R-hat and the standard error use the steps where every member has data). Returns, per variable ``v`` and parameter point: ``v`` (mean
-    over window and members, units of ``v``), ``v_sem`` (standard error sqrt(var / ESS), ESS
-    = members x steps / tau), ``v_tau`` (integrated autocorrelation time in records, averaged
-    over members as emcee does), ``v_ess``, ``v_rhat`` (rank-normalized split R-hat) and
-    ``equilibrated_at`` / ``window`` (first step, number of records), and ``v_final``, the
-    mean over members of each member's value where it stopped (:func:`eqflow.final_values`).
+    (tau, R-hat and the standard error use the steps where every member has data). Returns, per
+    variable ``v`` and parameter point: ``v`` (mean over window and members, units of ``v``),
+    ``v_sem`` (standard error sqrt(var / ESS), ESS = members x steps / tau), ``v_tau`` (integrated
+    autocorrelation time in records, averaged over members as emcee does), ``v_ess``, ``v_rhat``
+    (rank-normalized split R-hat) and ``equilibrated_at`` / ``window`` (first step, number of
+    records), and ``v_final``, the mean over members of each member's value where it stopped
+    (:func:`eqflow.final_values`).
     """
     variables = variables or [v for v, da in hist.data_vars.items() if da.dims[:1] == ("step",) and
                               set(da.dims[1:]) <= set(hist.stop_reason.dims if "stop_reason" in hist else da.dims[1:])]

@@ -76,7 +76,8 @@ class System:
 
     def operator(self, name: str) -> Operator:
         if name not in self.operators:
-            raise SchemaError(f"operator: expected one of {sorted(self.operators)} for kind {self.kind!r}, got {name!r}")
+            raise SchemaError(f"operator: expected one of {sorted(self.operators)} for kind {self.kind!r}, "
+                              f"got {name!r}")
         return self.operators[name]
 
     def contract_problems(self) -> list[str]:

@@ -71,8 +71,8 @@ def test_bad_config_is_one_clear_error(tmp_path, capsys):
 
 
 def test_console_script_entry_point(config, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "eqflow.cli", "run", str(config), "--no-progress"], capture_output=True,
-                          text=True, cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-m", "eqflow.cli", "run", str(config), "--no-progress"],
+                          capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     script = Path(sys.executable).parent / "eqflow"  # installed by pip beside the interpreter
     info = subprocess.run([str(script), "info", "out.zarr"], capture_output=True, text=True, cwd=tmp_path)

@@ -12,6 +12,7 @@ import xarray as xr
 import zarr
 
 import eqflow as eq
+
 import toy
 from conftest import assert_same_history
 from test_systems import crash_after_marks
@@ -48,7 +49,8 @@ def test_per_member_constants_vary_along_member(tmp_path):
     assert system.target.dims == ("member", "site")
     hist = run(system, "relax", tmp_path / "h.zarr", steps=5, record={"x": 1, "deviation": 1}, chunks={"member": 2})
     for j, r in enumerate(RATES):
-        np.testing.assert_allclose(hist.x.isel(step=-1, rate=j).values, target + (1 - r) ** 5 * (1 - target), rtol=1e-14)
+        np.testing.assert_allclose(hist.x.isel(step=-1, rate=j).values, target + (1 - r) ** 5 * (1 - target),
+                                   rtol=1e-14)
     subset = run(system.isel(member=[2]), "relax", tmp_path / "s.zarr", steps=5, record={"x": 1})
     np.testing.assert_array_equal(subset.x.values, hist.x.isel(member=[2]).values)
     bad = system.assign_coords(target=(("rate", "site"), np.zeros((2, 2)), {"units": "1"}))

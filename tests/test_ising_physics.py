@@ -29,7 +29,8 @@ def check_against_exact(member_means: np.ndarray, exact: float, name: str) -> No
     robust = 1.4826 * np.median(np.abs(member_means - np.median(member_means)))
     worst = np.max(np.abs(member_means - exact))
     assert worst < OUTLIER * max(robust, 1e-3 * abs(exact) + 1e-12), (
-        f"{name}: a member averages {worst:.4f} away from exact {exact:.6f} (robust spread {robust:.2e}): frozen or broken member")
+        f"{name}: a member averages {worst:.4f} away from exact {exact:.6f} (robust spread {robust:.2e}): "
+        "frozen or broken member")
 
 
 def test_theory_values():

@@ -72,7 +72,8 @@ def test_molecule_from_user_arrays_and_quantities(tmp_path):
     quantified = eq.create("scf", problem="molecule", core_hamiltonian=eq.ureg.Quantity(h, "hartree").to("eV"),
                            overlap=s, eri=xr.DataArray(eri, attrs={"units": "hartree"}), electrons=10,
                            nuclear_repulsion=f"{e_nuc} hartree")
-    np.testing.assert_allclose(quantified.core_hamiltonian.values, plain.core_hamiltonian.values, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(quantified.core_hamiltonian.values, plain.core_hamiltonian.values, rtol=1e-13,
+                               atol=1e-13)
     hist = _run(plain, "diis", 40, tmp_path / "h.zarr")
     assert abs(hist.energy.values[-1, 0] - data["pyscf_energy"][0]) < 1e-8
     assert hist.energy.attrs["units"] == "hartree"
@@ -84,8 +85,10 @@ def test_molecule_from_user_arrays_and_quantities(tmp_path):
 @pytest.mark.parametrize("interaction", [1.5, 3.0, 4.0, 8.0])
 def test_hubbard_dimer_analytic(interaction, tmp_path):
     """Two sites, one up and one down electron: m = sqrt(1 - (2t/U)^2), E = -2t^2/U for U > 2t."""
-    ds = eq.create("scf", problem="hubbard", sites=2, hopping=1.0, interaction=interaction, members=3, seed=4, rotation=0.5)
-    hist = _run(ds, "damping", 200, tmp_path / "h.zarr", record={"energy": 1, "residual": 1, "staggered_magnetization": 1})
+    ds = eq.create("scf", problem="hubbard", sites=2, hopping=1.0, interaction=interaction, members=3, seed=4,
+                   rotation=0.5)
+    hist = _run(ds, "damping", 200, tmp_path / "h.zarr",
+                record={"energy": 1, "residual": 1, "staggered_magnetization": 1})
     exact = scf.theory.hubbard_dimer(1.0, interaction)
     assert np.all(hist.residual.values[-1] < RESIDUAL)
     np.testing.assert_allclose(hist.staggered_magnetization.values[-1], exact["magnetization"], rtol=0, atol=1e-8)
@@ -104,7 +107,8 @@ def test_hubbard_half_filled_antiferromagnet_gap_equation(lattice, sites, tmp_pa
     sign = ds.sublattice.values
     neel = np.stack([np.diag((1 + sign) / 2), np.diag((1 - sign) / 2)])
     ds = eq.create("scf", problem="hubbard", lattice=lattice, sites=sites, interaction=u, guess=neel)
-    hist = _run(ds, "damping", 300, tmp_path / "h.zarr", record={"energy": 1, "residual": 1, "staggered_magnetization": 1})
+    hist = _run(ds, "damping", 300, tmp_path / "h.zarr",
+                record={"energy": 1, "residual": 1, "staggered_magnetization": 1})
     exact = [scf.theory.hubbard_antiferromagnet(lattice, sites, 1.0, ui) for ui in u]
     assert np.all(hist.residual.values[-1] < RESIDUAL)
     np.testing.assert_allclose(hist.energy.values[-1, 0], [e["energy"] for e in exact], rtol=0, atol=1e-8)
@@ -159,8 +163,9 @@ def test_nonlinear_energy_and_gradient():
     rho = np.sum(x * x, axis=1)
     assert abs(e(x) - (0.5 * np.trace(x.T @ lap @ x) + alpha / 4 * rho @ np.linalg.solve(lap, rho))) < 1e-12
     step = 1e-6
-    grad = np.array([[(e(x + step * np.eye(n)[:, [i]] @ np.eye(k)[[j]]) - e(x - step * np.eye(n)[:, [i]] @ np.eye(k)[[j]]))
-                      / (2 * step) for j in range(k)] for i in range(n)])
+    grad = np.array([[(e(x + step * np.eye(n)[:, [i]] @ np.eye(k)[[j]])
+                       - e(x - step * np.eye(n)[:, [i]] @ np.eye(k)[[j]])) / (2 * step)
+                      for j in range(k)] for i in range(n)])
     fock = kernels.fock_matrix((x @ x.T)[None], **inputs)[0]
     np.testing.assert_allclose(grad, fock @ x, atol=1e-6)
 
@@ -203,7 +208,8 @@ def test_all_solvers_reach_the_same_fixed_point(problem, tmp_path):
 
 @pytest.mark.parametrize("op,steps,problem", [
     ("diis", 60, {"problem": "molecule", "molecule": "n2_6-31g", "guess": "minao"}),
-    ("damping", 300, {"problem": "hubbard", "sites": 10, "interaction": [3.0, 5.0], "members": 3, "seed": 1, "rotation": 0.5}),
+    ("damping", 300, {"problem": "hubbard", "sites": 10, "interaction": [3.0, 5.0], "members": 3, "seed": 1,
+                      "rotation": 0.5}),
 ])
 def test_converged_energy_is_backend_independent(op, steps, problem, tmp_path):
     """NumPy and torch (CPU, batched eigh) reach the same energies to 1e-10 hartree."""
@@ -304,7 +310,8 @@ def test_bad_user_integrals_are_all_reported():
     ({"overlap": "flip"}, "overlap: expected a positive definite matrix, got smallest eigenvalue"),
     ({"overlap": "small"}, "overlap: expected the shape of core_hamiltonian (7, 7), got (6, 6)"),
     ({"eri": "swap"}, "eri: expected chemists' notation with (ij|kl) = (kl|ij)"),
-    ({"core_hamiltonian": "vector"}, "core_hamiltonian: expected a square matrix (n, n) or a stack (geometry, n, n), got shape (7,)"),
+    ({"core_hamiltonian": "vector"},
+     "core_hamiltonian: expected a square matrix (n, n) or a stack (geometry, n, n), got shape (7,)"),
     ({"core_hamiltonian": "units"}, "core_hamiltonian: expected units compatible with 'hartree', got 'meter'"),
     ({"geometry": [1.0, 2.0]}, "geometry: expected one label for one set of integrals, got [1.0, 2.0]"),
 ])
@@ -321,7 +328,8 @@ def test_molecule_input_errors(kwargs, message):
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"problem": "hubbard", "lattice": "triangle"}, "lattice: expected 'ring' or 'square', got 'triangle'"),
-    ({"problem": "hubbard", "sites": 4, "electrons_up": 5}, "electrons_up: expected an integer in [0, 4] (the number of sites), got 5"),
+    ({"problem": "hubbard", "sites": 4, "electrons_up": 5},
+     "electrons_up: expected an integer in [0, 4] (the number of sites), got 5"),
     ({"problem": "hubbard", "hopping": [1.0, 2.0]}, "hopping: expected one positive energy t (not a sweep)"),
     ({"problem": "hubbard", "interaction": -1.0}, "interaction: expected values >= 0 hartree, got -1.0 hartree"),
     ({"problem": "hubbard", "size": 4}, "size: not argument(s) of problem='hubbard'"),
@@ -329,7 +337,8 @@ def test_molecule_input_errors(kwargs, message):
     ({"problem": "nonlinear", "rotation": -1}, "rotation: expected a finite number >= 0, got -1"),
     ({"problem": "molecule"}, "core_hamiltonian: required for problem='molecule' without molecule=<name>, got nothing"),
     ({"problem": "molecule", "molecule": "h2o_sto-3g", "geometry": 3.0}, "geometry: expected bond lengths among"),
-    ({"problem": "molecule", "molecule": "h2o_sto-3g", "guess": np.zeros((3, 3))}, "guess: expected a finite density of shape"),
+    ({"problem": "molecule", "molecule": "h2o_sto-3g", "guess": np.zeros((3, 3))},
+     "guess: expected a finite density of shape"),
     ({"problem": "nonlinear", "guess": "minao"}, "guess: 'minao' needs a molecule file"),
     ({"problem": "quantum"}, "problem: expected one of ['hubbard', 'molecule', 'nonlinear'], got 'quantum'"),
 ])

@@ -27,8 +27,8 @@ def test_module_create_and_registry_create_agree():
 
 def test_units_are_converted_once_to_canonical():
     k_b_mev = float(eq.ureg.Quantity(1, "k_B * K").to("meV").magnitude)
-    ds = eq.create("ising", size=4, temperature=["0.2 meV", eq.ureg.Quantity(300, "K")], coupling=eq.ureg.Quantity(2, "meV"),
-                   members=1, seed=0)
+    ds = eq.create("ising", size=4, temperature=["0.2 meV", eq.ureg.Quantity(300, "K")],
+                   coupling=eq.ureg.Quantity(2, "meV"), members=1, seed=0)
     np.testing.assert_allclose(ds.temperature.values, [0.2 / k_b_mev, 300.0])
     np.testing.assert_allclose(ds.coupling.values, 2 / k_b_mev)
     celsius = eq.create("ising", size=4, temperature=xr.DataArray(26.85, attrs={"units": "degC"}), members=1, seed=0)
@@ -87,9 +87,11 @@ def test_validate_dims_dtype_units_attrs():
     ds = eq.create("ising", size=4, temperature=2.0, members=2, seed=0)
     cases = {
         "spin: expected dtype int8, got float64": ds.assign(spin=ds.spin.astype(float)),
-        "spin: expected dims ('member', 'y', 'x'), got ('y', 'x', 'member')": ds.assign(spin=ds.spin.transpose("y", "x", "member")),
+        "spin: expected dims ('member', 'y', 'x'), got ('y', 'x', 'member')":
+            ds.assign(spin=ds.spin.transpose("y", "x", "member")),
         "coupling: expected a 'units' attribute": ds.assign_coords(coupling=((), 1.0)),
-        "coupling: expected units compatible with 'k_B * K', got 'second'": ds.assign_coords(coupling=((), 1.0, {"units": "s"})),
+        "coupling: expected units compatible with 'k_B * K', got 'second'":
+            ds.assign_coords(coupling=((), 1.0, {"units": "s"})),
         "attrs['eqflow_kind']": ds.drop_attrs(),
         "seed: expected an integer": ds.assign_attrs(eqflow_seed=-1),
         "member: expected distinct non-negative integer labels": ds.assign_coords(member=[1, 1]),

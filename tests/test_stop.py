@@ -4,8 +4,8 @@ import pytest
 import xarray as xr
 
 import eqflow as eq
-import toy  # noqa: F401  (registers the 'relax' test system)
 
+import toy  # noqa: F401  (registers the 'relax' test system)
 from conftest import assert_same_history
 from test_systems import crash_after_marks
 
@@ -53,7 +53,8 @@ def test_stop_outcomes_survive_a_crash(tmp_path, monkeypatch):
         eq.run(system, "relax", store=tmp_path / "r.zarr", **kwargs)
     monkeypatch.undo()
     partial = eq.open(tmp_path / "r.zarr")
-    assert (partial.stop_reason.sel(rate=0.5) == "converged").all() and (partial.stop_reason.sel(rate=0.1) == "running").all()
+    assert ((partial.stop_reason.sel(rate=0.5) == "converged").all()
+            and (partial.stop_reason.sel(rate=0.1) == "running").all())
     resumed = eq.run(system, "relax", store=tmp_path / "r.zarr", resume=True, **kwargs)
     assert_same_history(reference, resumed)
     with pytest.raises(eq.StoreError, match="eqflow_stop"):

@@ -56,7 +56,8 @@ def test_history_equals_bare_loop_and_plain_xarray_reads_it(small_ising, tmp_pat
         np.testing.assert_array_equal(hist.spin.isel(step_5=i).values, spins[int(step)])
     plain = xr.open_zarr(tmp_path / "h.zarr")
     decoded = ["stop_reason"]  # plain readers see CF flags, eq.open decodes them to names
-    xr.testing.assert_identical(plain.drop_vars(decoded).drop_attrs().load(), hist.drop_vars(decoded).drop_attrs().load())
+    xr.testing.assert_identical(plain.drop_vars(decoded).drop_attrs().load(),
+                                hist.drop_vars(decoded).drop_attrs().load())
     assert (plain.stop_reason.values == 4).all() and plain.stop_reason.attrs["flag_meanings"].split()[4] == "max_steps"
     assert (hist.stop_reason.values == "max_steps").all() and (hist.stopped_at.values == 23).all()
     final = eq.final_state(hist)
@@ -73,15 +74,18 @@ def test_provenance(small_ising, tmp_path):
     assert json.loads(a["eqflow_chunks"]) == {"member": 3, "temperature": 2}
     assert json.loads(a["eqflow_operator_parameters"])["temperature"] == {"units": "K", "values": [1.5, 3.0]}
     packages = json.loads(a["eqflow_packages"])
-    assert {"numpy", "xarray", "dask", "zarr", "pint", "torch"} <= set(packages) and packages["xarray"] == xr.__version__
+    assert ({"numpy", "xarray", "dask", "zarr", "pint", "torch"} <= set(packages)
+            and packages["xarray"] == xr.__version__)
     assert a["eqflow_started"] <= a["eqflow_finished"] and a["eqflow_status"] == "complete"
     assert a["eqflow_version"] == eq.__version__ and a["eqflow_parent"] == ""
 
 
 def test_chained_runs_continue_the_streams(small_ising, tmp_path):
-    whole = eq.run(small_ising, "metropolis", steps=20, store=tmp_path / "whole.zarr", record={"energy": 1}, progress=False)
+    whole = eq.run(small_ising, "metropolis", steps=20, store=tmp_path / "whole.zarr", record={"energy": 1},
+                   progress=False)
     first = eq.run(small_ising, "metropolis", steps=8, store=tmp_path / "a.zarr", record={"energy": 1}, progress=False)
-    second = eq.run(eq.final_state(first), "metropolis", steps=12, store=tmp_path / "b.zarr", record={"energy": 1}, progress=False)
+    second = eq.run(eq.final_state(first), "metropolis", steps=12, store=tmp_path / "b.zarr", record={"energy": 1},
+                    progress=False)
     assert second.step.values[0] == 8 and second.attrs["eqflow_parent"] == str(tmp_path / "a.zarr")
     joined = xr.concat([first.energy, second.energy.isel(step=slice(1, None))], "step")
     xr.testing.assert_equal(joined.load(), whole.energy.load())
@@ -101,9 +105,12 @@ def test_refuses_to_overwrite_and_leaves_store_untouched(small_ising, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"record": {"entropy": 1}}, "record['entropy']: expected an observable, state variable, owned state or diagnostic among ['energy', 'magnetization', 'spin'], got 'entropy'"),
+    ({"record": {"entropy": 1}},
+     "record['entropy']: expected an observable, state variable, owned state or diagnostic "
+     "among ['energy', 'magnetization', 'spin'], got 'entropy'"),
     ({"record": {"energy": 0}}, "record['energy']: expected a positive integer interval in steps, got 0"),
-    ({"chunks": {"y": 2}}, "chunks['y']: expected a dimension among the ensemble dims ['member', 'temperature'], got 'y'"),
+    ({"chunks": {"y": 2}},
+     "chunks['y']: expected a dimension among the ensemble dims ['member', 'temperature'], got 'y'"),
     ({"chunks": {"member": 0}}, "chunks['member']: expected a positive integer block size, got 0"),
     ({"backend": "jax"}, "backend: expected one of ['numpy', 'torch'], got 'jax'"),
     ({"backend": "numpy", "device": "cuda"}, "device: the numpy backend runs on 'cpu' only, got 'cuda'"),
@@ -119,7 +126,8 @@ def test_bad_run_inputs_write_nothing(small_ising, tmp_path, kwargs, message):
 
 
 def test_unknown_operator_and_invalid_system(small_ising, tmp_path):
-    with pytest.raises(eq.SchemaError, match=r"operator: expected one of \['heat_bath', 'metropolis'\] for kind 'ising', got 'wolff'"):
+    with pytest.raises(eq.SchemaError,
+                       match=r"operator: expected one of \['heat_bath', 'metropolis'\] for kind 'ising', got 'wolff'"):
         eq.run(small_ising, "wolff", steps=3, store=tmp_path / "h.zarr")
     bad = small_ising.copy(deep=True)
     bad["spin"][:] = 0
@@ -145,7 +153,8 @@ def test_resume_refuses_a_different_run(small_ising, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         eq.run(small_ising, "metropolis", steps=10, store=tmp_path / "h.zarr", segment=2, progress=False)
     monkeypatch.undo()
-    with pytest.raises(eq.StoreError, match="eqflow_operator: the store has 'metropolis', this call asks for 'heat_bath'"):
+    with pytest.raises(eq.StoreError,
+                       match="eqflow_operator: the store has 'metropolis', this call asks for 'heat_bath'"):
         eq.run(small_ising, "heat_bath", steps=10, store=tmp_path / "h.zarr", segment=2, resume=True)
 
 
@@ -159,16 +168,18 @@ def test_final_state_needs_a_store(small_ising):
 def test_property_k_steps_then_resume_equals_n_steps(tmp_path_factory, steps, crash_after, segment, chunk):
     system = eq.create("ising", size=4, temperature=[1.0, 2.5], members=6, seed=21)
     d = tmp_path_factory.mktemp("prop")
-    reference = eq.run(system, "metropolis", steps=steps, store=d / "ref.zarr", record={"energy": 1, "spin": 2}, progress=False)
+    reference = eq.run(system, "metropolis", steps=steps, store=d / "ref.zarr", record={"energy": 1, "spin": 2},
+                       progress=False)
     with pytest.MonkeyPatch.context() as mp:
         crash_after_marks(mp, crash_after)
         try:
-            eq.run(system, "metropolis", steps=steps, store=d / "r.zarr", record={"energy": 1, "spin": 2}, segment=segment,
-                   chunks={"member": chunk}, progress=False)
+            eq.run(system, "metropolis", steps=steps, store=d / "r.zarr", record={"energy": 1, "spin": 2},
+                   segment=segment, chunks={"member": chunk}, progress=False)
         except RuntimeError:
             pass
-    resumed = eq.run(system, "metropolis", steps=steps, store=d / "r.zarr", record={"energy": 1, "spin": 2}, segment=segment,
-                     resume=True, progress=False) if eq.open(d / "r.zarr").attrs["eqflow_status"] != "complete" else eq.open(d / "r.zarr")
+    resumed = (eq.run(system, "metropolis", steps=steps, store=d / "r.zarr", record={"energy": 1, "spin": 2},
+                      segment=segment, resume=True, progress=False)
+               if eq.open(d / "r.zarr").attrs["eqflow_status"] != "complete" else eq.open(d / "r.zarr"))
     assert_same_history(reference, resumed)
 
 

@@ -77,7 +77,8 @@ def test_report_renders_in_headless_chromium(tmp_path):
                          timeout=120)
     assert dom.returncode == 0 and "<table" in dom.stdout and dom.stdout.count("<img") == 2
     shot = tmp_path / "report.png"
-    subprocess.run([*args, f"--screenshot={shot}", (tmp_path / "report.html").as_uri()], capture_output=True, timeout=120)
+    subprocess.run([*args, f"--screenshot={shot}", (tmp_path / "report.html").as_uri()], capture_output=True,
+                   timeout=120)
     import matplotlib.image
 
     pixels = matplotlib.image.imread(shot)

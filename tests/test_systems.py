@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import eqflow as eq
-import toy  # noqa: F401  (registers the template system 'relax')
 from eqflow import registry
 
+import toy  # noqa: F401  (registers the template system 'relax')
 from conftest import assert_same_history, histories_differ
 
 KINDS = registry.available()

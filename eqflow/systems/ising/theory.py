@@ -9,7 +9,6 @@ from .observables import energy, magnetization
 from .operators import neighbour_sum
 
 
-
 def critical_temperature(coupling=1.0):
     """Onsager's T_c = 2 J / ln(1 + sqrt 2), in kelvin for J in k_B K."""
     return 2.0 * coupling / math.log1p(math.sqrt(2.0))
@@ -73,6 +72,7 @@ def exact_averages(size, temperature, coupling=1.0, field=0.0):
 
 
 def zero_field_states(ny, nx):
-    """Configurations in which every spin has zero neighbour sum (frozen under min(1, e^-dE) checkerboard Metropolis)."""
+    """Configurations in which every spin has zero neighbour sum (frozen under min(1, e^-dE)
+    checkerboard Metropolis)."""
     states = all_states(ny, nx)
     return states[np.all(neighbour_sum(states) == 0, axis=(-2, -1))]

@@ -32,9 +32,8 @@ import xarray as xr
 from ...dataset import constant_arrays, finish_system, parameter_arrays, system_coords
 from ...errors import SchemaError
 from ...system import Operator, System, call_with
-from . import observables, operators, problems, solvers, start
+from . import observables, operators, problems, solvers, start, theory
 from . import solvers as kernels
-from . import theory
 from .observables import convergence, electrons, energy, energy_change, residual, staggered_magnetization
 from .operators import damping, diis, fixed_point, online_pca, problem_arrays
 
@@ -85,7 +84,7 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess="core"
     {'member': 3, 'interaction': 2, 'spin': 2, 'orbital_i': 6, 'orbital_j': 6}
     >>> ds.attrs["problem"]
     'hubbard'
-    
+
     """
     bad = []
     if problem not in FAMILY_ARGS:

@@ -18,8 +18,8 @@ def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=Non
     """Turn constants and parameters into the arrays every operator and observable uses.
 
     ``problem`` is the system's family attribute; ``create`` has checked that its constants and
-    parameters are all there. Returns ``occupation`` f (..., spin, n) (1 for the lowest ``occupied`` orbitals), ``metric``
-    S and ``orthogonalizer`` X = S^-1/2 (Loewdin; identity without overlap), ``degeneracy`` g,
+    parameters are all there. Returns ``occupation`` f (..., spin, n) (1 for the lowest ``occupied`` orbitals),
+    ``metric`` S and ``orthogonalizer`` X = S^-1/2 (Loewdin; identity without overlap), ``degeneracy`` g,
     ``energy_scale`` c and ``energy_shift`` E_0 of E = c sum_s tr[(h + F_s) D_s] + E_0, and the
     two-electron part: ``coulomb``/``exchange`` (ij|kl) supermatrices (n^2, n^2) for molecules,
     or ``local_coulomb``/``local_exchange`` kernels (n, n): U I for Hubbard, alpha L^-1 for the

@@ -102,7 +102,8 @@ def hubbard(sites, hopping, interaction, electrons_up=None, electrons_down=None,
         p.errors.append(f"hopping: expected one positive energy t (not a sweep), got {hopping!r}")
     if p.errors:
         return p
-    p.constants = {"core_hamiltonian": (ORBITAL_DIMS, -float(t) * adjacency + 0.0), "sublattice": (("orbital_i",), sign),
+    p.constants = {"core_hamiltonian": (ORBITAL_DIMS, -float(t) * adjacency + 0.0),
+                   "sublattice": (("orbital_i",), sign),
                    "occupied": (("spin",), np.array([electrons_up, electrons_down], dtype=np.float64))}
     p.spins, p.orbitals = 2, n
     return p
@@ -201,7 +202,8 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
     n, lead = h.shape[-1], h.shape[:-2]
     if s is not None and s.shape != h.shape:
         p.errors.append(f"overlap: expected the shape of core_hamiltonian {h.shape}, got {s.shape}")
-    elif s is not None and not any(e.startswith("overlap:") for e in p.errors) and np.min(np.linalg.eigvalsh(s)) <= 1e-10:
+    elif (s is not None and not any(e.startswith("overlap:") for e in p.errors)
+            and np.min(np.linalg.eigvalsh(s)) <= 1e-10):
         lowest = np.min(np.linalg.eigvalsh(s))
         p.errors.append(f"overlap: expected a positive definite matrix, got smallest eigenvalue {lowest:.3g}")
     if g is not None and _check_eri(g, n, p.errors) and g.shape[:-4] != lead:

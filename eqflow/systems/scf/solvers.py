@@ -111,7 +111,8 @@ def fock_matrix(density, *, core_hamiltonian, degeneracy, coulomb=None, exchange
     rho = xp.linalg.diagonal(total)[..., None, :, None]
     potential = shared_matmul(local_coulomb[..., None, :, :], rho)[..., 0]
     if local_exchange is not None:
-        potential = potential - shared_matmul(local_exchange[..., None, :, :], xp.linalg.diagonal(density)[..., None])[..., 0]
+        potential = potential - shared_matmul(local_exchange[..., None, :, :],
+                                              xp.linalg.diagonal(density)[..., None])[..., 0]
     return h + potential[..., None] * _eye(xp, n, density)
 
 

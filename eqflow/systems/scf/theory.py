@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .problems import available_molecules, lattice_adjacency, laplacian, load_molecule  # noqa: F401 (theory API)
+from .problems import available_molecules, laplacian, lattice_adjacency, load_molecule  # noqa: F401 (theory API)
 
 
 def hubbard_dimer(hopping=1.0, interaction=4.0):
