@@ -74,7 +74,8 @@ def main():
             bare_loop(system, args.steps)
             bare_times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            eq.run(system, "metropolis", steps=args.steps, store=tmp / f"run{i}.zarr", record=record, chunks=chunks,
+            eq.run(system, "metropolis", steps=args.steps, store=tmp / f"run-{label}-{i}.zarr", record=record,
+                   chunks=chunks,
                    progress=False)
             eq_times.append(time.perf_counter() - start)
             ratios.append(eq_times[-1] / bare_times[-1])
