@@ -277,3 +277,24 @@ def test_cli_info_reports_the_values_where_members_stopped(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "outcomes   converged 2" in out
     assert f"value where each member stopped, mean over members: {0.5**20:.6g} ± 0" in out
+
+
+def test_parameters_are_converted_once_per_create_and_not_again_per_run(tmp_path, monkeypatch):
+    """pint converts a quantity once, in create; the run reads canonical units without pint."""
+    from eqflow import units
+
+    calls = []
+    real = units._as_quantity
+
+    def counted(value):
+        quantity = real(value)
+        if quantity is not None:  # a pint conversion follows
+            calls.append(value)
+        return quantity
+
+    monkeypatch.setattr(units, "_as_quantity", counted)
+    system = eq.create("ising", size=4, temperature="2.0 K", coupling="1 k_B * K", members=2, seed=1)
+    assert len(calls) == 2  # temperature and coupling, once each
+    calls.clear()
+    run(system, "metropolis", tmp_path / "h.zarr", steps=3)
+    assert calls == []
