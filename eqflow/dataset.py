@@ -31,14 +31,16 @@ def check_seed(seed: Any, problems: list[str]) -> None:
 
 
 def system_coords(schema: Schema, *, members: int, parameters: Mapping[str, Any], site_sizes: Mapping[str, int],
-                  constants: Mapping[str, tuple] | None = None):
+                  constants: Mapping[str, tuple] | None = None, seed: Any = 0):
     """Coordinates of a new system; raises one SchemaError listing every bad input.
 
     Returns ``(coords, ensemble_dims, ensemble_shape)``. Each parameter is converted once
     to the schema's canonical unit; a bare number is taken in that unit. ``constants`` maps
-    a name to ``(dims, value)``: static arrays (e.g. integrals) kept as coordinates.
+    a name to ``(dims, value)``: static arrays (e.g. integrals) kept as coordinates. ``seed``
+    is checked here too, so that a bad one is reported with the rest before any draw.
     """
     problems: list[str] = []
+    check_seed(seed, problems)
     if not is_int(members) or members < 1:
         problems.append(f"members: expected a positive integer, got {members!r}")
     for dim, rule in schema.site_dims.items():
@@ -205,7 +207,9 @@ def _check_parameter(ds: xr.Dataset, name: str, spec: Parameter, problems: list[
         problems.append(f"{name}: expected a 'units' attribute compatible with {spec.units!r}, got none")
         return
     values = magnitude_in(name, da, spec.units, problems, spec.also_accepts)
-    if values is not None:
+    if values is not None and values.ndim == 1 and (values.size == 0 or len(np.unique(values)) != values.size):
+        problems.append(f"{name}: expected a non-empty sweep of distinct values, got {values.tolist()}")
+    elif values is not None:
         spec.check_range(name, np.atleast_1d(values), problems)
 
 

@@ -56,8 +56,11 @@ class CheckedRun:
     recordable: list = field(default_factory=list)
 
 
+MAX_STEPS = 2**62  # step counts stay exact in int64 and float64 step coordinates
+
+
 def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None, backend="numpy", device=None,
-                     segment=None, options=None) -> CheckedRun:
+                     segment=None, options=None, torch_threads=None, client=None) -> CheckedRun:
     """Check every input of ``eq.run`` at once (nothing is written before this passes)."""
     schema = sys_.schema
     out = CheckedRun()
@@ -65,10 +68,13 @@ def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None,
     if operator not in sys_.operators:
         problems.append(f"operator: expected one of {sorted(sys_.operators)} for kind {sys_.kind!r}, got {operator!r}")
     spec = schema.operators.get(operator)
-    if not _positive_int(steps):
-        problems.append(f"steps: expected a positive integer, got {steps!r}")
-    if segment is not None and not _positive_int(segment):
-        problems.append(f"segment: expected a positive integer, got {segment!r}")
+    steps = _check_counts(system, steps, segment, torch_threads, client, problems)
+    for name, value in (("record", record), ("chunks", chunks), ("options", options)):
+        if value is not None and not isinstance(value, dict):
+            problems.append(f"{name}: expected a dict, got {type(value).__name__} {value!r}")
+    record = record if isinstance(record, dict) or record is None else {}
+    chunks = chunks if isinstance(chunks, dict) else None
+    options = options if isinstance(options, dict) else None
     owned = list(spec.state) if spec else []
     diagnostics = list(spec.diagnostics) if spec else []
     out.recordable = [*sys_.observables, *schema.variables, *owned, *diagnostics]
@@ -87,6 +93,26 @@ def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None,
         problems.append(f"backend: kind {sys_.kind!r} supports {list(schema.backends)}, got {backend!r}")
     out.options = _check_options(spec, options or {}, problems) if spec else {}
     return out
+
+
+def _check_counts(system, steps, segment, torch_threads, client, problems: list):
+    """Steps, segment, torch threads and client; returns ``steps``, or None when it is unusable."""
+    start = system.attrs.get("eqflow_step", 0)
+    if not _positive_int(steps):
+        problems.append(f"steps: expected a positive integer, got {steps!r}")
+        steps = None
+    elif steps + (start if dataset.is_int(start) else 0) >= MAX_STEPS:
+        problems.append(f"steps: expected a positive integer with start + steps < 2**62, got {steps!r}")
+        steps = None
+    if segment is not None and not _positive_int(segment):
+        problems.append(f"segment: expected a positive integer, got {segment!r}")
+    elif segment is not None and segment >= MAX_STEPS:
+        problems.append(f"segment: expected a positive integer < 2**62, got {segment!r}")
+    if torch_threads is not None and not _positive_int(torch_threads):
+        problems.append(f"torch_threads: expected a positive integer (or None: one per task), got {torch_threads!r}")
+    if client is not None and not callable(getattr(client, "get", None)):
+        problems.append(f"client: expected a dask.distributed Client (or None), got {type(client).__name__}")
+    return steps
 
 
 def _check_record(record: dict, recordable: list, problems: list) -> None:

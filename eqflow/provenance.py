@@ -1,9 +1,11 @@
 """What a store says about the run that wrote it, and the progress line on a terminal."""
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
+import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
 from functools import cache
@@ -27,10 +29,40 @@ def provenance(system, sys_, operator, plan, chunks, engine, segment, rules, opt
         "eqflow_record": json.dumps(plan.every, sort_keys=True), "eqflow_step_start": plan.first,
         "eqflow_step_end": plan.last, "eqflow_segment": segment, "eqflow_chunks": json.dumps(chunks),
         "eqflow_backend": engine.name, "eqflow_device": engine.device or "cpu",
-        "eqflow_parent": system.attrs.get("eqflow_parent", ""), "eqflow_started": now(),
+        "eqflow_parent": _parent_name(system.attrs.get("eqflow_parent", "")),
+        "eqflow_parent_run": system.attrs.get("eqflow_parent_run", ""), "eqflow_run": uuid.uuid4().hex,
+        "eqflow_system_digest": json.dumps(system_digest(system), sort_keys=True), "eqflow_started": now(),
         "eqflow_packages": json.dumps(versions()), "eqflow_version": versions()["eqflow"],
         "eqflow_python": sys.version.split()[0],
     }
+
+
+def _parent_name(parent: str) -> str:
+    """The parent store's last path component: a shared store names no local directories."""
+    return str(parent).rstrip("/").rsplit("/", 1)[-1] if parent else ""
+
+
+def system_digest(system) -> dict:
+    """A short digest of every coordinate and state variable (dims, dtype, values): what a resume must match."""
+    out = {}
+    for name, var in {**system.coords, **system.data_vars}.items():
+        h = hashlib.blake2b(digest_size=8)
+        values = var.values
+        h.update(json.dumps([list(var.dims), str(values.dtype), list(values.shape)]).encode())
+        h.update(values.tobytes() if values.dtype.kind != "O" else repr(values.tolist()).encode())
+        out[str(name)] = h.hexdigest()
+    out["attrs"] = hashlib.blake2b(json.dumps({k: str(v) for k, v in sorted(system.attrs.items())
+                                               if k not in ("eqflow_parent", "eqflow_parent_run")}).encode(),
+                                   digest_size=8).hexdigest()
+    return out
+
+
+def digest_mismatch(stored: str | None, system) -> list[str]:
+    """Names whose digest differs between a store's provenance and ``system`` (empty: the same system)."""
+    if not stored:
+        return ["the store records no system digest"]
+    old, new = json.loads(stored), system_digest(system)
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
 def rules_text(rules) -> str:

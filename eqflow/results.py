@@ -48,7 +48,8 @@ def final_state(history: xr.Dataset | str | Path) -> xr.Dataset:
     keep = {k: c.variable.load() for k, c in coords.items() if not any(store.is_step_dim(d) for d in (k, *c.dims))}
     ds = xr.Dataset(state, coords=keep)
     ds.attrs = {dataset.KIND_ATTR: kind, dataset.SEED_ATTR: attrs["eqflow_seed"], dataset.STEP_ATTR: int(done),
-                **json.loads(attrs.get("eqflow_attributes", "{}")), "eqflow_parent": str(path)}
+                **json.loads(attrs.get("eqflow_attributes", "{}")), "eqflow_parent": str(path),
+                "eqflow_parent_run": attrs.get("eqflow_run", "")}
     return dataset.validate(ds)
 
 

@@ -18,7 +18,7 @@ from . import store as zarr_store
 from .backends import Backend
 from .errors import SchemaError, StoreError
 from .inputs import RunInputs, check_run_inputs, record_specs
-from .provenance import Progress, now, provenance, rules_text
+from .provenance import Progress, digest_mismatch, now, provenance, rules_text
 from .segment import ChunkTask, advance_chunk
 from .store import RecordPlan
 from .system import call_with
@@ -62,10 +62,11 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     dataset.validate(system)
     sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
     checked = check_run_inputs(system, sys_, operator, steps=steps, record=record, chunks=chunks, backend=backend,
-                               device=device, segment=segment, options=options)
+                               device=device, segment=segment, options=options, torch_threads=torch_threads,
+                               client=client)
     problems = checked.problems
     rules = _check_rules(stop, sys_, checked, problems)
-    path = Path(store)
+    path = _local_path(store, problems)
     if resume and overwrite:
         problems.append("resume, overwrite: expected at most one of them to be True, got both")
     if problems:
@@ -76,6 +77,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
                              f"to replace it")
     elif resume:
         raise StoreError(f"store {str(path)!r}: resume=True needs an existing store, got a path that does not exist")
+    if store_exists and overwrite:
+        zarr_store.check_replaceable(path)
     start = int(system.attrs.get(dataset.STEP_ATTR, 0))
     plan = RecordPlan(checked.record, start, start + steps)
     dims = sys_.schema.ensemble_dims(system)
@@ -88,10 +91,9 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
         state = job.initial_state()
         attrs = provenance(system, sys_, operator, plan, job.chunks, job.engine, segment, rules, job.options)
         layout = dict(records=record_specs(job, state), checkpoint=_checkpoint_specs(job, state))
-        if store_exists:
-            zarr_store.remove(path)
         records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
-        zarr_store.create_layout(path, system, plan, dims, job.chunks, records_per_chunk, attrs=attrs, **layout)
+        zarr_store.create_layout(path, system, plan, dims, job.chunks, records_per_chunk, attrs=attrs,
+                                 replace=store_exists, **layout)
         found, done, slot = None, None, 1
     if done is None:  # nothing complete yet: start (again) from the system itself
         state = job.initial_state()
@@ -269,6 +271,10 @@ def _resume_point(job: _Job):
                 "eqflow_options": json.dumps(job.options, sort_keys=True)}
     wrong = [f"{k}: the store has {attrs.get(k)!r}, this call asks for {v!r}"
              for k, v in expected.items() if attrs.get(k) != v]
+    differ = digest_mismatch(attrs.get("eqflow_system_digest"), system)
+    if differ:
+        wrong.append(f"system: differs from the one this store was started with in {differ} (parameters, sweep "
+                     f"coordinates, member labels, constants or the initial state)")
     if wrong:
         raise StoreError(f"store {str(path)!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
     job.chunks.update(json.loads(attrs["eqflow_chunks"]))
@@ -279,6 +285,18 @@ def _resume_point(job: _Job):
     state, done = zarr_store.read_checkpoint(path, [n for n in names if n not in outcomes.ARRAYS])
     found = zarr_store.read_outcomes(path)
     return {k: v.values for k, v in state.items()}, found, done, attrs.get(zarr_store.SLOT, 0), segment
+
+
+def _local_path(store, problems: list) -> Path | None:
+    """The store as an absolute local path (workers in another directory, a later chdir still find it)."""
+    if isinstance(store, str) and "://" in store:
+        problems.append(f"store: expected a local path; URLs such as {store!r} (object stores) are not supported "
+                        f"yet, and are refused rather than written to a local folder named after the scheme")
+        return None
+    if not isinstance(store, (str, Path)) or not str(store):
+        problems.append(f"store: expected a local path (str or pathlib.Path), got {store!r}")
+        return None
+    return Path(store).absolute()
 
 
 def _check_rules(stop, sys_, checked, problems) -> tuple:

@@ -14,14 +14,20 @@ Layout of a store (Zarr v3, readable with plain ``xr.open_zarr``):
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import json
 import math
+import os
 import shutil
+import uuid
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.core.sync import sync as zarr_sync
 
 from . import outcomes
@@ -58,7 +64,7 @@ class RecordPlan:
 
 
 def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str], chunks: dict,
-                  records_per_chunk: dict, records: dict, checkpoint: dict, attrs: dict) -> None:
+                  records_per_chunk: dict, records: dict, checkpoint: dict, attrs: dict, replace: bool = False) -> None:
     """Write the metadata, coordinates and an empty checkpoint of a new store, all arrays at once.
 
     ``records``: {var: (dims after the ensemble dims, sizes of those dims, dtype, attrs)} of
@@ -66,6 +72,11 @@ def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str
     dtype, attrs)} of everything a resume needs. The arrays follow xarray's Zarr v3
     conventions (``dimension_names``, ``units`` and ``coordinates`` attributes), so
     ``xr.open_zarr`` reads the store as a Dataset.
+
+    Atomic: the layout is written into a hidden sibling and renamed into place, so a crash
+    leaves either nothing (or, with ``replace``, the old store) or a complete, resumable new
+    store. ``replace`` swaps an existing eqflow store out in one rename (Linux renameat2
+    RENAME_EXCHANGE; elsewhere two renames) and then deletes it.
     """
     arrays = {}  # name -> (dims, shape, chunks, dtype, fill, attrs, values or None)
     scalar_coords = " ".join(str(k) for k, c in system.coords.items() if k not in system.dims)
@@ -94,7 +105,9 @@ def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str
     root = {**attrs, FORMAT_ATTR: FORMAT, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr_sync(_create(str(path), root, arrays))
+        building = _sibling(path, "new")
+        zarr_sync(_create(str(building), root, arrays))
+    _move_into_place(building, Path(path), replace)
 
 
 async def _create(path: str, root_attrs: dict, arrays: dict) -> None:
@@ -102,8 +115,11 @@ async def _create(path: str, root_attrs: dict, arrays: dict) -> None:
 
     async def one(name, spec):
         dims, shape, chunks, dtype, fill, attrs, values = spec
+        checked = name.startswith(f"{CHECKPOINT}/") or name in outcomes.ARRAYS  # what a resume relies on
+        compressors = [ZstdCodec(), Crc32cCodec()] if checked else "auto"
         array = await group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill,
-                                         overwrite=True, dimension_names=dims, attributes=attrs)
+                                         overwrite=True, dimension_names=dims, attributes=attrs,
+                                         compressors=compressors, config={"write_empty_chunks": checked})
         if values is not None:
             await array.setitem(Ellipsis, values)
 
@@ -122,6 +138,7 @@ def write(path, regions: list[tuple[str, tuple, np.ndarray]]) -> None:
 
     async def one(var, index, values):
         array = await zarr.api.asynchronous.open_array(store=str(path), path=var, mode="r+")
+        array = array.with_config({"write_empty_chunks": True})  # a missing chunk then always means damage
         await array.setitem(index, values)
 
     async def every():
@@ -162,8 +179,32 @@ def read_checkpoint(path, variables) -> tuple[dict[str, xr.Variable], int]:
     state = {}
     for v in variables:
         array = group[f"{CHECKPOINT}/{v}"]
-        state[v] = xr.Variable(array.metadata.dimension_names[1:], array[slot], dict(array.attrs))
+        values = _read_slot(path, array, slot, done)
+        state[v] = xr.Variable(array.metadata.dimension_names[1:], values, dict(array.attrs))
     return state, done
+
+
+def _read_slot(path, array, slot: int, done) -> np.ndarray:
+    """One checkpoint slot, every chunk present and its crc32c checksum valid, else a StoreError."""
+    where = f"store {str(path)!r}: checkpoint {array.path!r} slot {slot} (step {done})"
+    missing = _missing_chunks(path, array, slot)
+    if missing:
+        raise StoreError(f"{where}: {missing} chunk(s) missing; the store was damaged after it was written, "
+                         f"so it cannot be resumed or chained (rerun with overwrite=True)")
+    try:
+        return array[slot]
+    except Exception as exc:  # a checksum or decompression failure names the damage, not the codec
+        raise StoreError(f"{where}: corrupted ({type(exc).__name__}: {exc}); rerun with overwrite=True") from None
+
+
+def _missing_chunks(path, array, slot: int) -> int:
+    """Chunk files of ``slot`` missing from a local store (0 elsewhere: object stores are checked by checksum)."""
+    folder = Path(path) / array.path / "c" / str(slot)
+    if not Path(path).is_dir():
+        return 0
+    expected = math.prod(-(-s // c) for s, c in zip(array.shape[1:], array.chunks[1:]))
+    found = sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else 0
+    return max(0, expected - found)
 
 
 def checkpoint_names(path) -> list[str]:
@@ -181,7 +222,8 @@ def write_outcomes(path, found: dict, slot: int) -> None:
 def read_outcomes(path) -> dict:
     group = zarr.open_group(str(path), mode="r")
     slot = group.attrs.get(SLOT, 0)
-    return {k: group[f"{CHECKPOINT}/{k}"][slot] for k in outcomes.ARRAYS}
+    done = group.attrs.get(STEPS_DONE)
+    return {k: _read_slot(path, group[f"{CHECKPOINT}/{k}"], slot, done) for k in outcomes.ARRAYS}
 
 
 def read_records(path, var: str, plan: RecordPlan, last: int) -> tuple[np.ndarray, np.ndarray]:
@@ -229,5 +271,50 @@ def is_step_dim(dim: str) -> bool:
     return dim == "step" or dim.startswith("step_")
 
 
-def remove(path) -> None:
-    shutil.rmtree(path)
+def _sibling(path, what: str) -> Path:
+    """A hidden, unique sibling of ``path`` (same directory, so a rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.eqflow-{what}-{uuid.uuid4().hex[:12]}")
+
+
+def _move_into_place(building: Path, path: Path, replace: bool) -> None:
+    if not replace:
+        try:
+            os.rename(building, path)  # fails if another writer created a non-empty store meanwhile
+        except OSError as exc:
+            shutil.rmtree(building, ignore_errors=True)
+            raise StoreError(f"store {str(path)!r}: could not be created ({exc}); another run may have created "
+                             f"it meanwhile") from None
+        return
+    if not _exchange(building, path):  # no atomic swap here: old aside, new in, in two renames
+        old = _sibling(path, "old")
+        os.rename(path, old)
+        os.rename(building, path)
+        building = old
+    shutil.rmtree(building)  # now the old store
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 with RENAME_EXCHANGE); False where unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return result == 0
+
+
+def check_replaceable(path) -> None:
+    """Raise a StoreError unless ``path`` is an eqflow store (overwrite deletes nothing else)."""
+    path = Path(path)
+    meta = path / "zarr.json"
+    try:
+        attrs = json.loads(meta.read_text())["attributes"] if path.is_dir() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        attrs = None
+    if not isinstance(attrs, dict) or "eqflow_kind" not in attrs:
+        what = "a directory that is not an eqflow store" if path.is_dir() else "a file"
+        raise StoreError(f"store {str(path)!r}: overwrite=True replaces only an eqflow store, got {what}; "
+                         f"choose another store or remove it yourself")

@@ -21,6 +21,10 @@ def magnitude_in(name: str, value: Any, units: str, problems: list[str], also_ac
     unit is taken as it is, without pint.
     """
     canonical = units
+    flags = value if isinstance(value, (list, tuple)) else [value]
+    if any(isinstance(v, (bool, np.bool_)) for v in flags):
+        problems.append(f"{name}: expected a number or a quantity in {canonical!r}, got {value!r}")
+        return None
     if isinstance(value, xr.DataArray) and value.attrs.get("units") == canonical and not hasattr(value.data, "units"):
         return np.asarray(value.values, dtype=np.float64)
     try:

@@ -86,7 +86,8 @@ def test_chained_runs_continue_the_streams(small_ising, tmp_path):
     first = eq.run(small_ising, "metropolis", steps=8, store=tmp_path / "a.zarr", record={"energy": 1}, progress=False)
     second = eq.run(eq.final_state(first), "metropolis", steps=12, store=tmp_path / "b.zarr", record={"energy": 1},
                     progress=False)
-    assert second.step.values[0] == 8 and second.attrs["eqflow_parent"] == str(tmp_path / "a.zarr")
+    assert second.step.values[0] == 8 and second.attrs["eqflow_parent"] == "a.zarr"  # no local directories
+    assert second.attrs["eqflow_parent_run"] == first.attrs["eqflow_run"] != second.attrs["eqflow_run"]
     joined = xr.concat([first.energy, second.energy.isel(step=slice(1, None))], "step")
     xr.testing.assert_equal(joined.load(), whole.energy.load())
 

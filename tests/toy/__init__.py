@@ -28,7 +28,8 @@ def create(rate=0.5, *, members=2, sites=3, seed=0, noise=0.0, target=None, dtyp
     schema = SYSTEM.schema
     target = np.zeros((members, sites)) if target is None else np.asarray(target)
     coords, dims, shape = system_coords(schema, members=members, parameters={"rate": rate, "noise": noise},
-                                        site_sizes={"site": sites}, constants={"target": (("member", "site"), target)})
+                                        site_sizes={"site": sites}, constants={"target": (("member", "site"), target)},
+                                        seed=seed)
     x = np.ones((*shape, sites), dtype=dtype)
     return finish_system(schema, coords, {"x": ((*dims, "site"), x)}, seed=seed)
 

@@ -45,7 +45,8 @@ def create(size=32, temperature=2.269, *, members=1, seed=0, coupling=1.0, field
     schema = SYSTEM.schema
     ny, nx = (size, size) if np.ndim(size) == 0 else tuple(size)
     parameters = {"temperature": temperature, "coupling": coupling, "field": field}
-    coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes={"y": ny, "x": nx})
+    coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes={"y": ny, "x": nx},
+                                        seed=seed)
     if start == "random":
         words = random.initial(random.bits("y", "x"), seed=seed, members=coords["member"],
                                parameters=point_values(coords, schema), sizes={"y": ny, "x": nx})

@@ -108,7 +108,7 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess="core"
         sizes.update(orbital_k=built.orbitals, orbital_l=built.orbitals)
     schema = SYSTEM.schema
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=sizes,
-                                        constants=built.constants)
+                                        constants=built.constants, seed=seed)
     density = start.guess_density(guess, data, built.spins, built.orbitals, dims, shape, built.constants)
     if members > 1 and rotation == 0:
         warnings.warn(f"members: {members} members with rotation=0 start from the same guess and give identical "

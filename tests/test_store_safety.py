@@ -1,0 +1,244 @@
+"""Nothing lost: overwrite replaces only eqflow stores and atomically, creation is atomic, resume
+refuses another system, bad inputs are named before anything is written, stores hold no local paths."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import zarr
+
+import eqflow as eq
+
+from conftest import assert_same_history
+
+
+def run(system, path, **kw):
+    kw.setdefault("steps", 6)
+    kw.setdefault("progress", False)
+    return eq.run(system, "metropolis", store=path, record={"energy": 1}, **kw)
+
+
+def test_overwrite_refuses_what_is_not_an_eqflow_store(tmp_path, small_ising):
+    folder = tmp_path / "thesis"
+    folder.mkdir()
+    (folder / "chapter1.tex").write_text("precious")
+    with pytest.raises(eq.StoreError, match="overwrite=True replaces only an eqflow store, got a directory"):
+        run(small_ising, folder, overwrite=True)
+    assert (folder / "chapter1.tex").read_text() == "precious"
+    plain = tmp_path / "plain.zarr"
+    zarr.open_group(str(plain), mode="w").attrs["note"] = "not eqflow"
+    with pytest.raises(eq.StoreError, match="not an eqflow store"):
+        run(small_ising, plain, overwrite=True)
+    (tmp_path / "file.zarr").write_text("x")
+    with pytest.raises(eq.StoreError, match="got a file"):
+        run(small_ising, tmp_path / "file.zarr", overwrite=True)
+    from eqflow.cli import main
+
+    config = tmp_path / "run.toml"
+    config.write_text(f'[system]\nkind = "ising"\nsize = 4\ntemperature = 2.0\n[run]\noperator = "metropolis"\n'
+                      f'steps = 2\nstore = "{folder}"\n')
+    assert main(["run", str(config), "--overwrite", "--no-progress"]) == 1
+    assert (folder / "chapter1.tex").read_text() == "precious"
+
+
+def test_overwrite_swaps_in_the_new_store_and_leaves_no_siblings(tmp_path, small_ising):
+    old = run(small_ising, tmp_path / "h.zarr", steps=4)
+    new = run(small_ising, tmp_path / "h.zarr", steps=9, overwrite=True)
+    assert new.sizes["step"] == 10 and new.attrs["eqflow_run"] != old.attrs["eqflow_run"]
+    assert sorted(os.listdir(tmp_path)) == ["h.zarr"]
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import eqflow as eq
+    from eqflow import store
+    point = sys.argv[2]
+    real_create, real_move, real_rmtree = store._create, store._move_into_place, store.shutil.rmtree
+    async def create_then_die(path, root, arrays):
+        await real_create(path, root, arrays)
+        if point == "after-layout":
+            os._exit(9)
+    def die_before_move(building, path, replace):
+        if point == "before-move":
+            os._exit(9)
+        real_move(building, path, replace)
+    def die_before_deleting_the_old(path, *args, **kwargs):
+        if point == "after-swap" and ".eqflow-" in str(path):
+            os._exit(9)
+        real_rmtree(path, *args, **kwargs)
+    store._create, store._move_into_place = create_then_die, die_before_move
+    store.shutil.rmtree = die_before_deleting_the_old
+    system = eq.create("ising", size=4, temperature=[1.5, 2.5], members=2, seed=5)
+    eq.run(system, "metropolis", steps=5, store=sys.argv[1], record={"energy": 1}, overwrite=True, progress=False)
+""")
+
+
+@pytest.mark.parametrize("point", ["after-layout", "before-move", "after-swap"])
+def test_a_kill_while_creating_or_overwriting_leaves_the_old_store_or_the_new_one(tmp_path, point):
+    system = eq.create("ising", size=4, temperature=[1.5, 2.5], members=2, seed=5)
+    reference = eq.run(system, "metropolis", steps=5, store=tmp_path / "ref.zarr", record={"energy": 1},
+                       progress=False)
+    for existing in (False, True):
+        path = tmp_path / f"{point}-{existing}.zarr"
+        if existing:
+            old = eq.run(system, "metropolis", steps=3, store=path, record={"energy": 1}, progress=False).load()
+        result = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(path), point], capture_output=True)
+        if point == "after-swap" and not existing:  # nothing old to delete: the run completes
+            assert result.returncode == 0, result.stderr.decode()
+            continue
+        assert result.returncode == 9, result.stderr.decode()
+        if point == "after-swap":  # the new store is in place, complete as a layout: it resumes
+            resumed = eq.run(system, "metropolis", steps=5, store=path, record={"energy": 1}, resume=True,
+                             progress=False)
+            assert_same_history(reference, resumed)
+        elif existing:
+            assert_same_history(old, eq.open(path))  # the old, complete store, untouched
+        else:
+            assert not path.exists()  # nothing half-made at the path
+
+
+def test_resume_refuses_another_system(tmp_path, small_ising, monkeypatch):
+    from test_systems import crash_after_marks
+
+    crash_after_marks(monkeypatch, 1)
+    with pytest.raises(RuntimeError):
+        run(small_ising, tmp_path / "h.zarr", segment=2)
+    monkeypatch.undo()
+    other = small_ising.assign_coords(temperature=("temperature", [3.0, 4.0], small_ising.temperature.attrs))
+    with pytest.raises(eq.StoreError, match=r"system: differs from the one this store was started with in "
+                                            r"\['temperature'\]"):
+        run(other, tmp_path / "h.zarr", segment=2, resume=True)
+    fewer = small_ising.isel(member=[0, 1, 2, 3, 4])
+    with pytest.raises(eq.StoreError, match=r"in \[.*'member'.*\]"):
+        run(fewer, tmp_path / "h.zarr", segment=2, resume=True)
+    flipped = small_ising.copy(deep=True)
+    flipped["spin"].values[0, 0, 0, 0] *= -1
+    with pytest.raises(eq.StoreError, match=r"in \['spin'\]"):
+        run(flipped, tmp_path / "h.zarr", segment=2, resume=True)
+    resumed = run(small_ising, tmp_path / "h.zarr", segment=2, resume=True)
+    assert_same_history(run(small_ising, tmp_path / "ref.zarr", segment=2), resumed)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": 2**63}, "steps: expected a positive integer with start + steps < 2**62, got 9223372036854775808"),
+    ({"segment": 2**70}, "segment: expected a positive integer < 2**62"),
+    ({"torch_threads": 0}, "torch_threads: expected a positive integer (or None: one per task), got 0"),
+    ({"torch_threads": "4"}, "torch_threads: expected a positive integer"),
+    ({"client": "tcp://127.0.0.1:8786"}, "client: expected a dask.distributed Client (or None), got str"),
+    ({"record": ["energy"]}, "record: expected a dict, got list ['energy']"),
+    ({"chunks": 4}, "chunks: expected a dict, got int 4"),
+    ({"options": [1]}, "options: expected a dict, got list [1]"),
+])
+def test_bad_run_inputs_are_named_before_anything_is_written(tmp_path, small_ising, kwargs, message):
+    with pytest.raises(eq.SchemaError) as err:
+        eq.run(small_ising, "metropolis", store=tmp_path / "h.zarr", progress=False, **{"steps": 3, **kwargs})
+    assert message in str(err.value)
+    assert not (tmp_path / "h.zarr").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"seed": 1.5}, "seed: expected an integer in [0, 2**64), got 1.5"),
+    ({"seed": "1"}, "seed: expected an integer in [0, 2**64), got '1'"),
+    ({"seed": True}, "seed: expected an integer in [0, 2**64), got True"),
+    ({"seed": -1}, "seed: expected an integer in [0, 2**64), got -1"),
+    ({"temperature": True}, "temperature: expected a number or a quantity in 'K', got True"),
+    ({"temperature": []}, "temperature: expected a non-empty sweep of distinct values, got []"),
+    ({"temperature": [2.0, 2.0]}, "temperature: expected a non-empty sweep of distinct values, got [2.0, 2.0]"),
+])
+def test_bad_create_inputs_are_schema_errors(kwargs, message):
+    with pytest.raises(eq.SchemaError) as err:
+        eq.create("ising", **{"size": 4, "temperature": 2.0, **kwargs})
+    assert message in str(err.value)
+
+
+def test_a_dataset_with_a_bad_sweep_is_refused(small_ising):
+    doubled = small_ising.assign_coords(temperature=("temperature", [2.0, 2.0], small_ising.temperature.attrs))
+    with pytest.raises(eq.SchemaError, match=r"temperature: expected a non-empty sweep of distinct values"):
+        eq.validate(doubled)
+    with pytest.raises(eq.SchemaError, match=r"temperature: expected a non-empty sweep"):
+        eq.validate(small_ising.isel(temperature=[]))
+
+
+def test_a_shared_store_holds_no_local_paths(tmp_path, small_ising):
+    first = run(small_ising, tmp_path / "a.zarr")
+    run(eq.final_state(first), tmp_path / "b.zarr")
+    text = json.dumps(dict(zarr.open_group(str(tmp_path / "b.zarr"), mode="r").attrs))
+    assert str(tmp_path) not in text
+    assert np.all(eq.open(tmp_path / "b.zarr").energy.notnull())
+
+
+def _crash_after_first_segment(system, path, monkeypatch):
+    from test_systems import crash_after_marks
+
+    crash_after_marks(monkeypatch, 1)
+    with pytest.raises(RuntimeError):
+        run(system, path, segment=2)
+    monkeypatch.undo()
+
+
+def test_a_lost_checkpoint_chunk_is_named_not_resumed_from_zeros(tmp_path, small_ising, monkeypatch):
+    path = tmp_path / "h.zarr"
+    _crash_after_first_segment(small_ising, path, monkeypatch)
+    slot = zarr.open_group(str(path), mode="r").attrs["eqflow_checkpoint_slot"]
+    chunk = next(p for p in (path / "_checkpoint" / "spin" / "c" / str(slot)).rglob("*") if p.is_file())
+    chunk.unlink()
+    for call in (lambda: run(small_ising, path, segment=2, resume=True), lambda: eq.final_state(path)):
+        missing = r"checkpoint '_checkpoint/spin' slot \d \(step 2\): 1 chunk\(s\) missing"
+        with pytest.raises(eq.StoreError, match=missing):
+            call()
+
+
+def test_a_corrupted_checkpoint_chunk_fails_its_checksum(tmp_path, monkeypatch):
+    system = eq.create("ising", size=4, temperature=[1.5, 2.5], members=2, seed=5)
+    path = tmp_path / "h.zarr"
+    _crash_after_first_segment(system, path, monkeypatch)
+    slot = zarr.open_group(str(path), mode="r").attrs["eqflow_checkpoint_slot"]
+    for name in ("spin", "stop_reason"):
+        chunk = next(p for p in (path / "_checkpoint" / name / "c" / str(slot)).rglob("*") if p.is_file())
+        original = chunk.read_bytes()
+        data = bytearray(original)
+        data[len(data) // 2] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+        with pytest.raises(eq.StoreError, match=rf"checkpoint '_checkpoint/{name}' slot \d \(step 2\): corrupted"):
+            run(system, path, segment=2, resume=True)
+        chunk.write_bytes(original)
+
+
+def test_zero_valued_checkpoints_are_written_and_resume(tmp_path, monkeypatch):
+    """Chunks equal to the fill value are still written (a missing chunk means damage, not zeros)."""
+    import toy
+
+    system = toy.create(rate=[0.5], members=2)
+    kwargs = dict(steps=6, segment=2, progress=False, record={"x": 1}, options={"beta": 0.0})
+    reference = eq.run(system, "momentum", store=tmp_path / "ref.zarr", **kwargs)
+    from test_systems import crash_after_marks
+
+    crash_after_marks(monkeypatch, 1)
+    with pytest.raises(RuntimeError):
+        eq.run(system, "momentum", store=tmp_path / "h.zarr", **kwargs)
+    monkeypatch.undo()
+    assert_same_history(reference, eq.run(system, "momentum", store=tmp_path / "h.zarr", resume=True, **kwargs))
+
+
+@pytest.mark.parametrize("where, message", [
+    ("s3://bucket/run.zarr", "store: expected a local path; URLs such as 's3://bucket/run.zarr'"),
+    (None, "store: expected a local path (str or pathlib.Path), got None"),
+    ("", "store: expected a local path (str or pathlib.Path), got ''"),
+])
+def test_unsupported_store_locations_are_named(tmp_path, small_ising, where, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(eq.SchemaError) as err:
+        eq.run(small_ising, "metropolis", steps=2, store=where, progress=False)
+    assert message in str(err.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_relative_store_is_made_absolute_at_the_start(tmp_path, small_ising, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    hist = run(small_ising, "rel.zarr")
+    assert hist.attrs["eqflow_store"] == str(tmp_path / "rel.zarr")
+    os.chdir("/")
+    assert eq.final_state(hist).attrs["eqflow_step"] == 6
