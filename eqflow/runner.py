@@ -12,7 +12,7 @@ import dask
 import numpy as np
 import xarray as xr
 
-from . import dataset, outcomes, registry
+from . import dataset, lease, outcomes, registry
 from . import stop as stop_rules
 from . import store as zarr_store
 from .backends import Backend
@@ -83,13 +83,14 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     plan = RecordPlan(checked.record, start, start + steps)
     dims = sys_.schema.ensemble_dims(system)
     job = _Job(system, sys_, operator, plan, dims, {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims},
-               Backend(backend, device), path, client, torch_threads, rules, checked.options)
+               Backend(backend, device), path, client, torch_threads, rules, checked.options, lease.new_token())
     if resume:
         state, found, done, slot, segment = _resume_point(job)
     else:
         segment = segment or _auto_segment(system, dims, plan, job)
         state = job.initial_state()
         attrs = provenance(system, sys_, operator, plan, job.chunks, job.engine, segment, rules, job.options)
+        attrs[lease.WRITER_ATTR] = lease.writer(job.token)
         layout = dict(records=record_specs(job, state), checkpoint=_checkpoint_specs(job, state))
         records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
         zarr_store.create_layout(path, system, plan, dims, job.chunks, records_per_chunk, attrs=attrs,
@@ -118,6 +119,7 @@ class _Job:
     torch_threads: int | None
     rules: tuple
     options: dict
+    token: str = ""  # this run's writer token (eqflow.lease)
 
     @cached_property
     def inputs(self) -> RunInputs:
@@ -195,6 +197,7 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
         end = min([position + segment - position % segment, plan.last]
                   + [position + r.check_every - position % r.check_every for r in checks])
         slot = 1 - slot
+        lease.check_owner(job.path, zarr_store.read_attrs(job.path), job.token)  # nobody took the store over
         state, found = _run_segment(job, state, found, position, end, done is None, slot)
         for rule in checks:
             if end % rule.check_every == 0:
@@ -210,8 +213,8 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
         if finished:
             if end < plan.last:
                 zarr_store.trim(job.path, plan, end)
-            marker.update({zarr_store.STATUS: "complete", "eqflow_finished": now()})
-        zarr_store.mark(job.path, **marker)
+            marker.update({zarr_store.STATUS: "complete", "eqflow_finished": now(), lease.WRITER_ATTR: ""})
+        zarr_store.mark(job.path, token=job.token, **marker)
         done = position = end
         bar.update(done)
         if finished:
@@ -277,6 +280,8 @@ def _resume_point(job: _Job):
                      f"coordinates, member labels, constants or the initial state)")
     if wrong:
         raise StoreError(f"store {str(path)!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
+    lease.refuse_if_held(path, attrs, "resume")
+    zarr_store.mark(path, **{lease.WRITER_ATTR: lease.writer(job.token)})  # this run writes it now
     job.chunks.update(json.loads(attrs["eqflow_chunks"]))
     segment = int(attrs["eqflow_segment"])
     if attrs.get(zarr_store.STEPS_DONE) is None:

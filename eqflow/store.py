@@ -30,7 +30,7 @@ import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.core.sync import sync as zarr_sync
 
-from . import outcomes
+from . import lease, outcomes
 from .errors import StoreError
 
 STEPS_DONE, SLOT, STATUS, STORE_ATTR = "eqflow_steps_done", "eqflow_checkpoint_slot", "eqflow_status", "eqflow_store"
@@ -164,11 +164,20 @@ def check_format(path, attrs: dict) -> None:
                          f"{attrs.get('eqflow_version', 'unknown')})")
 
 
-def mark(path, **attrs) -> None:
-    """Update root attributes in one atomic write (the marker is written last)."""
+def mark(path, token: str | None = None, **attrs) -> None:
+    """Update root attributes in one atomic write (the marker is written last).
+
+    With ``token``, first check that the store still names this run as its writer
+    (:mod:`eqflow.lease`), and renew the lease's heartbeat in the same write.
+    """
+    group = zarr.open_group(str(path), mode="r+")
+    if token is not None:
+        lease.check_owner(path, dict(group.attrs), token)
+        if attrs.get(STATUS) != "complete":
+            attrs = {**attrs, lease.WRITER_ATTR: lease.writer(token)}
     # One metadata write for all keys: Attributes.update would save once per key, and a kill
     # between those saves pairs a new step count with an old checkpoint slot.
-    zarr.open_group(str(path), mode="r+").update_attributes(attrs)
+    group.update_attributes(attrs)
 
 
 def read_checkpoint(path, variables) -> tuple[dict[str, xr.Variable], int]:
@@ -318,3 +327,4 @@ def check_replaceable(path) -> None:
         what = "a directory that is not an eqflow store" if path.is_dir() else "a file"
         raise StoreError(f"store {str(path)!r}: overwrite=True replaces only an eqflow store, got {what}; "
                          f"choose another store or remove it yourself")
+    lease.refuse_if_held(path, attrs, "overwrite")

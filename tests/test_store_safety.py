@@ -11,6 +11,7 @@ import pytest
 import zarr
 
 import eqflow as eq
+from eqflow import store
 
 from conftest import assert_same_history
 
@@ -242,3 +243,49 @@ def test_a_relative_store_is_made_absolute_at_the_start(tmp_path, small_ising, m
     assert hist.attrs["eqflow_store"] == str(tmp_path / "rel.zarr")
     os.chdir("/")
     assert eq.final_state(hist).attrs["eqflow_step"] == 6
+
+
+def _hold(path, pid, host=None, heartbeat=None):
+    """Make ``path`` look as if the process ``pid`` were writing it."""
+    import socket
+    import time
+
+    record = {"token": "someone-else", "host": host or socket.gethostname(), "pid": pid,
+              "heartbeat": time.time() if heartbeat is None else heartbeat}
+    store.mark(path, **{"eqflow_writer": json.dumps(record), "eqflow_status": "running"})
+
+
+def test_one_writer_at_a_time_and_stale_leases_are_taken_over(tmp_path, small_ising, monkeypatch):
+    path = tmp_path / "h.zarr"
+    _crash_after_first_segment(small_ising, path, monkeypatch)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _hold(path, sleeper.pid)
+        for kwargs, what in (({"resume": True}, "resume"), ({"overwrite": True}, "overwrite")):
+            with pytest.raises(eq.StoreError, match=rf"{what} refused, another run is writing it \(pid {sleeper.pid}"):
+                run(small_ising, path, segment=2, **kwargs)
+        _hold(path, 1, host="another-host")  # another machine, heartbeat now: alive
+        with pytest.raises(eq.StoreError, match="resume refused"):
+            run(small_ising, path, segment=2, resume=True)
+        _hold(path, 1, host="another-host", heartbeat=0.0)  # its heartbeat is ancient: stale
+        resumed = run(small_ising, path, segment=2, resume=True)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert_same_history(run(small_ising, tmp_path / "ref.zarr", segment=2), resumed)
+    assert zarr.open_group(str(path), mode="r").attrs["eqflow_writer"] == ""  # released at the end
+    _hold(path, sleeper.pid)  # a killed writer's lease is stale
+    run(small_ising, path, segment=2, overwrite=True)
+
+
+def test_a_run_whose_store_is_taken_over_fails(tmp_path, small_ising, monkeypatch):
+    path = tmp_path / "h.zarr"
+    real = store.write_outcomes
+
+    def taken_over_after_the_first_segment(where, found, slot):
+        real(where, found, slot)
+        _hold(where, os.getpid() + 10**6)  # another token now owns it
+
+    monkeypatch.setattr(store, "write_outcomes", taken_over_after_the_first_segment)
+    with pytest.raises(eq.StoreError, match="was replaced or taken over by another run"):
+        run(small_ising, path, segment=2)
