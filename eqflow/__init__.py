@@ -20,6 +20,7 @@ from .runner import run
 from .summary import summarize
 from .system import Operator, System
 from .units import ureg
+from .verify import verify
 
 try:
     __version__ = version("eqflow")
@@ -43,5 +44,5 @@ def create(kind: str, **kwargs):
 __all__ = [
     "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
     "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
-    "ureg", "validate", "__version__",
+    "ureg", "validate", "verify", "__version__",
 ]

@@ -20,6 +20,7 @@ RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="eqflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"eqflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="create a system from a TOML file and run it to a Zarr store")
     p_run.add_argument("config", type=Path)
@@ -33,14 +34,23 @@ def main(argv: list[str] | None = None) -> int:
     p_rep = sub.add_parser("report", help="write a self-contained HTML report of a history store")
     p_rep.add_argument("store", type=Path)
     p_rep.add_argument("-o", "--output", type=Path, default=Path("report.html"))
+    p_ver = sub.add_parser("verify", help="check that every chunk of a history store is present and intact")
+    p_ver.add_argument("store", type=Path)
     p_val = sub.add_parser("validate", help="check a TOML run file, a system file (Zarr/netCDF) or a history store")
     p_val.add_argument("file", type=Path)
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "info": _info, "validate": _validate, "report": _report}[args.command](args)
+        commands = {"run": _run, "info": _info, "validate": _validate, "report": _report, "verify": _verify}
+        return commands[args.command](args)
     except (SchemaError, StoreError, FileNotFoundError, tomllib.TOMLDecodeError) as exc:
         print(f"eqflow {args.command}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def load_config(path: Path) -> tuple[xr.Dataset, dict]:
@@ -73,6 +83,14 @@ def _run(args) -> int:
 
 def _info(args) -> int:
     print(summary(results.open(args.store)))
+    return 0
+
+
+def _verify(args) -> int:
+    from .verify import verify
+
+    verify(args.store)
+    print(f"{args.store}: every chunk present and its checksum intact")
     return 0
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
-import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -15,6 +15,7 @@ import numpy as np
 
 from . import dataset
 
+log = logging.getLogger("eqflow")
 PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch")
 
 
@@ -95,21 +96,21 @@ def now() -> str:
 
 
 class Progress:
-    """A one-line progress report on stderr, shown on terminals unless turned off."""
+    """A progress bar (tqdm: terminals, notebooks and logs), shown where stderr is a terminal unless
+    turned off; it moves once per segment, and logs the same through the ``eqflow`` logger."""
 
-    def __init__(self, done: int, total: int, enabled: bool | None):
-        self.first, self.total, self.t0 = done, total, time.perf_counter()
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+    def __init__(self, done: int, total: int, enabled: bool | None, description: str = "eqflow"):
+        from tqdm.auto import tqdm
+
+        self.last = done
+        enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = tqdm(total=total, initial=done, unit="step", desc=description, disable=not enabled,
+                        dynamic_ncols=True)
 
     def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.t0
-        rate = (done - self.first) / elapsed if elapsed > 0 else float("inf")
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
-        print(f"\r[eqflow] step {done}/{self.total} ({100 * done / self.total:.0f}%) {rate:,.0f} steps/s, "
-              f"eta {eta:.0f} s", end="", file=sys.stderr, flush=True)
+        self.bar.update(done - self.last)
+        self.last = done
+        log.debug("segment done: step %d of %d", done, self.bar.total)
 
     def close(self) -> None:
-        if self.enabled:
-            print(file=sys.stderr, flush=True)
+        self.bar.close()

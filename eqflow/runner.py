@@ -18,7 +18,7 @@ from . import store as zarr_store
 from .backends import Backend
 from .errors import SchemaError, StoreError
 from .inputs import RunInputs, check_run_inputs, record_specs
-from .provenance import Progress, digest_mismatch, now, provenance, rules_text
+from .provenance import Progress, digest_mismatch, log, now, provenance, rules_text
 from .segment import ChunkTask, advance_chunk
 from .store import RecordPlan
 from .system import call_with
@@ -192,7 +192,9 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
     plan = job.plan
     checks = [r for r in job.rules if isinstance(r, stop_rules.Equilibrated)]
     position = plan.first if done is None else done
-    bar = Progress(position, plan.last, progress)
+    bar = Progress(position, plan.last, progress, f"{job.sys_.kind} {job.operator}")
+    log.info("%s %s: steps %d -> %d into %s (%s; chunks %s)", job.sys_.kind, job.operator, position, plan.last,
+             job.path.name, "resumed" if done is not None else "new", job.chunks)
     while done is None or done < plan.last:
         end = min([position + segment - position % segment, plan.last]
                   + [position + r.check_every - position % r.check_every for r in checks])
@@ -215,11 +217,21 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
                 zarr_store.trim(job.path, plan, end)
             marker.update({zarr_store.STATUS: "complete", "eqflow_finished": now(), lease.WRITER_ATTR: ""})
         zarr_store.mark(job.path, token=job.token, **marker)
+        _log_outcomes(found, end, finished)
         done = position = end
         bar.update(done)
         if finished:
             break
     bar.close()
+
+
+def _log_outcomes(found: dict, step: int, finished: bool) -> None:
+    names, counts = np.unique(outcomes.names(found["stop_reason"]), return_counts=True)
+    summary = ", ".join(f"{n} {c}" for n, c in zip(names, counts))
+    if finished:
+        log.info("finished at step %d: %s", step, summary)
+    elif len(names) > 1 or names[0] != "running":
+        log.info("step %d: %s", step, summary)
 
 
 def _auto_segment(system, dims, plan: RecordPlan, job: _Job) -> int:

@@ -289,3 +289,46 @@ def test_a_run_whose_store_is_taken_over_fails(tmp_path, small_ising, monkeypatc
     monkeypatch.setattr(store, "write_outcomes", taken_over_after_the_first_segment)
     with pytest.raises(eq.StoreError, match="was replaced or taken over by another run"):
         run(small_ising, path, segment=2)
+
+
+def test_verify_names_missing_and_corrupted_record_chunks(tmp_path, small_ising, capsys):
+    from eqflow.cli import main
+
+    path = tmp_path / "h.zarr"
+    eq.run(small_ising, "metropolis", steps=12, store=path, record={"energy": 1, "spin": 3}, segment=3,
+           progress=False)
+    assert eq.verify(path) == path
+    assert main(["verify", str(path)]) == 0 and "every chunk present" in capsys.readouterr().out
+    chunks = sorted(p for p in (path / "energy" / "c").rglob("*") if p.is_file())
+    chunks[1].unlink()
+    spin = sorted(p for p in (path / "spin" / "c").rglob("*") if p.is_file())
+    data = bytearray(spin[-1].read_bytes())
+    data[-6] ^= 0xFF
+    spin[-1].write_bytes(bytes(data))
+    with pytest.raises(eq.StoreError) as err:
+        eq.verify(path)
+    text = str(err.value)
+    assert "damaged (2 problem(s), steps done 12)" in text
+    assert "energy: 1 chunk(s) missing at steps 3-5" in text
+    assert "spin: unreadable at steps" in text
+    assert main(["verify", str(path)]) == 1
+
+
+def test_version_flag(capsys):
+    from eqflow.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("eqflow ")
+
+
+def test_progress_and_logging(tmp_path, small_ising, caplog, capsys):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="eqflow"):
+        eq.run(small_ising, "metropolis", steps=6, store=tmp_path / "h.zarr", record={"energy": 1}, segment=3,
+               progress=True)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith("ising metropolis: steps 0 -> 6 into h.zarr (new;")
+    assert messages[-1] == "finished at step 6: max_steps 12"
+    assert "6/6" in capsys.readouterr().err  # the bar reached the end
