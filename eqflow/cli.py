@@ -15,7 +15,8 @@ from .inputs import check_run_inputs
 from .store import STEPS_DONE, read_attrs
 
 RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads",
-            "options"}
+            "options", "stop"}
+STOP_RULES = ("converged", "equilibrated", "cycled")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,20 +55,60 @@ def _version() -> str:
 
 
 def load_config(path: Path) -> tuple[xr.Dataset, dict]:
-    """Read a run file: ``[system]`` (kind and create arguments) and ``[run]`` (eq.run arguments)."""
+    """Read a run file: ``[system]`` (kind and create arguments) and ``[run]`` (eq.run arguments,
+    including ``options`` and ``stop`` rules); raise one SchemaError listing every problem."""
     with open(path, "rb") as f:
         config = tomllib.load(f)
     problems = [f"[{s}]: expected a table in {str(path)!r}, got none" for s in ("system", "run") if s not in config]
-    unknown = sorted(set(config.get("run", {})) - RUN_KEYS)
+    run_args = dict(config.get("run", {}))
+    unknown = sorted(set(run_args) - RUN_KEYS)
     if unknown:
         problems.append(f"[run]: unknown keys {unknown}; expected some of {sorted(RUN_KEYS)}")
+    if "stop" in run_args:
+        run_args["stop"] = _stop_rules(run_args["stop"], problems)
+    system = _create(dict(config.get("system", {})), problems) if "system" in config else None
+    if system is not None and "run" in config:
+        sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
+        arguments = {k: run_args.get(k) for k in ("record", "chunks", "device", "segment", "options", "torch_threads")}
+        problems += check_run_inputs(system, sys_, run_args.get("operator"), steps=run_args.get("steps"),
+                                     backend=run_args.get("backend", "numpy"), **arguments).problems
     if problems:
         raise SchemaError(problems)
-    system_args = dict(config["system"])
+    return system, run_args
+
+
+def _create(system_args: dict, problems: list):
+    """The [system] table's Dataset; its problems join the run file's, all reported at once."""
     kind = system_args.pop("kind", None)
-    if kind is None:
-        raise SchemaError(f"[system] kind: expected one of {registry.available()}, got nothing")
-    return registry.get(kind).create(**system_args), dict(config["run"])
+    if kind not in registry.available():
+        problems.append(f"[system] kind: expected one of {registry.available()}, got {kind!r}")
+        return None
+    try:
+        return registry.get(kind).create(**system_args)
+    except SchemaError as exc:
+        problems.extend(f"[system] {p}" for p in exc.problems)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"[system] {exc}")
+    return None
+
+
+def _stop_rules(tables, problems: list) -> list:
+    """``stop = [{rule = "converged", var = "residual", tol = 1e-8}, ...]`` (or one table) as eq.stop rules."""
+    from . import stop as rules
+
+    tables = [tables] if isinstance(tables, dict) else tables
+    out = []
+    for i, table in enumerate(tables if isinstance(tables, list) else [tables]):
+        if not isinstance(table, dict) or table.get("rule") not in STOP_RULES:
+            problems.append(f"[run] stop[{i}]: expected a table with rule one of {list(STOP_RULES)} and its "
+                            f"arguments, e.g. {{rule = \"converged\", var = \"residual\", tol = 1e-8}}, got {table!r}")
+            continue
+        arguments = {k: v for k, v in table.items() if k != "rule"}
+        try:
+            out.append(getattr(rules, table["rule"])(**arguments))
+        except (TypeError, ValueError) as exc:
+            problems.append(f"[run] stop[{i}] ({table['rule']}): {exc}")
+    return out
 
 
 def _run(args) -> int:
@@ -104,14 +145,7 @@ def _report(args) -> int:
 def _validate(args) -> int:
     path = args.file
     if path.suffix == ".toml":
-        system, options = load_config(path)
-        problems = check_run_inputs(system, registry.get(system.attrs[dataset.KIND_ATTR]), options.get("operator"),
-                                    steps=options.get("steps"), record=options.get("record"),
-                                    chunks=options.get("chunks"), backend=options.get("backend", "numpy"),
-                                    device=options.get("device"), segment=options.get("segment"),
-                                    options=options.get("options")).problems
-        if problems:
-            raise SchemaError(problems, kind=system.attrs[dataset.KIND_ATTR])
+        system, _ = load_config(path)  # every problem of the file, at once
         what = f"run file ({system.attrs[dataset.KIND_ATTR]}, {dict(system.sizes)})"
     elif path.is_dir() and STEPS_DONE in read_attrs(path):
         state = results.final_state(path)

@@ -210,7 +210,11 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
         if finished:
             end = end if running.any() else int(found["stopped_at"].max())  # the last member's stop
             outcomes.finish(found, end)
-        zarr_store.write_outcomes(job.path, found, slot)
+        try:
+            zarr_store.write_outcomes(job.path, found, slot)
+        except OSError as exc:
+            raise StoreError(f"store {str(job.path)!r}: writing the outcomes at step {end} failed ({exc}); the store "
+                             f"is consistent up to its last complete segment: fix the cause and resume=True") from None
         marker = {zarr_store.STEPS_DONE: end, zarr_store.SLOT: slot, zarr_store.STATUS: "running"}
         if finished:
             if end < plan.last:

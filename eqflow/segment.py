@@ -13,6 +13,7 @@ import numpy as np
 from . import outcomes, random, registry, store
 from . import stop as stop_rules
 from .backends import Backend, dtype_of, namespace, set_torch_threads
+from .errors import StoreError
 from .inputs import working_dtype
 from .store import CHECKPOINT, RecordPlan
 from .system import bind, call_with
@@ -69,7 +70,11 @@ def advance_chunk(task: ChunkTask) -> dict:
             _loop(task, op, spec, backend, state, inputs, found, recorder, working)
     out = {k: backend.to_numpy(v) for k, v in state.items()}
     checkpoint = [(f"{CHECKPOINT}/{name}", (task.slot, *task.region), values) for name, values in out.items()]
-    store.write(task.store, recorder.regions(found) + checkpoint)
+    try:
+        store.write(task.store, recorder.regions(found) + checkpoint)
+    except OSError as exc:  # a full disk, a lost mount: named, and the store stays consistent
+        raise StoreError(f"store {task.store!r}: writing steps {task.start}-{task.stop} failed ({exc}); the store "
+                         f"is consistent up to its last complete segment: fix the cause and resume=True") from None
     return {"state": out, "outcomes": found}
 
 

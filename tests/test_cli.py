@@ -77,3 +77,55 @@ def test_console_script_entry_point(config, tmp_path):
     script = Path(sys.executable).parent / "eqflow"  # installed by pip beside the interpreter
     info = subprocess.run([str(script), "info", "out.zarr"], capture_output=True, text=True, cwd=tmp_path)
     assert info.returncode == 0 and "status complete" in info.stdout
+
+
+def test_a_run_file_expresses_stop_rules_and_options(tmp_path, capsys):
+    config = tmp_path / "scf.toml"
+    config.write_text(f"""
+[system]
+kind = "scf"
+problem = "hubbard"
+sites = 6
+interaction = [2.0, 6.0]
+members = 2
+rotation = 0.3
+[run]
+operator = "diis"
+steps = 300
+store = "{tmp_path / 'h.zarr'}"
+options = {{ history = 6 }}
+stop = [{{ rule = "converged", var = "residual", tol = 1e-9 }}]
+record = {{ energy = 1, residual = 1 }}
+""")
+    assert main(["run", str(config), "--no-progress"]) == 0
+    hist = eq.open(tmp_path / "h.zarr")
+    assert (hist.stop_reason.sel(interaction=2.0) == "converged").all()
+    assert hist.attrs["eqflow_options"] == '{"history": 6}' and '"rule": "converged"' in hist.attrs["eqflow_stop"]
+
+
+def test_every_problem_of_a_run_file_at_once(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text("""
+[system]
+kind = "ising"
+size = 5
+temperature = -1.0
+magnetic_field = 2
+[run]
+operator = "glauber"
+stepz = 10
+stop = [{ rule = "converged", var = "energy", tol = -1 }, { rule = "sometime" }]
+""")
+    assert main(["validate", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for expected in ("[run]: unknown keys ['stepz']", "stop[0] (converged): tol: expected a positive tolerance",
+                     "stop[1]: expected a table with rule one of", "[system] create() got an unexpected keyword "
+                     "argument 'magnetic_field'"):
+        assert expected in err, expected
+    config.write_text(config.read_text().replace("magnetic_field = 2\n", ""))
+    assert main(["run", str(config)]) == 1
+    err = capsys.readouterr().err
+    for expected in ("size of 'y': expected an integer >= 2 and a multiple of 2, got 5",
+                     "temperature: expected values > 0", "[run]: unknown keys ['stepz']"):
+        assert expected in err, expected

@@ -332,3 +332,23 @@ def test_progress_and_logging(tmp_path, small_ising, caplog, capsys):
     assert messages[0].startswith("ising metropolis: steps 0 -> 6 into h.zarr (new;")
     assert messages[-1] == "finished at step 6: max_steps 12"
     assert "6/6" in capsys.readouterr().err  # the bar reached the end
+
+
+def test_a_full_disk_is_named_and_the_run_resumes(tmp_path, small_ising, monkeypatch):
+    import errno
+
+    path = tmp_path / "h.zarr"
+    real, calls = store.write, {"n": 0}
+
+    def disk_fills_on_the_third_write(where, regions):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(where, regions)
+
+    monkeypatch.setattr(store, "write", disk_fills_on_the_third_write)
+    with pytest.raises(eq.StoreError, match=r"writing steps \d+-\d+ failed \(\[Errno 28\] No space left on device\)"):
+        run(small_ising, path, segment=2)
+    monkeypatch.undo()
+    assert_same_history(run(small_ising, tmp_path / "ref.zarr", segment=2), run(small_ising, path, segment=2,
+                                                                                  resume=True))
