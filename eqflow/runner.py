@@ -132,7 +132,7 @@ class _Job:
         state = {v: self.system[v].values for v in schema.variables}
         op = self.sys_.operators[self.operator]
         if op.init is not None:
-            given = self.inputs.flat()
+            given = {**self.inputs.flat(), "sizes": _site_sizes(self)}
             if op.prepare is not None:
                 given.update(call_with(op.prepare, given))
             owned = call_with(op.init, {**given, **state})
@@ -162,11 +162,16 @@ def _check_owned(job: _Job, owned: dict, state: dict) -> None:
 
 
 def _observe_full(job: _Job, var: str, state: dict):
-    given = job.inputs.flat()
+    given = {**job.inputs.flat(), "sizes": _site_sizes(job)}
     op = job.sys_.operators[job.operator]
     if op.prepare is not None:
         given.update(call_with(op.prepare, given))
     return call_with(job.sys_.observables[var], {**given, **state, "step": job.plan.first})
+
+
+def _site_sizes(job: _Job) -> dict:
+    """{dim: size} of the dims that are not ensemble dims, as prepare and init receive them."""
+    return {d: job.system.sizes[d] for d in job.system.dims if d not in job.dims}
 
 
 def _checkpoint_specs(job: _Job, state: dict) -> dict:
@@ -334,5 +339,9 @@ def _check_rules(stop, sys_, checked, problems) -> tuple:
             allowed, what = list(sys_.observables), "an observable"
         if rule.var not in allowed:
             problems.append(f"stop rule variable: expected {what} among {sorted(allowed)}, got {rule.var!r}")
+        elif not isinstance(rule, stop_rules.Cycled) and sys_.schema.observables[rule.var].dims:
+            dims = list(sys_.schema.observables[rule.var].dims)
+            problems.append(f"stop rule variable: {rule.var!r} has dims {dims}; expected a scalar observable "
+                            f"(one value per member)")
     return rules
 

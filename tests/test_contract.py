@@ -298,3 +298,17 @@ def test_parameters_are_converted_once_per_create_and_not_again_per_run(tmp_path
     calls.clear()
     run(system, "metropolis", tmp_path / "h.zarr", steps=3)
     assert calls == []
+
+
+def test_stop_rules_need_scalar_observables(tmp_path):
+    system = toy.create(rate=RATES, members=2)
+    for rule in (eq.stop.converged("deviation", 1e-3), eq.stop.equilibrated("deviation")):
+        with pytest.raises(eq.SchemaError, match=r"'deviation' has dims \['site'\]; expected a scalar observable"):
+            run(system, "relax", tmp_path / "h.zarr", steps=3, stop=rule)
+    assert not (tmp_path / "h.zarr").exists()
+
+
+def test_a_draw_over_an_empty_dim_is_empty():
+    keys = eq.random.cell_keys(1, np.arange(3), eq.random.point_ids({}, ()))
+    words = eq.random.generate(eq.random.normal("sample"), keys, step=0, slot=0, sizes={"sample": 0})
+    assert words.shape == (3, 0) and words.dtype == np.float64

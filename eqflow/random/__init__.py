@@ -247,6 +247,12 @@ def generate(draw: Draw, keys, *, step: int, slot: int, sizes, domain=DYNAMICS):
     if n_blocks > 2**32:
         raise ValueError(f"draw: expected at most 2**34 words per cell, got {draw.words(sizes)} for shape {shape}")
     ensemble = tuple(keys.shape[1:])
+    if n == 0:  # a draw over a size-0 dim: nothing to compute
+        if isinstance(keys, np.ndarray):
+            return np.empty((*ensemble, *shape), dtype=draw.dtype)
+        import torch
+
+        return torch.empty((*ensemble, *shape), dtype=getattr(torch, draw.dtype), device=keys.device)
     counter = (slot | domain << 16, step & MASK32, step >> 32)
     derive = _DERIVE[draw.kind, draw.dtype]
     values = _cell_values(ops, keys.reshape(2, -1), n_blocks, counter, derive, high)
