@@ -132,7 +132,7 @@ class _Job:
         state = {v: self.system[v].values for v in schema.variables}
         op = self.sys_.operators[self.operator]
         if op.init is not None:
-            given = {**self.inputs.flat(), "sizes": _site_sizes(self)}
+            given = {**self.inputs.flat(), "sizes": _site_sizes(self), "backend": self.engine.name}
             if op.prepare is not None:
                 given.update(call_with(op.prepare, given))
             owned = call_with(op.init, {**given, **state})

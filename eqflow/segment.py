@@ -55,7 +55,7 @@ def advance_chunk(task: ChunkTask) -> dict:
     backend = task.backend
     set_torch_threads(backend, task.torch_threads)
     working = working_dtype({k: task.state[k] for k in system.schema.variables})
-    given = {**task.inputs, "sizes": task.sizes}
+    given = {**task.inputs, "sizes": task.sizes, "backend": backend.name}
     if op.prepare is not None:
         given.update(call_with(op.prepare, given))
     inputs = {k: _to_backend(v, backend, working) for k, v in given.items()}

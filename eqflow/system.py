@@ -9,7 +9,8 @@ exactly the names it asks for, from:
 - the parameters and constants, in canonical units, cast to the state's float dtype, and
   whatever ``Operator.prepare`` derived from them once per run;
 - ``step``: the step the state is at (an update maps step -> step + 1);
-- ``sizes``: {dim: size} of the site dims (prepare and init only);
+- ``sizes``: {dim: size} of the site dims, and ``backend``: "numpy" or "torch" (prepare and
+  init only: a prepare that cannot serve a backend raises before anything is written);
 - the operator's declared draws (:mod:`eqflow.random`), e.g. ``uniforms``;
 - the operator's options (``eq.run(..., options={...})``, defaults in the schema);
 - the system's string attributes (e.g. an SCF ``problem`` family).

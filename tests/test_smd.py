@@ -343,5 +343,6 @@ def test_bad_inputs_are_named(tmp_path):
     with pytest.raises(eq.SchemaError, match=r"attrs\['model'\]: expected one of \['noise', 'network'\], got 'mlp'"):
         eq.validate(system.assign_attrs(model="mlp"))
     with pytest.raises(eq.SchemaError, match=r"backend: model='network' of kind 'smd' runs on \['torch'\] only.*"
-                                             r"got 'numpy'"):  # raised by the operator: see the module docstring
+                                             r"got 'numpy'"):  # raised by prepare, before anything is written
         eq.run(eq.create("smd", model="network"), "sgd", steps=2, store=tmp_path / "n.zarr", progress=False)
+    assert not (tmp_path / "n.zarr").exists()

@@ -44,12 +44,12 @@ def layer_slices(fan_out, fan_in, normalized) -> tuple:
     return tuple(out)
 
 
-def prepare_sgd(*, model, fan_out, fan_in, normalized, lr_factor, sizes=None):
+def prepare_sgd(*, model, fan_out, fan_in, normalized, lr_factor, sizes=None, backend=None):
     """Once per run and chunk (NumPy): the layer slices, and for the network the digits split.
 
     Raises a SchemaError for ``lr_factor`` <= 0, for layers that do not add up to the size
-    of ``dim`` (checked where ``sizes`` is given: the core's initial-state call omits it),
-    and for an unknown ``model``.
+    of ``dim``, for an unknown ``model``, and for the network on a backend other than torch
+    (``backend``, given by the core before anything is written).
     """
     problems = []
     if model not in ("noise", "network"):
@@ -57,6 +57,9 @@ def prepare_sgd(*, model, fan_out, fan_in, normalized, lr_factor, sizes=None):
     if not lr_factor > 0:
         problems.append(f"options['lr_factor']: expected a value > 0, got {lr_factor!r}")
     layers = layer_slices(fan_out, fan_in, normalized)
+    if model == "network" and backend not in (None, "torch"):
+        problems.append(f"backend: model='network' of kind 'smd' runs on ['torch'] only (autograd), got {backend!r}; "
+                        f"pass backend='torch'")
     if sizes is not None and layers[-1][1] != sizes["dim"]:
         problems.append(f"dim: expected sum(fan_out * fan_in) = {layers[-1][1]} entries, got {sizes['dim']}")
     if problems:
