@@ -312,3 +312,12 @@ def test_a_draw_over_an_empty_dim_is_empty():
     keys = eq.random.cell_keys(1, np.arange(3), eq.random.point_ids({}, ()))
     words = eq.random.generate(eq.random.normal("sample"), keys, step=0, slot=0, sizes={"sample": 0})
     assert words.shape == (3, 0) and words.dtype == np.float64
+
+
+def test_a_large_finite_state_whose_sum_overflows_is_not_diverged(tmp_path):
+    """The divergence check sums the state first; an overflowing sum falls back to the per-member check."""
+    system = toy.create(rate=[0.0, 0.5], members=2)
+    system["x"] = system.x * 1e308  # finite, but the sum over sites overflows
+    hist = run(system, "relax", tmp_path / "h.zarr", steps=3, record={"x": 1})
+    assert (hist.stop_reason == "max_steps").all()
+    assert np.isfinite(hist.x.values).all()
