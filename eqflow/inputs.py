@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, random
-from .backends import BACKENDS, check_backend
+from .backends import BACKENDS, check_backend, dtype_of
 from .schema import Schema
 
 
@@ -185,11 +185,8 @@ def record_specs(job, state: dict) -> dict:
 def working_dtype(state: dict) -> str:
     """The state's float dtype (parameters, constants and float draws are cast to it); float64 without one."""
     for value in state.values():
-        dtype = np.asarray(value).dtype if isinstance(value, np.ndarray) else _dtype_of(value)
+        dtype = dtype_of(value)
         if dtype.kind == "f":
             return dtype.name
     return "float64"
 
-
-def _dtype_of(value) -> np.dtype:
-    return np.dtype(str(value.dtype).removeprefix("torch."))

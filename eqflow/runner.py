@@ -84,6 +84,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     dims = sys_.schema.ensemble_dims(system)
     job = _Job(system, sys_, operator, plan, dims, {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims},
                Backend(backend, device), path, client, torch_threads, rules, checked.options, lease.new_token())
+    job.given  # prepare once, here: an operator that cannot serve these inputs fails before anything is written
     if resume:
         state, found, done, slot, segment = _resume_point(job)
     else:
@@ -97,7 +98,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
                                  replace=store_exists, **layout)
         found, done, slot = None, None, 1
     if done is None:  # nothing complete yet: start (again) from the system itself
-        state = job.initial_state()
+        state = job.initial_state() if state is None else state
         found = outcomes.new(tuple(system.sizes[d] for d in dims))
     _advance(job, state, found, done, slot, segment, progress)
     return zarr_store.open_history(path)
@@ -126,16 +127,22 @@ class _Job:
         """Parameters, constants, attributes and stream ids, converted once per run (not per segment)."""
         return RunInputs.of(self.system, self.sys_.schema, self.options)
 
+    @cached_property
+    def given(self) -> dict:
+        """Every input by name for the whole ensemble, with ``sizes``, ``backend`` and what ``prepare`` derives."""
+        given = {**self.inputs.flat(), "sizes": _site_sizes(self), "backend": self.engine.name}
+        op = self.sys_.operators[self.operator]
+        if op.prepare is not None:
+            given.update(call_with(op.prepare, given))
+        return given
+
     def initial_state(self) -> dict:
         """Physical state, the operator's owned state (its ``init``) and the stop rules' state."""
         schema = self.sys_.schema
         state = {v: self.system[v].values for v in schema.variables}
         op = self.sys_.operators[self.operator]
         if op.init is not None:
-            given = {**self.inputs.flat(), "sizes": _site_sizes(self), "backend": self.engine.name}
-            if op.prepare is not None:
-                given.update(call_with(op.prepare, given))
-            owned = call_with(op.init, {**given, **state})
+            owned = call_with(op.init, {**self.given, **state})
             _check_owned(self, owned, state)
             state.update(owned)
         for rule in self.rules:
@@ -162,11 +169,7 @@ def _check_owned(job: _Job, owned: dict, state: dict) -> None:
 
 
 def _observe_full(job: _Job, var: str, state: dict):
-    given = {**job.inputs.flat(), "sizes": _site_sizes(job)}
-    op = job.sys_.operators[job.operator]
-    if op.prepare is not None:
-        given.update(call_with(op.prepare, given))
-    return call_with(job.sys_.observables[var], {**given, **state, "step": job.plan.first})
+    return call_with(job.sys_.observables[var], {**job.given, **state, "step": job.plan.first})
 
 
 def _site_sizes(job: _Job) -> dict:
