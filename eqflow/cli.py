@@ -15,7 +15,7 @@ from .inputs import check_run_inputs
 from .store import STEPS_DONE, read_attrs
 
 RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads",
-            "options", "stop"}
+            "options", "stop", "storage_options"}
 STOP_RULES = ("converged", "equilibrated", "cycled")
 
 
@@ -25,18 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="create a system from a TOML file and run it to a Zarr store")
     p_run.add_argument("config", type=Path)
-    p_run.add_argument("--store", help="override [run] store")
+    p_run.add_argument("--store", help="override [run] store (a path or an fsspec URL)")
+    p_run.add_argument("--storage-options", type=_json_table, help="override [run] storage_options (JSON)")
     mode = p_run.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an existing store")
     mode.add_argument("--resume", action="store_true", help="continue an interrupted store")
     p_run.add_argument("--no-progress", action="store_true")
     p_info = sub.add_parser("info", help="summarize a history store")
-    p_info.add_argument("store", type=Path)
     p_rep = sub.add_parser("report", help="write a self-contained HTML report of a history store")
-    p_rep.add_argument("store", type=Path)
     p_rep.add_argument("-o", "--output", type=Path, default=Path("report.html"))
     p_ver = sub.add_parser("verify", help="check that every chunk of a history store is present and intact")
-    p_ver.add_argument("store", type=Path)
+    for p in (p_info, p_rep, p_ver):
+        p.add_argument("store", help="a local path or an fsspec URL (s3://bucket/run.zarr)")
+        p.add_argument("--storage-options", type=_json_table, default=None,
+                       help='fsspec options as JSON, e.g. \'{"anon": true}\' or an endpoint_url in client_kwargs')
     p_val = sub.add_parser("validate", help="check a TOML run file, a system file (Zarr/netCDF) or a history store")
     p_val.add_argument("file", type=Path)
     args = parser.parse_args(argv)
@@ -54,6 +56,18 @@ def _version() -> str:
     return __version__
 
 
+def _json_table(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def load_config(path: Path) -> tuple[xr.Dataset, dict]:
     """Read a run file: ``[system]`` (kind and create arguments) and ``[run]`` (eq.run arguments,
     including ``options`` and ``stop`` rules); raise one SchemaError listing every problem."""
@@ -66,6 +80,9 @@ def load_config(path: Path) -> tuple[xr.Dataset, dict]:
         problems.append(f"[run]: unknown keys {unknown}; expected some of {sorted(RUN_KEYS)}")
     if "stop" in run_args:
         run_args["stop"] = _stop_rules(run_args["stop"], problems)
+    if not isinstance(run_args.get("storage_options", {}), dict):
+        problems.append(f"[run] storage_options: expected a table, e.g. {{anon = true}}, got "
+                        f"{run_args['storage_options']!r}")
     system = _create(dict(config.get("system", {})), problems) if "system" in config else None
     if system is not None and "run" in config:
         sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
@@ -116,6 +133,8 @@ def _run(args) -> int:
     operator = options.pop("operator", None)
     if args.store:
         options["store"] = args.store
+    if args.storage_options is not None:
+        options["storage_options"] = args.storage_options
     hist = runner.run(system, operator, **options, overwrite=args.overwrite, resume=args.resume,
                           progress=False if args.no_progress else None)
     print(summary(hist))
@@ -123,14 +142,14 @@ def _run(args) -> int:
 
 
 def _info(args) -> int:
-    print(summary(results.open(args.store)))
+    print(summary(results.open(args.store, args.storage_options)))
     return 0
 
 
 def _verify(args) -> int:
     from .verify import verify
 
-    verify(args.store)
+    verify(args.store, args.storage_options)
     print(f"{args.store}: every chunk present and its checksum intact")
     return 0
 
@@ -138,7 +157,7 @@ def _verify(args) -> int:
 def _report(args) -> int:
     from .report import write_report
 
-    print(f"wrote {write_report(args.store, args.output)}")
+    print(f"wrote {write_report(args.store, args.output, args.storage_options)}")
     return 0
 
 

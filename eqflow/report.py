@@ -7,7 +7,9 @@ import io
 import json
 from pathlib import Path
 
+from .location import as_location
 from .results import open as open_history
+from .store import STORE_ATTR
 from .summary import summarize
 
 
@@ -20,11 +22,15 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def write_report(store: str | Path, output: str | Path) -> Path:
-    """Write ``output`` (HTML, images embedded) for the history in ``store``; return its path."""
+def write_report(store, output: str | Path, storage_options: dict | None = None) -> Path:
+    """Write ``output`` (HTML, images embedded) for the history in ``store``; return its path.
+
+    The page names the store by its last path component only: a shared report shows no local
+    directories (nor a URL's bucket path or credentials)."""
     from .plot import trace
 
-    hist = open_history(store)
+    hist = open_history(store, storage_options)
+    name = as_location(store, storage_options).short_name
     summary = summarize(hist)
     scalars = [v for v in hist.data_vars if hist[v].dims[:1] == ("step",) and v in summary]
     table = summary.to_dataframe().drop(columns=[c for c in ("coupling", "field") if c in summary.coords],
@@ -33,14 +39,14 @@ def write_report(store: str | Path, output: str | Path) -> Path:
         f'<figure><img alt="trace of {html.escape(v)}" src="data:image/png;base64,{_png(trace(hist, v))}">'
         f"<figcaption>{html.escape(v)}</figcaption></figure>" for v in scalars)
     provenance = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_text(v))}</td></tr>"
-                           for k, v in sorted(hist.attrs.items()))
+                           for k, v in sorted(hist.attrs.items()) if k != STORE_ATTR)
     outcomes = (hist.stop_reason.to_series().value_counts().to_frame("members").to_html()
                 if "stop_reason" in hist else "")
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>eqflow report: {html.escape(str(store))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>eqflow report: {html.escape(name)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse;font-size:0.85em}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:100%}}</style></head>
-<body><h1>eqflow report</h1><p>Store <code>{html.escape(str(store))}</code>: {html.escape(hist.attrs["eqflow_kind"])},
+<body><h1>eqflow report</h1><p>Store <code>{html.escape(name)}</code>: {html.escape(hist.attrs["eqflow_kind"])},
 operator {html.escape(hist.attrs["eqflow_operator"])}, {hist.attrs["eqflow_steps_done"]} steps done.</p>
 <h2>Equilibrium estimates</h2>{table.to_html(classes="summary", float_format=lambda x: f"{x:.6g}")}
 <h2>Outcomes</h2>{outcomes}

@@ -2,53 +2,58 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from . import dataset, registry, store
 from .errors import StoreError
+from .location import as_location
 
 
-def open(path: str | Path) -> xr.Dataset:  # noqa: A001  (the public name is eq.open)
+def open(path, storage_options: dict | None = None) -> xr.Dataset:  # noqa: A001  (the public name is eq.open)
     """Open a history store lazily; only records of completed segments are included.
 
-    ``xr.open_zarr(path)`` reads the same store; it also shows not-yet-written records
-    (NaN) of an interrupted run, which this function leaves out.
+    ``path``: a local path, an fsspec URL (with ``storage_options``) or a zarr Store
+    (:mod:`eqflow.location`). ``xr.open_zarr(path, storage_options=...)`` reads the same
+    store; it also shows not-yet-written records (NaN) of an interrupted run, which this
+    function leaves out.
     """
-    return store.open_history(path)
+    return store.open_history(path, storage_options)
 
 
-def final_state(history: xr.Dataset | str | Path) -> xr.Dataset:
+def final_state(history, storage_options: dict | None = None) -> xr.Dataset:
     """The system at the last completed step of a history: a valid system Dataset.
 
-    Read from the store's checkpoint, so it is exact even when the state was not recorded
-    at that step. Its ``eqflow_step`` continues the step count (and the random streams);
-    ``eqflow_parent`` names the store it came from.
+    ``history``: a Dataset from ``eq.run``/``eq.open`` (its store is found again, in memory
+    too), or a store location as :func:`open` takes it. Read from the store's checkpoint, so
+    it is exact even when the state was not recorded at that step. Its ``eqflow_step``
+    continues the step count (and the random streams); ``eqflow_parent`` names the store it
+    came from (its last path component: no local directories).
     """
-    path = history if isinstance(history, (str, Path)) else history.attrs.get(store.STORE_ATTR)
-    if path is None:
-        raise StoreError(
-            "history: expected a Dataset from eq.open/eq.run (attribute 'eqflow_store') or a store path, "
-            "got a Dataset without it"
-        )
+    if isinstance(history, xr.Dataset):
+        path = store.location_of(history)
+        if path is None:
+            raise StoreError("history: expected a Dataset from eq.open/eq.run (attribute 'eqflow_store') or a "
+                             "store location, got a Dataset without it")
+    else:
+        path = as_location(history, storage_options)
     attrs = store.read_attrs(path)
     kind = attrs.get(dataset.KIND_ATTR)
     if kind is None:
-        raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), "
+        raise StoreError(f"store {path.name!r}: expected an eqflow history (attribute 'eqflow_kind'), "
                          "got a Zarr store without it")
     store.check_format(path, attrs)
     variables = list(registry.get(kind).schema.variables)
     state, done = store.read_checkpoint(path, variables)
     if done is None:
-        raise StoreError(f"store {str(path)!r}: the run stopped before its first record; "
+        raise StoreError(f"store {path.name!r}: the run stopped before its first record; "
                          "there is no state to continue from")
-    coords = xr.open_zarr(str(path), consolidated=True).coords
+    coords = xr.open_zarr(path.zarr(), consolidated=True).coords
     keep = {k: c.variable.load() for k, c in coords.items() if not any(store.is_step_dim(d) for d in (k, *c.dims))}
     ds = xr.Dataset(state, coords=keep)
     ds.attrs = {dataset.KIND_ATTR: kind, dataset.SEED_ATTR: attrs["eqflow_seed"], dataset.STEP_ATTR: int(done),
-                **json.loads(attrs.get("eqflow_attributes", "{}")), "eqflow_parent": str(path),
+                **json.loads(attrs.get("eqflow_attributes", "{}")), "eqflow_parent": path.short_name,
                 "eqflow_parent_run": attrs.get("eqflow_run", "")}
     return dataset.validate(ds)
 

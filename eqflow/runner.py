@@ -6,7 +6,6 @@ import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import dask
 import numpy as np
@@ -18,6 +17,7 @@ from . import store as zarr_store
 from .backends import Backend
 from .errors import SchemaError, StoreError
 from .inputs import RunInputs, check_run_inputs, record_specs
+from .location import Location
 from .provenance import Progress, digest_mismatch, log, now, provenance, rules_text
 from .segment import ChunkTask, advance_chunk
 from .store import RecordPlan
@@ -27,10 +27,11 @@ SEGMENT_BYTES = 8 * 2**20  # records held per segment, whole ensemble: bounds th
 MAX_SEGMENT_STEPS = 10_000
 
 
-def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, record: dict | None = None,
+def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | None = None,
         chunks: dict | None = None, backend: str = "numpy", device: str | None = None, segment: int | None = None,
         stop=None, options: dict | None = None, resume: bool = False, overwrite: bool = False, client=None,
-        progress: bool | None = None, torch_threads: int | None = None) -> xr.Dataset:
+        progress: bool | None = None, torch_threads: int | None = None,
+        storage_options: dict | None = None) -> xr.Dataset:
     """Advance ``system`` by ``steps`` updates of ``operator`` and stream the history to ``store``.
 
     Parameters
@@ -39,7 +40,10 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
         ``eqflow_step`` is the step the run starts from.
     operator : name of an operator of the system's kind, e.g. "metropolis".
     steps : int > 0, the most updates any member gets (for Ising, sweeps of the lattice).
-    store : path of a new Zarr directory (or an existing one with ``resume``/``overwrite``).
+    store : where the history goes (a new store, or an existing one with ``resume``/``overwrite``):
+        a local path, an fsspec URL (``s3://bucket/run.zarr``, with ``storage_options``), a
+        zarr v3 Store object, or None for an in-memory store that is not persisted
+        (:mod:`eqflow.location`).
     record : {variable: every k steps}: observables, state variables, the operator's owned
         state or its diagnostics. Default: every observable every step, the state at the
         start and the end.
@@ -56,6 +60,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
     client : a dask.distributed Client; by default the active one, else the local scheduler.
     progress : print progress to stderr; default when stderr is a terminal.
     torch_threads : torch threads per task (default 1, one per dask worker thread).
+    storage_options : for a URL store, passed to fsspec (credentials, ``endpoint_url``); never
+        written into the store.
 
     Returns the history as :func:`eqflow.open` gives it.
     """
@@ -66,19 +72,22 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store: str | Path, rec
                                client=client)
     problems = checked.problems
     rules = _check_rules(stop, sys_, checked, problems)
-    path = _local_path(store, problems)
+    path = _location(store, storage_options, client, problems)
     if resume and overwrite:
         problems.append("resume, overwrite: expected at most one of them to be True, got both")
     if problems:
         raise SchemaError(problems, kind=sys_.kind)
-    if store_exists := path.exists():
+    store_exists, unfinished = _existing(path)
+    if store_exists and not unfinished:
         if not (resume or overwrite):
-            raise StoreError(f"store {str(path)!r}: already exists; pass resume=True to continue it or overwrite=True "
-                             f"to replace it")
-    elif resume:
-        raise StoreError(f"store {str(path)!r}: resume=True needs an existing store, got a path that does not exist")
-    if store_exists and overwrite:
+            raise StoreError(f"store {path.name!r}: already exists; pass resume=True to continue it or "
+                             f"overwrite=True to replace it")
+    elif resume and not unfinished:
+        raise StoreError(f"store {path.name!r}: resume=True needs an existing store, got a location where "
+                         f"nothing exists")
+    if store_exists and (overwrite or unfinished):
         zarr_store.check_replaceable(path)
+    resume = resume and not unfinished  # a layout that was never finished is laid out anew
     start = int(system.attrs.get(dataset.STEP_ATTR, 0))
     plan = RecordPlan(checked.record, start, start + steps)
     dims = sys_.schema.ensemble_dims(system)
@@ -115,7 +124,7 @@ class _Job:
     dims: list
     chunks: dict
     engine: Backend
-    path: Path
+    path: Location
     client: object
     torch_threads: int | None
     rules: tuple
@@ -202,7 +211,7 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
     position = plan.first if done is None else done
     bar = Progress(position, plan.last, progress, f"{job.sys_.kind} {job.operator}")
     log.info("%s %s: steps %d -> %d into %s (%s; chunks %s)", job.sys_.kind, job.operator, position, plan.last,
-             job.path.name, "resumed" if done is not None else "new", job.chunks)
+             job.path.short_name, "resumed" if done is not None else "new", job.chunks)
     while done is None or done < plan.last:
         end = min([position + segment - position % segment, plan.last]
                   + [position + r.check_every - position % r.check_every for r in checks])
@@ -221,7 +230,7 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
         try:
             zarr_store.write_outcomes(job.path, found, slot)
         except OSError as exc:
-            raise StoreError(f"store {str(job.path)!r}: writing the outcomes at step {end} failed ({exc}); the store "
+            raise StoreError(f"store {job.path.name!r}: writing the outcomes at step {end} failed ({exc}); the store "
                              f"is consistent up to its last complete segment: fix the cause and resume=True") from None
         marker = {zarr_store.STEPS_DONE: end, zarr_store.SLOT: slot, zarr_store.STATUS: "running"}
         if finished:
@@ -271,7 +280,7 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
             kind=job.sys_.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
             inputs=inputs.region(region), sizes=sizes, member_labels=labels[region[0]],
             point_ids=inputs.point_ids[region[1:]], seed=int(system.attrs[dataset.SEED_ATTR]), start=start, stop=stop,
-            record_start=record_start, plan=job.plan, store=str(job.path), region=region, slot=slot,
+            record_start=record_start, plan=job.plan, store=job.path, region=region, slot=slot,
             backend=job.engine, outcomes={k: v[region] for k, v in found.items()}, rules=in_task,
             torch_threads=job.torch_threads)
         tasks.append(dask.delayed(advance_chunk, pure=False)(task))
@@ -303,8 +312,8 @@ def _resume_point(job: _Job):
         wrong.append(f"system: differs from the one this store was started with in {differ} (parameters, sweep "
                      f"coordinates, member labels, constants or the initial state)")
     if wrong:
-        raise StoreError(f"store {str(path)!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
-    lease.refuse_if_held(path, attrs, "resume")
+        raise StoreError(f"store {path.name!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
+    lease.refuse_if_held(path.name, attrs, "resume")
     zarr_store.mark(path, **{lease.WRITER_ATTR: lease.writer(job.token)})  # this run writes it now
     job.chunks.update(json.loads(attrs["eqflow_chunks"]))
     segment = int(attrs["eqflow_segment"])
@@ -316,16 +325,40 @@ def _resume_point(job: _Job):
     return {k: v.values for k, v in state.items()}, found, done, attrs.get(zarr_store.SLOT, 0), segment
 
 
-def _local_path(store, problems: list) -> Path | None:
-    """The store as an absolute local path (workers in another directory, a later chdir still find it)."""
-    if isinstance(store, str) and "://" in store:
-        problems.append(f"store: expected a local path; URLs such as {store!r} (object stores) are not supported "
-                        f"yet, and are refused rather than written to a local folder named after the scheme")
+def _location(store, storage_options, client, problems: list) -> Location | None:
+    """The store's Location (a local path made absolute at once); its problems join the others."""
+    try:
+        loc = Location(store, storage_options)
+    except TypeError as exc:
+        problems.append(str(exc))
         return None
-    if not isinstance(store, (str, Path)) or not str(store):
-        problems.append(f"store: expected a local path (str or pathlib.Path), got {store!r}")
-        return None
-    return Path(store).absolute()
+    if loc.in_memory and client is not None:
+        problems.append(f"store: an in-memory store ({loc.name}) lives in this process only, so a dask.distributed "
+                        f"client's workers cannot write it; give a local path or an fsspec URL")
+    if loc.kind == "url":
+        try:
+            loc.filesystem()
+        except (ImportError, ValueError) as exc:
+            problems.append(f"store: cannot use {loc.name!r} ({type(exc).__name__}: {exc}); an s3:// URL needs "
+                            f"s3fs (pip install 'eqflow[s3]'), gs:// needs gcsfs")
+    return loc
+
+
+def _existing(loc: Location) -> tuple[bool, bool]:
+    """(something exists at the location, it is an eqflow layout that was never finished and nobody writes)."""
+    try:
+        exists = loc.exists()
+    except Exception as exc:  # no credentials, no such bucket, no network: named before any work
+        raise StoreError(f"store {loc.name!r}: cannot be reached ({type(exc).__name__}: {exc}); check the URL and "
+                         f"storage_options (credentials, endpoint_url)") from None
+    if not exists or loc.is_local:
+        return exists, False
+    try:
+        attrs = zarr_store.read_attrs(loc)
+    except StoreError:
+        return True, False
+    return True, (attrs.get(zarr_store.STATUS) == "creating" and "eqflow_kind" in attrs
+                  and lease.holder(attrs) is None)
 
 
 def _check_rules(stop, sys_, checked, problems) -> tuple:

@@ -35,7 +35,7 @@ class ChunkTask:
     stop: int
     record_start: bool
     plan: RecordPlan
-    store: str
+    store: object  # an eqflow.location.Location
     region: tuple
     slot: int
     backend: Backend
@@ -73,7 +73,7 @@ def advance_chunk(task: ChunkTask) -> dict:
     try:
         store.write(task.store, recorder.regions(found) + checkpoint)
     except OSError as exc:  # a full disk, a lost mount: named, and the store stays consistent
-        raise StoreError(f"store {task.store!r}: writing steps {task.start}-{task.stop} failed ({exc}); the store "
+        raise StoreError(f"store {str(task.store)!r}: writing steps {task.start}-{task.stop} failed ({exc}); the store "
                          f"is consistent up to its last complete segment: fix the cause and resume=True") from None
     return {"state": out, "outcomes": found}
 

@@ -10,12 +10,13 @@ Layout of a store (Zarr v3, readable with plain ``xr.open_zarr``):
   ``eqflow_steps_done`` / ``eqflow_checkpoint_slot``,
   rewritten last after each segment (one atomic file write), so a killed run leaves a store
   that is consistent up to its last complete segment.
+
+Every function takes a :class:`eqflow.location.Location` (or a path, URL or Store it accepts).
 """
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import ctypes
-import json
 import math
 import os
 import shutil
@@ -28,14 +29,15 @@ import numpy as np
 import xarray as xr
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
-from zarr.core.sync import sync as zarr_sync
 
 from . import lease, outcomes
 from .errors import StoreError
+from .location import Location, as_location
 
 STEPS_DONE, SLOT, STATUS, STORE_ATTR = "eqflow_steps_done", "eqflow_checkpoint_slot", "eqflow_status", "eqflow_store"
 FORMAT_ATTR, FORMAT = "eqflow_format", 2  # 2: outcomes with 'cycled', operator-owned state, point-keyed streams
 CHECKPOINT = "_checkpoint"
+LOCATION_KEY = "eqflow_location"  # in Dataset.encoding of an opened history
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class RecordPlan:
         return math.lcm(*self.every.values())
 
 
-def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str], chunks: dict,
+def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str], chunks: dict,
                   records_per_chunk: dict, records: dict, checkpoint: dict, attrs: dict, replace: bool = False) -> None:
     """Write the metadata, coordinates and an empty checkpoint of a new store, all arrays at once.
 
@@ -73,10 +75,15 @@ def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str
     conventions (``dimension_names``, ``units`` and ``coordinates`` attributes), so
     ``xr.open_zarr`` reads the store as a Dataset.
 
-    Atomic: the layout is written into a hidden sibling and renamed into place, so a crash
-    leaves either nothing (or, with ``replace``, the old store) or a complete, resumable new
-    store. ``replace`` swaps an existing eqflow store out in one rename (Linux renameat2
-    RENAME_EXCHANGE; elsewhere two renames) and then deletes it.
+    Atomic on a local disk: the layout is written into a hidden sibling and renamed into place,
+    so a crash leaves either nothing (or, with ``replace``, the old store) or a complete,
+    resumable new store. ``replace`` swaps an existing eqflow store out in one rename (Linux
+    renameat2 RENAME_EXCHANGE; elsewhere two renames) and then deletes it.
+
+    Object stores cannot rename: the root is first marked ``eqflow_status = "creating"`` (one
+    atomic object write, so an old store stops reading as complete before anything of it is
+    removed), then cleared and laid out, and the root attributes are written last. A crash in
+    between leaves a store that ``eq.open`` refuses by name and that the next run replaces.
     """
     arrays = {}  # name -> (dims, shape, chunks, dtype, fill, attrs, values or None)
     scalar_coords = " ".join(str(k) for k, c in system.coords.items() if k not in system.dims)
@@ -103,76 +110,100 @@ def create_layout(path, system: xr.Dataset, plan: RecordPlan, ensemble: list[str
         arrays[name] = (tuple(ensemble), lead, lead, dtype, 0, attrs_, None)
         arrays[f"{CHECKPOINT}/{name}"] = (("slot", *ensemble), (2, *lead), (1, *lead), dtype, 0, attrs_, None)
     root = {**attrs, FORMAT_ATTR: FORMAT, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
+    loc = as_location(loc)
+    if loc.is_local:
+        building = Location(_sibling(loc.target, "new"))
+        _create(building, root, arrays, replace=False)
+        _move_into_place(building.target, loc.target, replace)
+    else:
+        _create(loc, root, arrays, replace=replace)
+
+
+def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool) -> None:
+    """Lay out every array (in parallel threads) and consolidate; the root's final attributes last."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        building = _sibling(path, "new")
-        zarr_sync(_create(str(building), root, arrays))
-    _move_into_place(building, Path(path), replace)
+        if replace:  # an object store: the old one stops reading as complete in one write
+            zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: "creating"})
+        group = zarr.open_group(loc.zarr(), mode="w" if replace or not loc.is_local else "w-", zarr_format=3,
+                                attributes={**root_attrs, STATUS: "creating"})
+
+        def one(name, spec):
+            dims, shape, chunks, dtype, fill, attrs, values = spec
+            # every chunk is written and checksummed: a missing or damaged one is detectable (eq.verify)
+            array = group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill,
+                                       overwrite=True, dimension_names=dims, attributes=attrs,
+                                       compressors=[ZstdCodec(), Crc32cCodec()], config={"write_empty_chunks": True})
+            if values is not None:
+                array[...] = values
+
+        _in_threads(one, arrays.items())
+        zarr.consolidate_metadata(loc.zarr())
+        zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: root_attrs[STATUS]})
 
 
-async def _create(path: str, root_attrs: dict, arrays: dict) -> None:
-    group = await zarr.api.asynchronous.open_group(store=path, mode="w-", zarr_format=3, attributes=root_attrs)
-
-    async def one(name, spec):
-        dims, shape, chunks, dtype, fill, attrs, values = spec
-        # every chunk is written and checksummed: a missing or damaged one is detectable (eq.verify)
-        array = await group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill,
-                                         overwrite=True, dimension_names=dims, attributes=attrs,
-                                         compressors=[ZstdCodec(), Crc32cCodec()],
-                                         config={"write_empty_chunks": True})
-        if values is not None:
-            await array.setitem(Ellipsis, values)
-
-    await asyncio.gather(*(one(name, spec) for name, spec in arrays.items()))
-    await zarr.api.asynchronous.consolidate_metadata(path)
+def _in_threads(function, items) -> None:
+    """``function(*item)`` for every item, a few at a time (zarr's sync API is thread-safe)."""
+    items = list(items)
+    if len(items) <= 1:
+        for item in items:
+            function(*item)
+        return
+    with concurrent.futures.ThreadPoolExecutor(min(8, len(items))) as pool:
+        for future in [pool.submit(function, *item) for item in items]:
+            future.result()
 
 
-def consolidate(path) -> None:
+def consolidate(loc) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(str(path))
+        zarr.consolidate_metadata(as_location(loc).zarr())
 
 
-def write(path, regions: list[tuple[str, tuple, np.ndarray]]) -> None:
-    """Write each ``(array name, index, values)`` region, concurrently (whole-file atomic chunk writes)."""
+def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> None:
+    """Write each ``(array name, index, values)`` region, concurrently (whole-object atomic chunk writes)."""
+    target = as_location(loc).zarr()
 
-    async def one(var, index, values):
-        array = await zarr.api.asynchronous.open_array(store=str(path), path=var, mode="r+")
-        array = array.with_config({"write_empty_chunks": True})  # a missing chunk then always means damage
-        await array.setitem(index, values)
+    def one(var, index, values):
+        array = zarr.open_array(store=target, path=var, mode="r+")
+        array.with_config({"write_empty_chunks": True})[index] = values  # a missing chunk then always means damage
 
-    async def every():
-        await asyncio.gather(*(one(*region) for region in regions))
-
-    zarr_sync(every())
+    _in_threads(one, regions)
 
 
-def read_attrs(path) -> dict:
+def read_attrs(loc) -> dict:
+    loc = as_location(loc)
     try:
-        return dict(zarr.open_group(str(path), mode="r").attrs)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError) as exc:
-        raise StoreError(f"store {str(path)!r}: expected an eqflow Zarr store, "
-                         f"got one that zarr cannot open ({exc})") from None
+        return dict(zarr.open_group(loc.zarr(), mode="r").attrs)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError,
+            ValueError, KeyError) as exc:
+        raise StoreError(f"store {loc.name!r}: expected an eqflow Zarr store, "
+                         f"got one that zarr cannot open ({type(exc).__name__}: {exc})") from None
 
 
-def check_format(path, attrs: dict) -> None:
-    """Raise a StoreError for an eqflow store written in another layout version."""
+def check_format(loc, attrs: dict) -> None:
+    """Raise a StoreError for an eqflow store written in another layout version, or one never finished."""
+    loc = as_location(loc)
+    if attrs.get(STATUS) == "creating":
+        raise StoreError(f"store {loc.name!r}: its layout was never finished (a run creating or replacing it was "
+                         f"interrupted); run again with overwrite=True (or resume=True, which starts it anew)")
     found = attrs.get(FORMAT_ATTR, 1)
     if found != FORMAT:
-        raise StoreError(f"store {str(path)!r}: written in eqflow store format {found}, this eqflow reads format "
+        raise StoreError(f"store {loc.name!r}: written in eqflow store format {found}, this eqflow reads format "
                          f"{FORMAT}; re-run it with this version (or open it with the eqflow that wrote it, "
                          f"{attrs.get('eqflow_version', 'unknown')})")
 
 
-def mark(path, token: str | None = None, **attrs) -> None:
+def mark(loc, token: str | None = None, **attrs) -> None:
     """Update root attributes in one atomic write (the marker is written last).
 
     With ``token``, first check that the store still names this run as its writer
     (:mod:`eqflow.lease`), and renew the lease's heartbeat in the same write.
     """
-    group = zarr.open_group(str(path), mode="r+")
+    loc = as_location(loc)
+    group = zarr.open_group(loc.zarr(), mode="r+")
     if token is not None:
-        lease.check_owner(path, dict(group.attrs), token)
+        lease.check_owner(loc.name, dict(group.attrs), token)
         if attrs.get(STATUS) != "complete":
             attrs = {**attrs, lease.WRITER_ATTR: lease.writer(token)}
     # One metadata write for all keys: Attributes.update would save once per key, and a kill
@@ -180,24 +211,26 @@ def mark(path, token: str | None = None, **attrs) -> None:
     group.update_attributes(attrs)
 
 
-def read_checkpoint(path, variables) -> tuple[dict[str, xr.Variable], int]:
+def read_checkpoint(loc, variables) -> tuple[dict[str, xr.Variable], int]:
     """The named checkpointed arrays at the marker's step, as xarray Variables (dims, values, attrs), and that step."""
-    attrs = read_attrs(path)
+    loc = as_location(loc)
+    attrs = read_attrs(loc)
     slot, done = attrs.get(SLOT, 0), attrs.get(STEPS_DONE)
-    group = zarr.open_group(str(path), mode="r")
+    group = zarr.open_group(loc.zarr(), mode="r")
     state = {}
     for v in variables:
         array = group[f"{CHECKPOINT}/{v}"]
-        values = read_slot(path, array, slot, done)
+        values = read_slot(loc, array, slot, done)
         state[v] = xr.Variable(array.metadata.dimension_names[1:], values, dict(array.attrs))
     return state, done
 
 
-def read_slot(path, array, slot: int, done) -> np.ndarray:
+def read_slot(loc, array, slot: int, done) -> np.ndarray:
     """One checkpoint slot, every chunk present and its crc32c checksum valid, else a StoreError."""
-    where = f"store {str(path)!r}: checkpoint {array.path!r} slot {slot} (step {done})"
+    loc = as_location(loc)
+    where = f"store {loc.name!r}: checkpoint {array.path!r} slot {slot} (step {done})"
     per_slot = math.prod(-(-s // c) for s, c in zip(array.shape[1:], array.chunks[1:]))
-    missing = missing_chunks(path, array, slot, per_slot)
+    missing = missing_chunks(loc, array, slot, per_slot)
     if missing:
         raise StoreError(f"{where}: {missing} chunk(s) missing; the store was damaged after it was written, "
                          f"so it cannot be resumed or chained (rerun with overwrite=True)")
@@ -207,73 +240,81 @@ def read_slot(path, array, slot: int, done) -> np.ndarray:
         raise StoreError(f"{where}: corrupted ({type(exc).__name__}: {exc}); rerun with overwrite=True") from None
 
 
-def missing_chunks(path, array, index: int, expected: int) -> int:
-    """How many of the ``expected`` chunk files whose first chunk index is ``index`` are missing
-    from a local store (0 elsewhere: object stores are checked by checksum)."""
-    folder = Path(path) / array.path / "c" / str(index)
-    if not Path(path).is_dir():
-        return 0
-    found = sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else int(folder.is_file())
-    return max(0, expected - found)
+def missing_chunks(loc, array, index: int, expected: int) -> int:
+    """How many of the ``expected`` chunks whose first chunk index is ``index`` are missing
+    (0 where the store cannot list its keys: there, damage shows up as a failed checksum)."""
+    found = as_location(loc).keys_under(f"{array.path}/c/{index}")
+    return 0 if found is None else max(0, expected - found)
 
 
-def checkpoint_names(path) -> list[str]:
+def checkpoint_names(loc) -> list[str]:
     """Paths of every array in the checkpoint group (``_checkpoint/<name>``)."""
-    group = zarr.open_group(str(path), mode="r")
+    group = zarr.open_group(as_location(loc).zarr(), mode="r")
     return [f"{CHECKPOINT}/{name}" for name in sorted(group[CHECKPOINT].array_keys())]
 
 
-def write_outcomes(path, found: dict, slot: int) -> None:
+def write_outcomes(loc, found: dict, slot: int) -> None:
     """Write the per-member outcomes into checkpoint ``slot`` and the visible arrays (before the marker)."""
     regions = [(f"{CHECKPOINT}/{k}", (slot,), v) for k, v in found.items()]
-    write(path, regions + [(k, (Ellipsis,), v) for k, v in found.items()])
+    write(loc, regions + [(k, (Ellipsis,), v) for k, v in found.items()])
 
 
-def read_outcomes(path) -> dict:
-    group = zarr.open_group(str(path), mode="r")
+def read_outcomes(loc) -> dict:
+    loc = as_location(loc)
+    group = zarr.open_group(loc.zarr(), mode="r")
     slot = group.attrs.get(SLOT, 0)
     done = group.attrs.get(STEPS_DONE)
-    return {k: read_slot(path, group[f"{CHECKPOINT}/{k}"], slot, done) for k in outcomes.ARRAYS}
+    return {k: read_slot(loc, group[f"{CHECKPOINT}/{k}"], slot, done) for k in outcomes.ARRAYS}
 
 
-def read_records(path, var: str, plan: RecordPlan, last: int) -> tuple[np.ndarray, np.ndarray]:
+def read_records(loc, var: str, plan: RecordPlan, last: int) -> tuple[np.ndarray, np.ndarray]:
     """Steps and values of ``var`` recorded up to step ``last`` (NumPy, straight from the store)."""
     steps = plan.steps(var)
     steps = steps[steps <= last]
-    return steps, zarr.open_array(store=str(path), path=var, mode="r")[: len(steps)]
+    return steps, zarr.open_array(store=as_location(loc).zarr(), path=var, mode="r")[: len(steps)]
 
 
-def trim(path, plan: RecordPlan, last: int) -> None:
+def trim(loc, plan: RecordPlan, last: int) -> None:
     """Cut every step dimension to the records at or before ``last`` (a run that ended early)."""
-    group = zarr.open_group(str(path), mode="r+")
+    group = zarr.open_group(as_location(loc).zarr(), mode="r+")
     for var in plan.every:
         n = int((plan.steps(var) <= last).sum())
         for name in (var, plan.dim(var)):
             array = group[name]
             if array.shape[0] != n:
                 array.resize((n, *array.shape[1:]))
-    consolidate(path)
+    consolidate(loc)
 
 
-def open_history(path) -> xr.Dataset:
+def open_history(loc, storage_options: dict | None = None) -> xr.Dataset:
     """Open a history store as a lazy Dataset holding the records of every completed segment."""
-    attrs = read_attrs(path)
+    loc = as_location(loc, storage_options)
+    attrs = read_attrs(loc)
     if "eqflow_kind" not in attrs:
-        raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), "
+        raise StoreError(f"store {loc.name!r}: expected an eqflow history (attribute 'eqflow_kind'), "
                          "got a Zarr store without it")
-    check_format(path, attrs)
+    check_format(loc, attrs)
     done = attrs.get(STEPS_DONE)
-    ds = xr.open_zarr(str(path), consolidated=True)
+    ds = xr.open_zarr(loc.zarr(), consolidated=True)
     step_dims = [d for d in ds.dims if is_step_dim(d)]
     ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
     if done is not None and "stop_reason" in ds:
-        found = read_outcomes(path)
+        found = read_outcomes(loc)
         ds["stop_reason"] = (ds.stop_reason.dims, outcomes.names(found["stop_reason"]),
                              {"long_name": "why the member stopped"})
         for name in ("stopped_at", "equilibrated_at"):
             ds[name] = (ds[name].dims, found[name], ds[name].attrs)
-    ds.attrs[STORE_ATTR] = str(path)
+    ds.attrs[STORE_ATTR] = loc.name
+    ds.encoding[LOCATION_KEY] = loc  # eq.final_state(hist) reaches the same store, options and all
     return ds
+
+
+def location_of(history) -> Location | None:
+    """The store a history came from: its Location (same process), else the path or URL it names."""
+    loc = history.encoding.get(LOCATION_KEY)
+    if loc is None and history.attrs.get(STORE_ATTR):
+        loc = as_location(history.attrs[STORE_ATTR])
+    return loc
 
 
 def is_step_dim(dim: str) -> bool:
@@ -316,16 +357,19 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
-def check_replaceable(path) -> None:
-    """Raise a StoreError unless ``path`` is an eqflow store (overwrite deletes nothing else)."""
-    path = Path(path)
-    meta = path / "zarr.json"
+def check_replaceable(loc) -> dict:
+    """Raise a StoreError unless the location holds an eqflow store (overwrite deletes nothing else).
+
+    Returns its root attributes."""
+    loc = as_location(loc)
     try:
-        attrs = json.loads(meta.read_text())["attributes"] if path.is_dir() else None
-    except (OSError, ValueError, KeyError, TypeError):
+        attrs = dict(zarr.open_group(loc.zarr(), mode="r").attrs)
+    except Exception:  # anything zarr cannot open as a group is not ours to delete
         attrs = None
     if not isinstance(attrs, dict) or "eqflow_kind" not in attrs:
-        what = "a directory that is not an eqflow store" if path.is_dir() else "a file"
-        raise StoreError(f"store {str(path)!r}: overwrite=True replaces only an eqflow store, got {what}; "
+        what = ("a file" if loc.is_local and loc.target.is_file() else
+                "a directory that is not an eqflow store" if loc.is_local else "a location that is not an eqflow store")
+        raise StoreError(f"store {loc.name!r}: overwrite=True replaces only an eqflow store, got {what}; "
                          f"choose another store or remove it yourself")
-    lease.refuse_if_held(path, attrs, "overwrite")
+    lease.refuse_if_held(loc.name, attrs, "overwrite")
+    return attrs

@@ -8,31 +8,32 @@ use, and raises one StoreError naming each damaged array with its steps.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import zarr
 
 from . import store
 from .errors import StoreError
+from .location import as_location
 
 
-def verify(path) -> Path:
-    """Check every chunk of the store at ``path``; return the path, or raise a StoreError listing the damage.
+def verify(path, storage_options: dict | None = None) -> str:
+    """Check every chunk of the store at ``path`` (a location as ``eq.open`` takes it); return its
+    name (path or URL), or raise a StoreError listing the damage.
 
     >>> import eqflow as eq, tempfile, os
     >>> ds = eq.create("ising", size=4, temperature=2.0, members=2, seed=1)
     >>> hist = eq.run(ds, "metropolis", steps=3, store=os.path.join(tempfile.mkdtemp(), "h.zarr"), progress=False)
-    >>> eq.verify(hist.attrs["eqflow_store"]).name
+    >>> os.path.basename(eq.verify(hist.attrs["eqflow_store"]))
     'h.zarr'
     """
-    path = Path(path)
+    path = as_location(path, storage_options)
     attrs = store.read_attrs(path)
     if "eqflow_kind" not in attrs:
-        raise StoreError(f"store {str(path)!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr "
+        raise StoreError(f"store {path.name!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr "
                          "store without it")
     store.check_format(path, attrs)
     done = attrs.get(store.STEPS_DONE)
-    group = zarr.open_group(str(path), mode="r")
+    group = zarr.open_group(path.zarr(), mode="r")
     problems = []
     for name, array in _arrays(group):
         problems += _check_array(path, name, array, group, done)
@@ -43,9 +44,9 @@ def verify(path) -> Path:
             except StoreError as exc:
                 problems.append(str(exc).split(": ", 1)[1])
     if problems:
-        raise StoreError(f"store {str(path)!r}: damaged ({len(problems)} problem(s), steps done {done}):\n  - "
+        raise StoreError(f"store {path.name!r}: damaged ({len(problems)} problem(s), steps done {done}):\n  - "
                          + "\n  - ".join(problems))
-    return path
+    return path.name
 
 
 def _arrays(group):

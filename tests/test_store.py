@@ -62,7 +62,7 @@ def test_history_equals_bare_loop_and_plain_xarray_reads_it(small_ising, tmp_pat
     assert (hist.stop_reason.values == "max_steps").all() and (hist.stopped_at.values == 23).all()
     final = eq.final_state(hist)
     np.testing.assert_array_equal(final.spin.values, spins[23])
-    assert final.attrs["eqflow_step"] == 23 and final.attrs["eqflow_parent"] == str(tmp_path / "h.zarr")
+    assert final.attrs["eqflow_step"] == 23 and final.attrs["eqflow_parent"] == "h.zarr"  # no local directories
     assert str(plain.pint.quantify().energy.data.units) == "boltzmann_constant * kelvin"
 
 

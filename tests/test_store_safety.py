@@ -58,8 +58,8 @@ KILL_SCRIPT = textwrap.dedent("""
     from eqflow import store
     point = sys.argv[2]
     real_create, real_move, real_rmtree = store._create, store._move_into_place, store.shutil.rmtree
-    async def create_then_die(path, root, arrays):
-        await real_create(path, root, arrays)
+    def create_then_die(loc, root, arrays, replace):
+        real_create(loc, root, arrays, replace)
         if point == "after-layout":
             os._exit(9)
     def die_before_move(building, path, replace):
@@ -225,16 +225,24 @@ def test_zero_valued_checkpoints_are_written_and_resume(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("where, message", [
-    ("s3://bucket/run.zarr", "store: expected a local path; URLs such as 's3://bucket/run.zarr'"),
-    (None, "store: expected a local path (str or pathlib.Path), got None"),
-    ("", "store: expected a local path (str or pathlib.Path), got ''"),
+    (42, "store: expected a local path (str or pathlib.Path), an fsspec URL such as 's3://bucket/run.zarr', a zarr "
+         "Store object or None (in memory), got int 42"),
+    ("", "store: expected a local path, an fsspec URL, a zarr Store or None, got ''"),
+    ("nosuchscheme://bucket/run.zarr", "store: cannot use 'nosuchscheme://bucket/run.zarr'"),
 ])
-def test_unsupported_store_locations_are_named(tmp_path, small_ising, where, message, monkeypatch):
+def test_unusable_store_locations_are_named(tmp_path, small_ising, where, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(eq.SchemaError) as err:
         eq.run(small_ising, "metropolis", steps=2, store=where, progress=False)
     assert message in str(err.value)
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == []  # never a local folder named after a URL's scheme
+
+
+def test_storage_options_only_with_a_url(tmp_path, small_ising):
+    with pytest.raises(eq.SchemaError, match="storage_options: only used with an fsspec URL store, got a local"):
+        eq.run(small_ising, "metropolis", steps=2, store=tmp_path / "h.zarr", storage_options={"anon": True},
+               progress=False)
+    assert not (tmp_path / "h.zarr").exists()
 
 
 def test_a_relative_store_is_made_absolute_at_the_start(tmp_path, small_ising, monkeypatch):
@@ -297,7 +305,7 @@ def test_verify_names_missing_and_corrupted_record_chunks(tmp_path, small_ising,
     path = tmp_path / "h.zarr"
     eq.run(small_ising, "metropolis", steps=12, store=path, record={"energy": 1, "spin": 3}, segment=3,
            progress=False)
-    assert eq.verify(path) == path
+    assert eq.verify(path) == str(path)
     assert main(["verify", str(path)]) == 0 and "every chunk present" in capsys.readouterr().out
     chunks = sorted(p for p in (path / "energy" / "c").rglob("*") if p.is_file())
     chunks[1].unlink()

@@ -1,0 +1,166 @@
+"""Where a history store lives: a local directory, an fsspec URL, or a zarr v3 Store object.
+
+``store=`` of :func:`eqflow.run` (and ``eq.open``, ``eq.final_state``, ``eq.verify``, the CLI)
+accepts
+
+- a local path (``str`` or ``pathlib.Path``), made absolute at once, so dask workers in another
+  working directory and a later ``os.chdir`` still find it;
+- an fsspec URL (``s3://bucket/run.zarr``, ``gs://...``, ``memory://...``, ``file://...``) with
+  ``storage_options`` (credentials, ``endpoint_url``: never written into the store);
+- a zarr v3 ``Store`` object (e.g. ``zarr.storage.MemoryStore()``);
+- ``None``: a new in-memory store for notebooks, **not persisted** (kept alive by the history
+  that :func:`eqflow.run` returns, so ``eq.final_state(hist)`` still works).
+
+Only public zarr and fsspec APIs are used. Local stores get atomic creation and replacement by
+rename; object stores, which cannot rename, write the root metadata last (see :mod:`eqflow.store`).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from pathlib import Path
+
+import zarr
+import zarr.storage
+
+from .errors import StoreError
+
+_SCHEMES_LOCAL = ("file://",)
+
+
+class Location:
+    """One store location, resolved once; picklable when it is a path or a URL (dask workers)."""
+
+    def __init__(self, target, storage_options: dict | None = None):
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise TypeError(f"storage_options: expected a dict (e.g. {{'anon': True}}), got "
+                            f"{type(storage_options).__name__} {storage_options!r}")
+        self.storage_options = dict(storage_options or {})
+        self._zarr = None
+        if target is None:
+            target = zarr.storage.MemoryStore()
+        if isinstance(target, str) and target.startswith(_SCHEMES_LOCAL):
+            target = target[len("file://"):]
+        if isinstance(target, os.PathLike) or (isinstance(target, str) and "://" not in target):
+            if not str(target):
+                raise TypeError("store: expected a local path, an fsspec URL, a zarr Store or None, got ''")
+            self.kind, self.target = "local", Path(target).absolute()
+        elif isinstance(target, str):
+            self.kind, self.target = "url", target.rstrip("/")
+        elif isinstance(target, zarr.abc.store.Store):
+            self.kind, self.target = "object", target
+        else:
+            raise TypeError(f"store: expected a local path (str or pathlib.Path), an fsspec URL such as "
+                            f"'s3://bucket/run.zarr', a zarr Store object or None (in memory), got "
+                            f"{type(target).__name__} {target!r}")
+        if self.storage_options and self.kind != "url":
+            raise TypeError(f"storage_options: only used with an fsspec URL store, got a {self.kind} store "
+                            f"{self.name!r}")
+
+    def __getstate__(self):
+        return {"kind": self.kind, "target": self.target, "storage_options": self.storage_options, "_zarr": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __repr__(self):
+        return f"Location({self.name!r})"
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+    @property
+    def in_memory(self) -> bool:
+        """Held in this process only (a MemoryStore): not reachable from other processes or machines."""
+        return self.kind == "object" and isinstance(self.target, zarr.storage.MemoryStore)
+
+    @property
+    def name(self) -> str:
+        """The path or URL (credentials live in storage_options, never here); a Store object's type."""
+        if self.kind == "object":
+            return f"<{type(self.target).__name__} {id(self.target):#x}>"
+        return str(self.target)
+
+    @property
+    def short_name(self) -> str:
+        """The last path component: what a shared store or a report may say about its parent."""
+        return self.name.rstrip("/").rsplit("/", 1)[-1]
+
+    def zarr(self):
+        """What zarr's APIs take: a path string, or one Store object reused for every call."""
+        if self.kind == "local":
+            return str(self.target)
+        if self._zarr is None:
+            if self.kind == "url":
+                try:
+                    self._zarr = zarr.storage.FsspecStore.from_url(self.target, storage_options=self.storage_options)
+                except (ImportError, ValueError, TypeError) as exc:
+                    raise StoreError(f"store {self.name!r}: cannot reach it ({type(exc).__name__}: {exc}); an s3:// "
+                                     f"URL needs s3fs (pip install eqflow[s3]), gs:// gcsfs") from None
+            else:
+                self._zarr = self.target
+        return self._zarr
+
+    def filesystem(self):
+        """(fsspec filesystem, root path) of a URL store, in fsspec's synchronous mode."""
+        import fsspec
+
+        return fsspec.core.url_to_fs(self.target, **self.storage_options)
+
+    def exists(self) -> bool:
+        """Whether anything is at the location (a file, a folder, any key under the prefix)."""
+        if self.kind == "local":
+            return self.target.exists()
+        if self.kind == "url":
+            fs, root = self.filesystem()
+            return bool(fs.exists(root))
+        return bool(run_async(_first_key(self.target)))
+
+    def keys_under(self, prefix: str) -> int | None:
+        """How many keys (chunk files) lie under ``prefix``; None where this store cannot list."""
+        if self.kind == "local":
+            folder = self.target / prefix
+            return sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else int(folder.is_file())
+        if self.kind == "url":
+            fs, root = self.filesystem()
+            fs.invalidate_cache()
+            return len(fs.find(f"{root}/{prefix}"))
+        try:
+            return run_async(_count(self.target, prefix))
+        except Exception:  # a Store that cannot list, or whose client is bound to another event loop
+            return None
+
+    def remove(self) -> None:
+        """Delete everything at the location (callers check first that it is an eqflow store)."""
+        if self.kind == "local":
+            import shutil
+
+            shutil.rmtree(self.target)
+        else:
+            zarr.open_group(self.zarr(), mode="w")  # zarr's own way to clear a store
+
+
+def as_location(store, storage_options: dict | None = None) -> Location:
+    return store if isinstance(store, Location) else Location(store, storage_options)
+
+
+def run_async(coro):
+    """Run a coroutine of a loop-agnostic Store (memory, local) to completion from sync code."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _first_key(store) -> bool:
+    async for _ in store.list_prefix(""):
+        return True
+    return False
+
+
+async def _count(store, prefix: str) -> int:
+    prefix = prefix.rstrip("/")
+    return sum([1 async for key in store.list_prefix(prefix) if key == prefix or key.startswith(prefix + "/")])
