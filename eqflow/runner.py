@@ -275,7 +275,7 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
     regions = list(itertools.product(*(_blocks(system.sizes[d], job.chunks[d]) for d in dims)))
     in_task = tuple(r for r in job.rules if not isinstance(r, stop_rules.Equilibrated))
     tasks = []
-    for region in regions:
+    for index, region in enumerate(regions):
         task = ChunkTask(
             kind=job.sys_.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
             inputs=inputs.region(region), sizes=sizes, member_labels=labels[region[0]],
@@ -283,7 +283,9 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
             record_start=record_start, plan=job.plan, store=job.path, region=region, slot=slot,
             backend=job.engine, outcomes={k: v[region] for k, v in found.items()}, rules=in_task,
             torch_threads=job.torch_threads)
-        tasks.append(dask.delayed(advance_chunk, pure=False)(task))
+        # the dashboard and the logs say which run, steps and chunk a task is
+        name = f"eqflow-{job.sys_.kind}-{job.operator}-steps-{start}-{stop}-chunk-{index}-{job.token}"
+        tasks.append(dask.delayed(advance_chunk, pure=False)(task, dask_key_name=name))
     results = dask.compute(*tasks, scheduler=job.client.get if job.client is not None else None)
     new_state = {k: np.empty_like(v) for k, v in state.items()}
     new_found = {k: np.empty_like(v) for k, v in found.items()}

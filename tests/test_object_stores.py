@@ -255,3 +255,88 @@ def test_run_file_takes_storage_options(tmp_path, s3):
                          capture_output=True, text=True, timeout=180, env={**os.environ, "AWS_ACCESS_KEY_ID": ""})
     assert out.returncode == 0, out.stderr
     assert eq.open("s3://eqflow/from-toml.zarr", storage_options=s3).attrs["eqflow_status"] == "complete"
+
+
+# -- a real multi-process cluster: `dask scheduler` + two `dask worker` processes on loopback ----
+
+def _start(args, cwd, log):
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A scheduler (dashboard on a free port where bokeh is installed) and two single-thread workers,
+    each started by the same CLI a multi-machine cluster uses, each in its own working directory."""
+    distributed = pytest.importorskip("distributed")
+    import importlib.util
+
+    file = tmp_path / "scheduler.json"
+    dashboard = importlib.util.find_spec("bokeh") is not None
+    log = open(tmp_path / "cluster.log", "wb")
+    procs = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file",
+                     str(file), *(["--dashboard-address", "127.0.0.1:0"] if dashboard else ["--no-dashboard"])],
+                    tmp_path, log)]
+    workers = []
+    for i in range(2):
+        home = tmp_path / f"worker{i}"
+        home.mkdir()
+        workers.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(file), "--nthreads", "1",
+                               "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(home),
+                               "--name", f"w{i}"], home, log))
+    procs += workers
+    try:
+        for _ in range(600):
+            if file.exists():
+                break
+            import time
+
+            time.sleep(0.1)
+        client = distributed.Client(scheduler_file=str(file), timeout=60)
+        client.wait_for_workers(2, timeout=120)
+        yield client, workers, dashboard
+        client.close()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_cluster_of_processes_survives_a_killed_worker(tmp_path, s3, cluster):
+    import threading
+    import time
+    import urllib.request
+
+    client, workers, dashboard = cluster
+    system = eq.create("ising", size=32, temperature=[1.5, 2.5], members=4, seed=8)
+    kwargs = dict(steps=60, record={"energy": 1, "spin": 30}, segment=10, chunks={"member": 1}, progress=False)
+    reference = eq.run(system, "metropolis", store=tmp_path / "ref.zarr", **kwargs)
+    victim = {w["name"]: addr for addr, w in client.scheduler_info()["workers"].items()}["w0"]
+    killed = {}
+
+    def kill_when_busy():  # SIGKILL worker w0 while it runs an eqflow task (not between segments)
+        for _ in range(3000):
+            busy = client.processing().get(victim, [])
+            if any(str(k).startswith("eqflow-ising-metropolis-steps-") for k in busy):
+                os.killpg(workers[0].pid, signal.SIGKILL)
+                killed["task"] = str(busy[0])
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=kill_when_busy, daemon=True)
+    watcher.start()
+    url = "s3://eqflow/cluster.zarr"
+    hist = eq.run(system, "metropolis", store=url, storage_options=s3, client=client, **kwargs)
+    watcher.join(timeout=5)
+    assert "task" in killed, "the worker was never seen running a task"
+    assert workers[0].wait(timeout=30) == -signal.SIGKILL
+    assert "-steps-" in killed["task"] and "-chunk-" in killed["task"]  # task names say the segment and chunk
+    assert_same_history(reference, hist)  # dask ran the lost task again; the history is the same
+    assert eq.verify(url, storage_options=s3) == url
+    if dashboard:
+        port = client.scheduler_info()["services"]["dashboard"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=30) as page:
+            assert page.status == 200
