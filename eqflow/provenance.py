@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import sys
+import threading
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -97,20 +98,54 @@ def now() -> str:
 
 class Progress:
     """A progress bar (tqdm: terminals, notebooks and logs), shown where stderr is a terminal unless
-    turned off; it moves once per segment, and logs the same through the ``eqflow`` logger."""
+    turned off, and the same through the ``eqflow`` logger (a DEBUG line per segment).
 
-    def __init__(self, done: int, total: int, enabled: bool | None, description: str = "eqflow"):
+    It moves at every segment's end and, for tasks that run in this process (the threaded and
+    synchronous schedulers), within a segment too: each task reports its steps through
+    :func:`report_steps` about every ``REPORT_SECONDS``. Tasks on other processes or machines
+    report nothing until their segment is written.
+    """
+
+    def __init__(self, done: int, total: int, enabled: bool | None, description: str = "eqflow",
+                 key: str = "", chunks: int = 1):
         from tqdm.auto import tqdm
 
-        self.last = done
+        self.last = self.shown = done
+        self.chunks, self.partial, self.key = max(1, chunks), 0.0, key
         enabled = sys.stderr.isatty() if enabled is None else enabled
         self.bar = tqdm(total=total, initial=done, unit="step", desc=description, disable=not enabled,
                         dynamic_ncols=True)
+        self.lock = threading.Lock()
+        if key and enabled:
+            _LIVE[key] = self
+
+    def within(self, steps: int) -> None:
+        """``steps`` more steps done by one chunk's task: the bar moves by steps / chunks."""
+        with self.lock:
+            self.partial += steps / self.chunks
+            self._show(self.last + int(self.partial))
 
     def update(self, done: int) -> None:
-        self.bar.update(done - self.last)
-        self.last = done
+        with self.lock:
+            self.last, self.partial = done, 0.0
+            self._show(done)
         log.debug("segment done: step %d of %d", done, self.bar.total)
 
+    def _show(self, position: int) -> None:
+        position = min(position, self.bar.total)
+        if position > self.shown:
+            self.bar.update(position - self.shown)
+            self.shown = position
+
     def close(self) -> None:
+        _LIVE.pop(self.key, None)
         self.bar.close()
+
+
+REPORT_SECONDS = 0.5
+_LIVE: dict[str, Progress] = {}  # the bars of runs in this process, by run token
+
+
+def live_progress(key: str) -> Progress | None:
+    """The bar a task of run ``key`` reports to, if that run shows one in this process."""
+    return _LIVE.get(key) if key else None

@@ -209,7 +209,8 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
     plan = job.plan
     checks = [r for r in job.rules if isinstance(r, stop_rules.Equilibrated)]
     position = plan.first if done is None else done
-    bar = Progress(position, plan.last, progress, f"{job.sys_.kind} {job.operator}")
+    chunks = math.prod(-(-job.system.sizes[d] // job.chunks[d]) for d in job.dims)
+    bar = Progress(position, plan.last, progress, f"{job.sys_.kind} {job.operator}", key=job.token, chunks=chunks)
     log.info("%s %s: steps %d -> %d into %s (%s; chunks %s)", job.sys_.kind, job.operator, position, plan.last,
              job.path.short_name, "resumed" if done is not None else "new", job.chunks)
     while done is None or done < plan.last:
@@ -282,7 +283,7 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
             point_ids=inputs.point_ids[region[1:]], seed=int(system.attrs[dataset.SEED_ATTR]), start=start, stop=stop,
             record_start=record_start, plan=job.plan, store=job.path, region=region, slot=slot,
             backend=job.engine, outcomes={k: v[region] for k, v in found.items()}, rules=in_task,
-            torch_threads=job.torch_threads)
+            torch_threads=job.torch_threads, progress_key=job.token)
         # the dashboard and the logs say which run, steps and chunk a task is
         name = f"eqflow-{job.sys_.kind}-{job.operator}-steps-{start}-{stop}-chunk-{index}-{job.token}"
         tasks.append(dask.delayed(advance_chunk, pure=False)(task, dask_key_name=name))

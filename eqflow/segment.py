@@ -6,11 +6,12 @@ segment, together with the chunk's checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import outcomes, random, registry, store
+from . import outcomes, provenance, random, registry, store
 from . import stop as stop_rules
 from .backends import Backend, dtype_of, namespace, set_torch_threads
 from .errors import StoreError
@@ -42,6 +43,7 @@ class ChunkTask:
     outcomes: dict
     rules: tuple = ()
     torch_threads: int | None = None
+    progress_key: str = ""  # the run's token: where an in-process task reports its steps
 
 
 def advance_chunk(task: ChunkTask) -> dict:
@@ -107,7 +109,12 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
     watched = [k for k in owned if dtype_of(state[k]).kind in "fc"]  # NaN/inf here: the member diverged
     running = found["stop_reason"] == outcomes.RUNNING
     diagnostics = tuple(spec.diagnostics)
+    bar = provenance.live_progress(task.progress_key)
+    reported, next_report = task.start, time.monotonic() + provenance.REPORT_SECONDS
     for step in range(task.start, task.stop):
+        if bar is not None and time.monotonic() > next_report:  # within a long segment
+            bar.within(step - reported)
+            reported, next_report = step, time.monotonic() + provenance.REPORT_SECONDS
         inputs["step"] = step
         for slot, name, draw in draws:
             inputs[name] = random.generate(draw, keys, step=step, slot=slot, sizes=task.sizes)

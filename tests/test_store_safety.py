@@ -342,6 +342,27 @@ def test_progress_and_logging(tmp_path, small_ising, caplog, capsys):
     assert "6/6" in capsys.readouterr().err  # the bar reached the end
 
 
+def test_progress_moves_within_one_long_segment(tmp_path, small_ising, monkeypatch):
+    from eqflow import provenance
+
+    seen = []
+    real = provenance.Progress.within
+
+    def within(self, steps):
+        real(self, steps)
+        seen.append((steps, self.shown))
+
+    monkeypatch.setattr(provenance, "REPORT_SECONDS", 0.0)  # report at every step
+    monkeypatch.setattr(provenance.Progress, "within", within)
+    eq.run(small_ising, "metropolis", steps=40, store=tmp_path / "h.zarr", record={"energy": 1}, segment=40,
+           chunks={"member": 3}, progress=True)
+    # 2 chunks (member blocks of 3; both temperatures in each) each report steps 1..39 in the one segment
+    assert sum(steps for steps, _ in seen) == 2 * 39
+    positions = [shown for _, shown in seen]
+    assert positions == sorted(positions) and 0 < positions[len(positions) // 2] < 40 and positions[-1] == 39
+    assert provenance._LIVE == {}  # the bar is gone after the run
+
+
 def test_a_full_disk_is_named_and_the_run_resumes(tmp_path, small_ising, monkeypatch):
     import errno
 
