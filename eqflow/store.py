@@ -357,6 +357,17 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
+def _damaged_eqflow_root(loc: Location) -> dict | None:
+    """An eqflow store whose root metadata is unreadable still has its checkpoint group with the
+    eqflow outcome arrays: such a store may be replaced (attributes returned: what is known)."""
+    try:
+        group = zarr.open_group(loc.zarr(), path=CHECKPOINT, mode="r")
+        names = set(group.array_keys())
+    except Exception:
+        return None
+    return {"eqflow_kind": "unknown (damaged root metadata)"} if set(outcomes.ARRAYS) <= names else None
+
+
 def check_replaceable(loc) -> dict:
     """Raise a StoreError unless the location holds an eqflow store (overwrite deletes nothing else).
 
@@ -364,8 +375,8 @@ def check_replaceable(loc) -> dict:
     loc = as_location(loc)
     try:
         attrs = dict(zarr.open_group(loc.zarr(), mode="r").attrs)
-    except Exception:  # anything zarr cannot open as a group is not ours to delete
-        attrs = None
+    except Exception:  # anything zarr cannot open as a group is not ours to delete ...
+        attrs = _damaged_eqflow_root(loc)  # ... unless only its root metadata is damaged
     if not isinstance(attrs, dict) or "eqflow_kind" not in attrs:
         what = ("a file" if loc.is_local and loc.target.is_file() else
                 "a directory that is not an eqflow store" if loc.is_local else "a location that is not an eqflow store")

@@ -381,3 +381,16 @@ def test_a_full_disk_is_named_and_the_run_resumes(tmp_path, small_ising, monkeyp
     monkeypatch.undo()
     assert_same_history(run(small_ising, tmp_path / "ref.zarr", segment=2), run(small_ising, path, segment=2,
                                                                                   resume=True))
+
+
+def test_a_corrupted_root_metadata_file_is_named_and_overwrite_replaces_the_store(tmp_path, small_ising):
+    path = tmp_path / "h.zarr"
+    reference = run(small_ising, path, segment=2)
+    (path / "zarr.json").write_bytes(b'{"zarr_format": 3, "node_ty\x00')
+    for call in (eq.open, eq.final_state, eq.verify):
+        with pytest.raises(eq.StoreError, match=rf"store '{path}': expected an eqflow Zarr store, got one that zarr "
+                                                r"cannot open"):
+            call(path)
+    with pytest.raises(eq.StoreError, match="already exists"):
+        run(small_ising, path, segment=2)
+    assert_same_history(reference, run(small_ising, path, segment=2, overwrite=True))
