@@ -6,7 +6,9 @@ temperature is in units of J/k_B and the critical point is T_c = 2 / ln(1 + sqrt
 
 State: ``spin(member, *sweeps, y, x)`` int8. Operators: checkerboard ``metropolis`` and
 ``heat_bath`` sweeps (one step = one sweep of all L^2 spins, black then white sublattice).
-Observables: ``energy`` and ``magnetization`` per spin. ``theory``: exact values.
+Observables: ``energy``, ``magnetization`` and ``abs_magnetization`` per spin. ``theory``: exact
+values (Onsager, Yang, Kaufman's finite lattice, enumeration); ``thermodynamics``: specific heat,
+susceptibility and Binder cumulant with errors from a history.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from ... import random
 from ...dataset import finish_system, point_values, system_coords
 from ...system import Operator, System
 from . import observables, operators, theory
-from .observables import energy, magnetization
+from .observables import abs_magnetization, energy, magnetization
 from .operators import heat_bath, heat_bath_probability, metropolis, metropolis_acceptance
+from .thermodynamics import thermodynamics
 
 KIND = "ising"
 
@@ -65,10 +68,10 @@ SYSTEM = System(
         "metropolis": Operator(metropolis, prepare=metropolis_acceptance, draws={"words": random.bits("y", "x")}),
         "heat_bath": Operator(heat_bath, prepare=heat_bath_probability, draws={"words": random.bits("y", "x")}),
     },
-    observables={"energy": energy, "magnetization": magnetization},
+    observables={"energy": energy, "magnetization": magnetization, "abs_magnetization": abs_magnetization},
     theory=theory,
     example={"size": 4, "temperature": [1.5, 3.0], "members": 3, "seed": 5},
 )
 
-__all__ = ["SYSTEM", "create", "energy", "heat_bath", "magnetization", "metropolis", "observables", "operators",
-           "theory"]
+__all__ = ["SYSTEM", "abs_magnetization", "create", "energy", "heat_bath", "magnetization", "metropolis",
+           "observables", "operators", "theory", "thermodynamics"]

@@ -1,4 +1,4 @@
-"""Observables of the 2D Ising model, per spin: energy and magnetization."""
+"""Observables of the 2D Ising model, per spin: energy, magnetization and its absolute value."""
 from __future__ import annotations
 
 from ...backends import namespace
@@ -18,3 +18,10 @@ def magnetization(*, spin):
     """Magnetization per spin, sum_i s_i / L^2 (dimensionless)."""
     xp = namespace(spin)
     return xp.astype(xp.sum(spin, axis=(-2, -1), dtype=xp.int64), xp.float64) / (spin.shape[-1] * spin.shape[-2])
+
+
+def abs_magnetization(*, spin):
+    """|M| / L^2 (dimensionless): the order parameter of a finite lattice at h = 0, where the
+    signed magnetization averages to zero over long runs even below T_c."""
+    xp = namespace(spin)
+    return xp.abs(magnetization(spin=spin))
