@@ -124,13 +124,13 @@ def train(*, feedback, input_weights, bias, readout, readout_bias, velocity_feed
         eta, lam, alpha = (xp.astype(p, xp.float64).reshape(tuple(p.shape) + (1,) * cell)
                            for p in (learning_rate, weight_decay, momentum))
         gradient = xp.where(keep, xp.astype(grads[name], xp.float64), xp.zeros_like(w64))
-        velocity = alpha * velocities[name] + gradient + lam * w64
-        velocity = xp.where(keep, velocity, velocities[name])
-        if adjoint_failure == "stop":
-            velocity = xp.where(keep, velocity, xp.full_like(velocity, float("nan")))
-        new = xp.where(keep, w64 - eta * velocity, w64)
+        velocity = xp.where(keep, alpha * velocities[name] + gradient + lam * w64, velocities[name])
+        new = w64 - eta * velocity
         if name == "feedback":
             new = project(new, xp.astype(spectral_bound, xp.float64))
+        new = xp.where(keep, new, w64)  # a member whose adjoint failed keeps its weights
+        if adjoint_failure == "stop":  # ... and is reported as diverged
+            velocity = xp.where(keep, velocity, xp.full_like(velocity, float("nan")))
         out[name] = xp.astype(new, w.dtype)
         out[f"velocity_{name}"] = velocity
     out.update(batch_loss=xp.astype(loss, xp.float64), adjoint_iterations=info["iterations"],
@@ -141,6 +141,7 @@ def train(*, feedback, input_weights, bias, readout, readout_bias, velocity_feed
 def project(feedback, bound):
     """Spectral normalisation: W * min(1, bound / ||W||_2) per cell (bound (*E) or a scalar)."""
     xp = namespace(feedback)
-    norm = dynamics.spectral_norm(feedback)
+    finite = xp.isfinite(feedback)  # a stopped member's NaN weights must not break the SVD of the others
+    norm = dynamics.spectral_norm(xp.where(finite, feedback, xp.zeros_like(feedback)))
     factor = xp.where(norm > bound, bound / xp.where(norm > 0, norm, xp.ones_like(norm)), xp.ones_like(norm))
     return feedback * factor[..., None, None]
