@@ -20,8 +20,9 @@ The adjoint is solved per ensemble cell, all cells at once, by
 - ``"broyden"``: Broyden's good method (limited memory, inverse-Jacobian updates by Sherman-Morrison,
   unit step), on the residual r(g) = J^T g + v - g of each cell's (sample x neuron) vector.
 
-A cell stops (and is frozen) once ||r||_inf <= tol ||v||_inf; its iteration count and relative
-residual are returned, and a cell that does not converge within ``max_iter`` is reported, not raised.
+A cell stops (and is frozen) once ||r||_inf <= tol ||v||_inf (tol at least 8 ulp of the dtype); its
+iteration count and relative residual are returned, and a cell that does not converge within
+``max_iter`` is reported, not raised.
 Array API (NumPy or torch): the gradient is analytic, no autograd.
 """
 from __future__ import annotations
@@ -67,6 +68,7 @@ def adjoint_solve(rhs, feedback, active, threshold, *, solver="broyden", tol=1e-
         return (g * d_over_v) @ feedback + rhs - g
 
     norm_v = _cell_max(rhs, lead)
+    tol = max(tol, 8 * float(xp.finfo(rhs.dtype).eps))  # float32 cannot reach 1e-8: 8 ulp at most
     limit = tol * xp.where(norm_v > 0, norm_v, xp.ones_like(norm_v))
     g = rhs
     r = residual(g)
