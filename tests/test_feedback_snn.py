@@ -279,6 +279,21 @@ def test_training_is_reproducible_and_members_see_their_own_data(tmp_path):
     assert np.all(np.linalg.matrix_norm(eq.final_state(a).feedback.values, ord=2) <= 1.0 + 1e-12)
 
 
+def test_float32_networks_stay_float32_and_train_on_both_backends(tmp_path):
+    """The adjoint tolerance is floored at 8 ulp, so float32 members converge (1e-8 is below float32's reach)."""
+    kw = dict(data=np.random.default_rng(2).uniform(0, 1, (16, 4)), labels=np.arange(16) % 2, neurons=8,
+              time_steps=10, batch=4, members=2, seed=4, dtype="float32")
+    for backend in ("numpy", "torch"):
+        ds = eq.create("feedback_snn", **kw)
+        hist = eq.run(ds, "train", steps=3, store=tmp_path / f"{backend}.zarr", progress=False, backend=backend,
+                      record={"adjoint_iterations": 1, "adjoint_residual": 1})
+        final = eq.final_state(hist)
+        assert all(final[k].dtype == np.float32 for k in GROUPS)
+        assert np.all(hist.adjoint_iterations.values[1:] < 100)
+        assert np.all(hist.adjoint_residual.values[1:] <= 8 * np.finfo(np.float32).eps)
+        assert not np.array_equal(final.feedback.values, ds.feedback.values)
+
+
 def test_sweeps_of_threshold_leak_and_time_steps_match_separate_runs(tmp_path):
     kw = dict(data=np.random.default_rng(1).uniform(0, 1, (12, 4)), labels=np.arange(12) % 2, neurons=6, batch=4,
               members=1, seed=5)
