@@ -49,15 +49,16 @@ def digits() -> dict:
 
 def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, dataset=None, classes=None,
            feedback=None, input_weights=None, bias=None, readout=None, readout_bias=None, threshold=2.0, leak=1.0,
-           time_steps=30, learning_rate=0.1, momentum=0.9, weight_decay=5e-4, spectral_bound=1.0, batch=32,
-           members=1, seed=0, dtype="float64", allow_expansive=False):
+           time_steps=30, learning_rate=0.1, momentum=0.9, weight_decay=5e-4, spectral_bound=None, batch=32,
+           members=1, seed=0, dtype="float64", allow_expansive=False, samples=1):
     """A new ensemble of feedback spiking networks as an xarray Dataset.
 
     Parameters
     ----------
     neurons, inputs : int. n and m; may be omitted when arrays or data give them.
     data : array (sample, input) of constant inputs x, or ``dataset="digits"`` (scikit-learn's 8x8
-        digits, all 1797 images, labels, every fifth held out).
+        digits, all 1797 images, labels, every fifth held out). Neither: ``samples`` (default 1)
+        seeded inputs uniform in [0, 1), the same for every member (needs ``inputs`` or input_weights).
     labels : int array (sample,) >= 0, needed by ``train``; ``classes`` (default max label + 1,
         1 without labels) sets the readout's size. held_out : bool array (sample,): samples for the
         accuracy, never trained on; default with labels: index % 5 == 0.
@@ -67,7 +68,9 @@ def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, 
         F ~ N(0, 4 / m), b = 0, R ~ N(0, 1 / n), r = 0.
     threshold : V_th > 0 (default 2.0). leak : lambda in (0, 1] (1 = IF). time_steps : T >= 1 (an
         integer) simulated per train step and by the observables. All three sweepable.
-    learning_rate, momentum, weight_decay : SGD (sweepable). spectral_bound : ||W||_2 is kept <= it.
+    learning_rate, momentum, weight_decay : SGD (sweepable). spectral_bound : ``train`` keeps
+        ||W||_2 <= it; default 1.0 (the paper's code, with V_th = 2), or the largest ||W||_2 of a
+        given feedback array when that is larger.
     batch : minibatch size of ``train``. members, seed : replicas and the key of every random stream.
     dtype : "float64" or "float32" for the weights.
     allow_expansive : accept ||W||_2 >= V_th (or spectral_bound >= V_th); the fixed point may then
@@ -86,6 +89,12 @@ def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, 
     if problems:
         raise SchemaError(problems, kind=KIND)
     x, y, held = given
+    if x is None:
+        x = _seeded_data(inputs, input_weights, samples, seed, problems)
+        if problems:
+            raise SchemaError(problems, kind=KIND)
+    if spectral_bound is None:
+        spectral_bound = _default_bound(feedback)
     shapes = _sizes(neurons, inputs, classes, x, y, feedback, input_weights, readout, problems)
     if dtype not in ("float64", "float32"):
         problems.append(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
@@ -128,8 +137,9 @@ def _data(data, labels, held_out, dataset, problems):
         d = digits()
         return d["data"], d["labels"], d["held_out"] if held_out is None else _held(held_out, 1797, problems)
     if data is None:
-        problems.append("data: expected an array (sample, input) of inputs or dataset='digits', got neither")
-        return None
+        if labels is not None or held_out is not None:
+            problems.append("labels: given without data; expected data=(sample, input) too")
+        return None, None, None
     try:
         x = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
@@ -149,6 +159,38 @@ def _data(data, labels, held_out, dataset, problems):
         return None
     held = np.arange(x.shape[0]) % 5 == 0 if held_out is None else _held(held_out, x.shape[0], problems)
     return x, y.astype(np.int64), held
+
+
+def _seeded_data(inputs, input_weights, samples, seed, problems):
+    """(samples, m) inputs uniform in [0, 1) from the seed's initial streams (member label 0, for all members)."""
+    m = inputs if inputs is not None else (np.shape(input_weights)[-1] if input_weights is not None else None)
+    if m is None:
+        problems.append("data: expected an array (sample, input), dataset='digits', or the size inputs=m for "
+                        "seeded inputs, got none of them")
+    elif not (is_int(m) and m >= 1):
+        problems.append(f"inputs: expected a positive integer, got {m!r}")
+    if not (is_int(samples) and samples >= 1):
+        problems.append(f"samples: expected a positive integer number of seeded inputs, got {samples!r}")
+    if problems:
+        return None
+    try:
+        return random.initial(random.uniform("a", "b"), seed=seed, members=np.zeros(1, dtype=np.int64), parameters={},
+                              sizes={"a": int(samples), "b": int(m)}, slot=5)[0]
+    except ValueError as exc:
+        problems.append(f"seed: {exc}")
+        return None
+
+
+def _default_bound(feedback):
+    """1.0, or the largest ||W||_2 of a given feedback array when larger (so create does not rescale it)."""
+    if feedback is None:
+        return 1.0
+    try:
+        w = np.asarray(feedback, dtype=np.float64)
+        norm = float(np.max(np.linalg.matrix_norm(w, ord=2))) if w.ndim >= 2 and np.all(np.isfinite(w)) else 0.0
+    except (TypeError, ValueError, np.linalg.LinAlgError):
+        return 1.0
+    return max(1.0, norm)
 
 
 def _held(held_out, samples, problems):
