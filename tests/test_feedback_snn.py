@@ -331,6 +331,20 @@ def test_expansive_feedback_is_a_named_error_unless_allowed():
     assert ds.feedback.shape == (1, 4, 4)
 
 
+def test_create_from_sizes_alone_is_seeded_and_a_given_contractive_w_is_kept():
+    a = eq.create("feedback_snn", neurons=10, inputs=3, samples=4, members=3, seed=8)
+    b = eq.create("feedback_snn", neurons=10, inputs=3, samples=4, members=3, seed=8)
+    c = eq.create("feedback_snn", neurons=10, inputs=3, samples=4, members=3, seed=9)
+    same = all(np.array_equal(a[k].values, b[k].values) for k in [*GROUPS, "data"])
+    assert same and not np.array_equal(a.feedback.values, c.feedback.values)
+    assert a.data.shape == (4, 3) and 0 <= a.data.min() and a.data.max() < 1
+    assert not np.array_equal(a.feedback.values[0], a.feedback.values[1])  # members start apart
+    np.testing.assert_allclose(np.linalg.matrix_norm(a.feedback.values, ord=2), 1.0, rtol=1e-12)
+    w = np.diag([1.5, -0.5, 0.25])
+    ds = eq.create("feedback_snn", feedback=w, data=_ones(2, 2))
+    assert float(ds.spectral_bound) == 1.5 and np.array_equal(ds.feedback.values[0], w)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"neurons": 3}, "data: expected an array"),
     ({"neurons": 3, "data": np.ones(3)}, r"data: expected a finite 2-D array.*shape \(3,\)"),

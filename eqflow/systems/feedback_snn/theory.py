@@ -55,7 +55,8 @@ def contraction(feedback, threshold=2.0):
 
 
 def fixed_point(feedback, input_weights, bias, inputs, threshold=2.0, *, tol=1e-15, max_iter=100_000):
-    """a* (S, n) with a* = clamp((W a* + F x + b) / V, 0, 1) for every sample x (rows of ``inputs`` (S, m)).
+    """a* (S, n) with a* = clamp((W a* + F x + b) / V, 0, 1) for every sample x (rows of ``inputs`` (S, m));
+    (n,) for one input vector (m,).
 
     Float64. Raises ValueError when the iteration does not settle (a W with ||W||_2 >= V may have
     no unique fixed point).
@@ -74,7 +75,8 @@ def fixed_point(feedback, input_weights, bias, inputs, threshold=2.0, *, tol=1e-
     else:
         raise ValueError(f"fixed_point: no convergence in {max_iter} iterations (||W||_2 / V = "
                          f"{contraction(w, v):.3g}; expected < 1)")
-    return np.stack([_polish(row, w, c, v) for row, c in zip(a, current)])
+    star = np.stack([_polish(row, w, c, v) for row, c in zip(a, current)])
+    return star[0] if np.ndim(inputs) == 1 else star
 
 
 def _polish(a, w, c, v):
