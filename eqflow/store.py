@@ -295,6 +295,8 @@ def open_history(loc, storage_options: dict | None = None) -> xr.Dataset:
                          "got a Zarr store without it")
     check_format(loc, attrs)
     done = attrs.get(STEPS_DONE)
+    if done is not None:
+        _refuse_missing_records(loc, done)
     ds = xr.open_zarr(loc.zarr(), consolidated=True)
     step_dims = [d for d in ds.dims if is_step_dim(d)]
     ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
@@ -307,6 +309,27 @@ def open_history(loc, storage_options: dict | None = None) -> xr.Dataset:
     ds.attrs[STORE_ATTR] = loc.name
     ds.encoding[LOCATION_KEY] = loc  # eq.final_state(hist) reaches the same store, options and all
     return ds
+
+
+def _refuse_missing_records(loc: Location, done: int) -> None:
+    """A StoreError if a record array has fewer chunks than its records up to ``done`` need (one
+    listing per array; ``eq.verify`` names each missing chunk and also checks every checksum)."""
+    group = zarr.open_group(loc.zarr(), mode="r")
+    short = []
+    for name, array in group.arrays():
+        dims = array.metadata.dimension_names or ()
+        if not dims or not is_step_dim(dims[0]) or name == dims[0] or array.ndim < 2:
+            continue
+        rows = int((group[dims[0]][:] <= done).sum())
+        per_row = math.prod(-(-s // c) for s, c in zip(array.shape[1:], array.chunks[1:]))
+        expected = -(-rows // array.chunks[0]) * per_row
+        found = loc.keys_under(f"{array.path}/c")
+        if found is not None and found < expected:
+            short.append(f"{name}: {expected - found} of {expected} chunk(s)")
+    if short:
+        raise StoreError(f"store {loc.name!r}: record chunks missing up to step {done} ({'; '.join(short)}); the "
+                         f"store was damaged after it was written: eq.verify lists the steps; rerun with "
+                         f"overwrite=True")
 
 
 def location_of(history) -> Location | None:

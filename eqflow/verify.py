@@ -35,24 +35,25 @@ def verify(path, storage_options: dict | None = None) -> str:
     done = attrs.get(store.STEPS_DONE)
     group = zarr.open_group(path.zarr(), mode="r")
     problems = []
-    for name, array in _arrays(group):
-        problems += _check_array(path, name, array, group, done)
+    for name, array in group.arrays():
+        if done is not None or name not in store.outcomes.ARRAYS:  # outcomes are written with the first segment
+            problems += _check_array(path, name, array, group, done)
     if done is not None:
+        slot = attrs.get(store.SLOT, 0)
+        two_segments = done - attrs.get("eqflow_step_start", 0) > attrs.get("eqflow_segment", done)
         for name in store.checkpoint_names(path):
-            try:
-                store.read_slot(path, group[name], attrs.get(store.SLOT, 0), done)
-            except StoreError as exc:
-                problems.append(str(exc).split(": ", 1)[1])
+            array = group[name]
+            # the slot a resume reads, and the previous one where it was written (a segment earlier)
+            written = two_segments or path.keys_under(f"{array.path}/c/{1 - slot}")
+            for which, step in [(slot, done)] + ([(1 - slot, "previous segment")] if written else []):
+                try:
+                    store.read_slot(path, array, which, step)
+                except StoreError as exc:
+                    problems.append(str(exc).split(": ", 1)[1])
     if problems:
         raise StoreError(f"store {path.name!r}: damaged ({len(problems)} problem(s), steps done {done}):\n  - "
                          + "\n  - ".join(problems))
     return path.name
-
-
-def _arrays(group):
-    for name, array in group.arrays():
-        if name not in store.outcomes.ARRAYS:
-            yield name, array
 
 
 def _check_array(path, name, array, group, done) -> list[str]:

@@ -320,6 +320,22 @@ def test_verify_names_missing_and_corrupted_record_chunks(tmp_path, small_ising,
     assert "energy: 1 chunk(s) missing at steps 3-5" in text
     assert "spin: unreadable at steps" in text
     assert main(["verify", str(path)]) == 1
+    with pytest.raises(eq.StoreError, match=r"record chunks missing up to step 12 \(energy: 1 of 5 chunk\(s\)\)"):
+        eq.open(path)  # never served as NaN
+
+
+def test_verify_checks_the_outcomes_and_the_previous_checkpoint_slot(tmp_path, small_ising):
+    path = tmp_path / "h.zarr"
+    eq.run(small_ising, "metropolis", steps=12, store=path, record={"energy": 1}, segment=3, progress=False)
+    slot = eq.open(path).attrs["eqflow_checkpoint_slot"]
+    previous = sorted(p for p in (path / "_checkpoint" / "spin" / "c" / str(1 - slot)).rglob("*") if p.is_file())
+    previous[0].unlink()
+    (path / "stopped_at" / "c" / "0" / "0").write_bytes(b"damaged")
+    with pytest.raises(eq.StoreError) as err:
+        eq.verify(path)
+    assert "checkpoint '_checkpoint/spin' slot %d (step previous segment): 1 chunk(s) missing" % (1 - slot) in str(
+        err.value)
+    assert "stopped_at: unreadable" in str(err.value)
 
 
 def test_version_flag(capsys):
