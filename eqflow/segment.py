@@ -70,6 +70,7 @@ def advance_chunk(task: ChunkTask) -> dict:
     if (found["stop_reason"] == outcomes.RUNNING).any():
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is data, not a warning
             _loop(task, op, spec, backend, state, inputs, found, recorder, working)
+    recorder.pad_to_end(state)
     out = {k: backend.to_numpy(v) for k, v in state.items()}
     checkpoint = [(f"{CHECKPOINT}/{name}", (task.slot, *task.region), values) for name, values in out.items()]
     try:
@@ -205,10 +206,30 @@ class _Recorder:
                 value = state[var] if var in state else self.observe(var, state)
             self.buffers[var][step // k - self.first_index[var]] = value
 
+    def pad_to_end(self, state: dict) -> None:
+        """Records up to the segment's end for a chunk whose members all stopped early: the frozen
+        state's values (float ones become NaN in :meth:`regions`) and fill values for diagnostics,
+        so every chunk of the store is written (a missing chunk always means damage)."""
+        stop = self.task.stop
+        if self.last_step is not None and self.last_step >= stop:
+            return
+        for var, k in self.every.items():
+            begin = self.first_index[var] if self.last_step is None else self.last_step // k + 1
+            end = stop // k + 1
+            if end <= begin:
+                continue
+            if var in self.fill:
+                value = self.fill[var]
+            else:
+                value = state[var] if var in state else self.observe(var, state)
+            self.buffers[var][begin - self.first_index[var]:end - self.first_index[var]] = value
+        self.last_step = stop
+
     def regions(self, found: dict) -> list:
         """The store regions of the records made: (array name, index, NumPy values).
 
-        Float records of a member after the step it stopped at are NaN: it has no data there.
+        Float records of a member after the step it stopped at are NaN: it has no data there;
+        its diagnostics there are fill values (NaN, or -1 for integers).
         """
         out = []
         for var, buffer in self.buffers.items():
@@ -217,10 +238,11 @@ class _Recorder:
             if n == 0:
                 continue
             values = self.backend.to_numpy(buffer[:n])
-            if values.dtype.kind == "f":
+            if values.dtype.kind == "f" or var in self.fill:
                 steps = (self.first_index[var] + np.arange(n)) * k
                 stopped = found["stopped_at"]
                 late = (stopped >= 0) & (stopped < steps.reshape((n,) + (1,) * stopped.ndim))
-                values = np.where(late.reshape(late.shape + (1,) * (values.ndim - late.ndim)), np.nan, values)
+                fill = np.nan if values.dtype.kind == "f" else -1
+                values = np.where(late.reshape(late.shape + (1,) * (values.ndim - late.ndim)), fill, values)
             out.append((var, (slice(self.offset[var], self.offset[var] + n), *self.task.region), values))
         return out

@@ -321,3 +321,17 @@ def test_a_large_finite_state_whose_sum_overflows_is_not_diverged(tmp_path):
     hist = run(system, "relax", tmp_path / "h.zarr", steps=3, record={"x": 1})
     assert (hist.stop_reason == "max_steps").all()
     assert np.isfinite(hist.x.values).all()
+
+
+def test_a_chunk_that_stops_early_still_writes_every_chunk(tmp_path):
+    """Regression: a chunk whose members all stop before the others used to leave its later
+    record chunks unwritten, so eq.verify called a healthy store damaged."""
+    system = toy.create(rate=[0.9, 0.01], members=2)
+    hist = run(system, "momentum", tmp_path / "h.zarr", steps=60, segment=10, chunks={"rate": 1},
+               stop=eq.stop.converged("residual", 1e-6), record={"residual": 1, "clock": 1, "speed": 1, "x": 5})
+    assert eq.verify(tmp_path / "h.zarr")
+    fast = hist.sel(rate=0.9)
+    stopped = int(fast.stopped_at.max())
+    assert stopped < 50 and (fast.stop_reason == "converged").all()  # the slow rate never converges in 60
+    late = fast.step > stopped
+    assert np.isnan(fast.residual.where(late, drop=True)).all() and np.isnan(fast.speed.where(late, drop=True)).all()

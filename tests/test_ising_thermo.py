@@ -98,3 +98,20 @@ def test_thermodynamics_names_missing_records():
     hist = eq.run(system, "metropolis", steps=4, store=None, record={"energy": 1}, progress=False)
     with pytest.raises(ValueError, match=r"history: expected the record 'magnetization'"):
         thermodynamics(hist)
+
+
+@pytest.mark.slow
+def test_summarize_flags_unmixed_members_and_widens_their_error_bar():
+    """Below T_c each member stays in one of the two ordered phases: the signed magnetization's
+    members disagree (R-hat >> 1), the exact <m> is 0 by symmetry, and only the spread between
+    members gives an error bar that covers it."""
+    system = eq.create("ising", size=16, temperature=[1.5, 3.5], members=8, seed=4)
+    hist = eq.run(system, "heat_bath", steps=600, store=None, record={"magnetization": 1}, progress=False)
+    found = eq.summarize(hist, "magnetization")
+    cold, hot = found.sel(temperature=1.5), found.sel(temperature=3.5)
+    assert bool(cold.magnetization_unmixed) and not bool(hot.magnetization_unmixed)
+    assert float(cold.magnetization_rhat) > 1.05
+    per_member = hist.magnetization.sel(temperature=1.5, step=slice(300, None)).mean("step")
+    assert (abs(per_member) > 0.9).all()  # every member ordered, in either phase
+    assert abs(float(cold.magnetization)) < 4 * float(cold.magnetization_sem)  # covers the exact 0
+    assert abs(float(hot.magnetization)) < 4 * float(hot.magnetization_sem)

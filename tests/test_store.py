@@ -108,7 +108,7 @@ def test_refuses_to_overwrite_and_leaves_store_untouched(small_ising, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"record": {"entropy": 1}},
      "record['entropy']: expected an observable, state variable, owned state or diagnostic "
-     "among ['energy', 'magnetization', 'spin'], got 'entropy'"),
+     "among ['energy', 'magnetization', 'abs_magnetization', 'spin'], got 'entropy'"),
     ({"record": {"energy": 0}}, "record['energy']: expected a positive integer interval in steps, got 0"),
     ({"chunks": {"y": 2}},
      "chunks['y']: expected a dimension among the ensemble dims ['member', 'temperature'], got 'y'"),
