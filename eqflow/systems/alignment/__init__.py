@@ -167,19 +167,26 @@ def _graph_constants(graph, label, family_args, coords, seed):
             out[index] = graphs.family(label, args, seeds[index])
         lead = ("member",) if seeds.ndim == 1 else ("member", parameter)
     elif label == "ring":
-        out, lead = np.array([graphs.family("ring", family_args, None)], dtype=object), None
+        out, lead = _one(graphs.family("ring", family_args, None)), None
     elif label in graphs.EMPIRICAL:
-        out, lead = np.array([graphs.empirical(label)], dtype=object), None
+        out, lead = _one(graphs.empirical(label)), None
     elif label == "graphs":
         out = np.empty(len(graph), dtype=object)
         out[:] = list(graph)
         lead = ("member",)
     else:
-        out, lead = np.array([graph], dtype=object), None
+        out, lead = _one(graph), None
     table, degrees = graphs.tables(out)
     if lead is None:
         return (), table[0], degrees[0]
     return lead, table, degrees
+
+
+def _one(graph) -> np.ndarray:
+    """A 1-element object array holding ``graph`` (np.array would iterate over its nodes)."""
+    out = np.empty(1, dtype=object)
+    out[0] = graph
+    return out
 
 
 def _types(types, coords, labels, seed, n):
