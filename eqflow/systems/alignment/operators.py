@@ -31,9 +31,10 @@ def prepare(*, neighbors, degree, type, threshold, sizes):  # noqa: A002  (the c
     """Per-cell integer tables from the constants, NumPy, once per run (chunk).
 
     Returns ``table`` int64 (G, N, K) (G = 1: one graph, else one per cell; -1 replaced by N),
-    ``graph_cell`` int64 (C,) (which table a cell uses), ``cells`` int64 (C,) = 0..C-1,
-    ``low``, ``high`` int64 (C, N) (see the module docstring), ``anti`` int8 (C, N) (1 for an
-    anti-coordinator) and ``degrees`` int64 (C, N).
+    ``cells`` int64 (C,) = 0..C-1, ``low``, ``high`` int64 (C, N) (see the module docstring),
+    ``anti`` int8 (C, N) (1 for an anti-coordinator), ``degrees`` int64 (C, N), and flat
+    offsets for the asynchronous picks: ``graph_base`` = g(c) N (the row of a cell's table),
+    ``node_base`` = c N and ``ext_base`` = c (N + 1).
     """
     ensemble = np.shape(threshold)
     cells = math.prod(ensemble)
@@ -51,9 +52,15 @@ def prepare(*, neighbors, degree, type, threshold, sizes):  # noqa: A002  (the c
     low = np.where(exact, r, np.ceil(x)).astype(np.int64)
     high = np.where(exact, r, np.floor(x)).astype(np.int64)
     anti = np.broadcast_to(type, (*ensemble, n)).reshape(cells, n).astype(np.int8)
-    graph_cell = np.arange(cells, dtype=np.int64) if per_cell else np.zeros(cells, dtype=np.int64)
-    return {"table": table, "graph_cell": graph_cell, "cells": np.arange(cells, dtype=np.int64), "low": low,
-            "high": high, "anti": anti, "degrees": d}
+    index = np.arange(cells, dtype=np.int64)
+    return {"table": table, "cells": index, "low": low, "high": high, "anti": anti, "degrees": d,
+            "graph_base": (index if per_cell else np.zeros(cells, np.int64)) * n, "node_base": index * n,
+            "ext_base": index * (n + 1)}
+
+
+def _take(flat, index):
+    """``flat[index]`` for a 1-D array and an integer index array of any shape (a plain gather)."""
+    return np.take(flat, index) if isinstance(flat, np.ndarray) else flat.take(index)
 
 
 def extended(action, cells):
@@ -64,10 +71,23 @@ def extended(action, cells):
 
 
 def neighbors_a(ext, table, cells):
-    """n_A of every node, int64 (C, N), from the extended profiles ``ext`` (C, N + 1)."""
+    """n_A of every node, int64 (C, N), from the extended profiles ``ext`` (C, N + 1).
+
+    One gather per neighbour slot k (N per cell), accumulated: no (C, N, K) intermediate.
+    """
     xp = namespace(ext)
-    values = ext[:, table[0]] if table.shape[0] == 1 else ext[cells[:, None, None], table]
-    return xp.sum(xp.astype(values, xp.int64), axis=-1)
+    c, n = ext.shape[0], ext.shape[1] - 1
+    total = xp.zeros((c, n), dtype=xp.int64) if isinstance(ext, np.ndarray) else ext.new_zeros((c, n),
+                                                                                                  dtype=xp.int64)
+    if table.shape[0] == 1:
+        for k in range(table.shape[-1]):
+            total += ext[:, table[0, :, k]]
+    else:
+        flat = xp.reshape(ext, (-1,))
+        base = cells[:, None] * (n + 1)
+        for k in range(table.shape[-1]):
+            total += _take(flat, base + table[:, :, k])
+    return total
 
 
 def respond(n_a, low, high, anti, current, tie, coin):
@@ -89,27 +109,33 @@ def respond(n_a, low, high, anti, current, tie, coin):
     return xp.where(above | below, strict, indifferent)
 
 
-def best_response(*, action, picks, coins, table, graph_cell, cells, low, high, anti, tie, picks_per_step):
+def best_response(*, action, picks, coins, table, cells, low, high, anti, tie, picks_per_step, graph_base,
+                  node_base, ext_base):
     """``picks_per_step`` asynchronous best responses, one after the other, per cell.
 
     picks : int64 (..., P), the nodes picked (uniform in [0, N), a declared draw); coins : int64
     (..., P) 32-bit words, the fair coin of pick j being the top bit of word j (tie "random").
     Returns the new ``action`` and ``flips`` (picks that changed the picked node's action).
+    Every access is a gather or scatter on a flat array (cheap on NumPy and torch alike).
     """
     xp = namespace(action)
     c = cells.shape[0]
     ext = extended(action, cells)
+    flat = xp.reshape(ext, (-1,))
+    rows = xp.reshape(table, (-1, table.shape[-1]))
+    low, high, anti = (xp.reshape(v, (-1,)) for v in (low, high, anti))
     picks = xp.reshape(picks, (c, picks_per_step))
     coins = xp.astype(xp.reshape(coins, (c, picks_per_step)) >= 2**31, xp.int8)
     flips = xp.zeros_like(cells)
-    column = cells[:, None]
+    gather_base = ext_base[:, None]
     for j in range(picks_per_step):
         p = picks[:, j]
-        n_a = xp.sum(xp.astype(ext[column, table[graph_cell, p]], xp.int64), axis=1)
-        current = ext[cells, p]
-        new = respond(n_a, low[cells, p], high[cells, p], anti[cells, p], current, tie, coins[:, j])
+        n_a = xp.sum(_take(flat, gather_base + rows[graph_base + p]), axis=1, dtype=xp.int64)
+        at, node = ext_base + p, node_base + p
+        current = _take(flat, at)
+        new = respond(n_a, _take(low, node), _take(high, node), _take(anti, node), current, tie, coins[:, j])
         flips = flips + xp.astype(new != current, flips.dtype)
-        ext[cells, p] = new
+        flat[at] = new
     shape = action.shape
     return {"action": xp.reshape(ext[:, :shape[-1]], shape), "flips": xp.reshape(flips, shape[:-1])}
 
