@@ -139,20 +139,20 @@ def test_flips_bounded_by_the_potential(graph, kw, anti, tmp_path):
     assert int(flips.sum()) > 0
 
 
-@pytest.mark.parametrize("tie", ["keep", "random", "switch"])
-def test_asynchronous_runs_end_in_enumerated_equilibria(tie, tmp_path):
+@pytest.mark.parametrize("tie,threshold", [("keep", 0.5), ("random", 0.5), ("switch", 0.5), ("keep", 0.3)])
+def test_asynchronous_runs_end_in_enumerated_equilibria(tie, threshold, tmp_path):
     """Mixed populations (per-member types) on one Watts-Strogatz graph: a member stops as converged
     exactly when its final profile is one the enumeration lists for its types (strict equilibria,
     tie 'switch', are rare on this graph: most of those members run to max_steps)."""
     g = nx.watts_strogatz_graph(14, 4, 0.3, seed=7)
-    ds = eq.create("alignment", graph=g, anti_fraction=0.3, tie=tie, members=24, seed=11)
+    ds = eq.create("alignment", graph=g, anti_fraction=0.3, tie=tie, threshold=threshold, members=24, seed=11)
     h = _run(ds, "best_response", tmp_path / "h.zarr", 300, stop=CONVERGED, options={"picks_per_step": 7},
              record={"unsatisfied": 1})
     final = eq.final_state(h)
     converged = h.stop_reason.values == "converged"
     assert converged.sum() >= (1 if tie == "switch" else 12)
     for m in range(24):
-        listed = theory.equilibria(g, ds.type.values[m], tie)
+        listed = theory.equilibria(g, ds.type.values[m], tie, threshold)
         assert (theory.codes(final.action.values[m]) in listed) == converged[m], m
 
 
