@@ -1,8 +1,10 @@
 """Behavioural alignment: coordinators and anti-coordinators on a graph, updating by best response.
 
 Xia, McAvoy & Su, "Behavioral alignment in social networks", arXiv:2506.00046 (2025), on the
-linear threshold model of Ramazi, Riehl & Cao, "Convergence of linear threshold
-decision-making dynamics in finite heterogeneous populations", PNAS 113, 12985 (2016).
+linear threshold model of Ramazi, Riehl & Cao, "Networks of conforming or nonconforming
+individuals tend to reach satisfactory decisions", PNAS 113, 12985 (2016), where networks of
+only coordinators or only anti-coordinators reach an equilibrium under asynchronous best
+response (for mixed populations see the converged fractions in ``benchmarks/RESULTS.md``).
 
 Each node i plays A (action 1) or B (0). With n_A of its d_i neighbours playing A, a
 coordinator strictly prefers A when n_A > tau d_i and B when n_A < tau d_i (align with the
