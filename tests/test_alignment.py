@@ -240,6 +240,14 @@ def test_given_graph_round_trips_and_tables_are_padded():
     assert ((table >= 0).sum(1) == degree).all() and (table[np.arange(77), np.maximum(degree - 1, 0)] >= 0).all()
 
 
+def test_one_graph_per_member():
+    graphs = [nx.random_regular_graph(3, 10, seed=i) for i in range(3)]
+    ds = eq.create("alignment", graph=graphs, members=3, types=np.eye(3, 10, dtype=int))
+    assert ds.neighbors.dims == ("member", "node", "neighbor") and ds.type.dims == ("member", "node")
+    for m, g in enumerate(graphs):
+        assert sorted(graph_of(ds, member=m).edges()) == sorted(tuple(sorted(e)) for e in g.edges())
+
+
 def test_types_from_anti_fraction_are_counted_and_nested():
     ds = eq.create("alignment", graph="ring", nodes=20, anti_fraction=[0.0, 0.24, 0.5, 1.0], members=5, seed=3)
     counts = ds.type.sum("node").values

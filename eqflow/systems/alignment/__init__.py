@@ -174,7 +174,8 @@ def _graph_constants(graph, label, family_args, coords, seed):
         out, lead = _one(graphs.empirical(label)), None
     elif label == "graphs":
         out = np.empty(len(graph), dtype=object)
-        out[:] = list(graph)
+        for i, g in enumerate(graph):  # one by one: numpy would iterate over a Graph's nodes
+            out[i] = g
         lead = ("member",)
     else:
         out, lead = _one(graph), None
