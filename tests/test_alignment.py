@@ -238,6 +238,16 @@ def test_given_graph_round_trips_and_tables_are_padded():
     assert nx.is_isomorphic(h, nx.Graph(g.edges())) and h.number_of_edges() == 254
     table, degree = ds.neighbors.values, ds.degree.values
     assert ((table >= 0).sum(1) == degree).all() and (table[np.arange(77), np.maximum(degree - 1, 0)] >= 0).all()
+    edges = ds.edges.values
+    assert edges.shape == (254, 2) and (edges[:, 0] < edges[:, 1]).all()
+    assert {tuple(e) for e in edges} == {(i, int(j)) for i in range(77) for j in table[i] if j > i}
+
+
+def test_edge_lists_are_padded_per_member():
+    ds = eq.create("alignment", graph="erdos_renyi", nodes=12, edge_probability=[0.1, 0.3], members=3, seed=1)
+    assert ds.edges.dims == ("member", "edge_probability", "edge", "end")
+    listed = (ds.edges >= 0).all("end").sum("edge")
+    assert (listed == ds.degree.sum("node") // 2).all() and int(listed.max()) == ds.sizes["edge"]
 
 
 def test_one_graph_per_member():

@@ -14,8 +14,9 @@ n_A = tau d_i a node is indifferent and the ``tie`` attribute decides: "keep" (d
 (``unsatisfied`` = 0): a pure Nash equilibrium for "keep" and "random", a strict one for "switch".
 
 State ``action(member, *sweeps, node)`` int8. Constants: the padded neighbour table
-``neighbors(node, neighbor)`` (-1 padding), ``degree(node)`` and ``type(node)`` (0 coordinator,
-1 anti-coordinator), each per member where it varies (random graphs, random types).
+``neighbors(node, neighbor)`` (-1 padding), ``degree(node)``, the edge list ``edges(edge, end)``
+(i < j, -1 rows pad graphs with fewer edges) and ``type(node)`` (0 coordinator, 1
+anti-coordinator), each per member where it varies (random graphs, random types).
 Sweepable parameters: ``anti_fraction``, ``threshold`` (tau), ``rewiring`` (Watts-Strogatz),
 ``edge_probability`` (Erdos-Renyi). Operators: ``best_response`` (asynchronous, uniformly
 random node per pick, option ``picks_per_step``) and ``synchronous``. Observables:
@@ -91,16 +92,17 @@ def create(graph="ring", *, members=1, seed=0, anti_fraction=None, threshold=0.5
     parameters = {"anti_fraction": 0.0 if anti_fraction is None and types is None else anti_fraction,
                   "threshold": threshold, "rewiring": rewiring, "edge_probability": edge_probability}
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters,
-                                        site_sizes={"node": 1, "neighbor": 1}, seed=seed)
+                                        site_sizes={"node": 1, "neighbor": 1, "edge": 0, "end": 2}, seed=seed)
     labels = coords["member"]
-    graph_dims, table, degrees = _graph_constants(graph, label, family_args, coords, seed)
+    graph_dims, table, degrees, edges = _graph_constants(graph, label, family_args, coords, seed)
     n = table.shape[-2]
     type_dims, kinds = _types(types, coords, labels, seed, n)
     constants = {"neighbors": ((*graph_dims, "node", "neighbor"), table),
-                 "degree": ((*graph_dims, "node"), degrees), "type": ((*type_dims, "node"), kinds)}
-    coords, dims, shape = system_coords(schema, members=members, parameters=parameters,
-                                        site_sizes={"node": n, "neighbor": table.shape[-1]}, constants=constants,
-                                        seed=seed)
+                 "degree": ((*graph_dims, "node"), degrees), "type": ((*type_dims, "node"), kinds),
+                 "edges": ((*graph_dims, "edge", "end"), edges)}
+    sizes = {"node": n, "neighbor": table.shape[-1], "edge": edges.shape[-2], "end": 2}
+    coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=sizes,
+                                        constants=constants, seed=seed)
     state = _initial_action(action, start, labels, seed, shape, n)
     return finish_system(schema, coords, {"action": ((*dims, "node"), state)}, seed=seed,
                          attributes={"tie": tie, "graph": label})
@@ -156,7 +158,7 @@ def _check_graph_parameters(label, rewiring, edge_probability, problems):
 
 
 def _graph_constants(graph, label, family_args, coords, seed):
-    """(lead dims, neighbour table, degrees) of the graph(s)."""
+    """(lead dims, neighbour table, degrees, edge list) of the graph(s)."""
     if label in graphs.RANDOM_FAMILIES:
         parameter = graphs.RANDOM_FAMILIES[label]
         values = None if parameter is None else np.asarray(coords[parameter][1], dtype=np.float64)
@@ -179,10 +181,10 @@ def _graph_constants(graph, label, family_args, coords, seed):
         lead = ("member",)
     else:
         out, lead = _one(graph), None
-    table, degrees = graphs.tables(out)
+    table, degrees, edges = graphs.tables(out)
     if lead is None:
-        return (), table[0], degrees[0]
-    return lead, table, degrees
+        return (), table[0], degrees[0], edges[0]
+    return lead, table, degrees, edges
 
 
 def _one(graph) -> np.ndarray:

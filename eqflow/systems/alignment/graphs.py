@@ -93,8 +93,13 @@ def neighbor_table(graph, width: int | None = None) -> tuple[np.ndarray, np.ndar
     return table, degree
 
 
-def tables(graphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Padded tables of an object array of graphs (any shape), to a common width: (*shape, N, K), (*shape, N)."""
+def tables(graphs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Padded tables of an object array of graphs (any shape), to a common width.
+
+    Returns neighbours int32 (*shape, N, K), degrees int32 (*shape, N) and the edge list int32
+    (*shape, E, 2): each edge once as (i, j), i < j, in increasing order, padded with -1 rows up
+    to the largest edge count E.
+    """
     flat = [check_graph(g) for g in graphs.reshape(-1)]
     sizes = {g.number_of_nodes() for g in flat}
     if len(sizes) != 1:
@@ -102,8 +107,13 @@ def tables(graphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     width = max(1, max(max((d for _, d in g.degree()), default=0) for g in flat))
     pairs = [neighbor_table(g, width) for g in flat]
     n = sizes.pop()
+    count = max(g.number_of_edges() for g in flat)
+    edges = np.full((len(flat), count, 2), -1, dtype=np.int32)
+    for e, g in enumerate(flat):
+        listed = sorted((min(u, v), max(u, v)) for u, v in g.edges())
+        edges[e, :len(listed)] = np.asarray(listed, dtype=np.int32).reshape(-1, 2)
     return (np.stack([p[0] for p in pairs]).reshape(*graphs.shape, n, width),
-            np.stack([p[1] for p in pairs]).reshape(*graphs.shape, n))
+            np.stack([p[1] for p in pairs]).reshape(*graphs.shape, n), edges.reshape(*graphs.shape, count, 2))
 
 
 def family(name: str, args: dict, seed: int | None):
