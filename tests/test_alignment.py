@@ -156,6 +156,32 @@ def test_asynchronous_runs_end_in_enumerated_equilibria(tie, threshold, tmp_path
         assert (theory.codes(final.action.values[m]) in listed) == converged[m], m
 
 
+@pytest.mark.parametrize("anti", [0.0, 1.0])
+def test_activation_among_unsatisfied_nodes(anti, tmp_path):
+    """Picking only nodes that want to switch: every pick before the equilibrium flips, so with one
+    pick per step the equilibrium time equals the number of flips, at most |E| (homogeneous, tie
+    keep), and the run ends in an enumerated equilibrium; NumPy and torch take the same picks."""
+    ds = eq.create("alignment", graph="random_regular", nodes=14, degree=3, anti_fraction=anti, members=16, seed=5)
+    runs = [_run(ds, "best_response", tmp_path / f"{b}.zarr", 60, stop=CONVERGED, backend=b,
+                 options={"activation": "unsatisfied"}, record={"flips": 1, "action": 1}).load()
+            for b in ("numpy", "torch")]
+    h = runs[0]
+    np.testing.assert_array_equal(h.action.values, runs[1].action.values)
+    assert (h.stop_reason == "converged").all()
+    flips = h.flips.where((h.step >= 1) & (h.step <= h.stopped_at)).sum("step")
+    initial = eq.create("alignment", graph="random_regular", nodes=14, degree=3, anti_fraction=anti, members=16,
+                        seed=5)
+    at_start = np.array([theory.codes(initial.action.values[m]) in theory.equilibria(
+        graph_of(ds, member=m), int(anti)) for m in range(16)])
+    assert (flips == np.where(at_start, 0, h.stopped_at)).all() and (flips <= 21).all()
+    final = eq.final_state(h)
+    for m in range(16):
+        assert theory.codes(final.action.values[m]) in theory.equilibria(graph_of(ds, member=m), int(anti))
+    with pytest.raises(ValueError, match="activation"):
+        _run(ds, "best_response", tmp_path / "bad.zarr", 5, options={"activation": "oldest"})
+    assert not (tmp_path / "bad.zarr").exists()
+
+
 def test_synchronous_two_cycles_end_as_cycled(tmp_path):
     """C_6 coordinators from ABABAB: every node sees two opposite neighbours, all switch, forever.
     C_4 anti-coordinators from AAAA: all switch to B and back. A fixed point converges instead."""

@@ -19,7 +19,8 @@ State ``action(member, *sweeps, node)`` int8. Constants: the padded neighbour ta
 anti-coordinator), each per member where it varies (random graphs, random types).
 Sweepable parameters: ``anti_fraction``, ``threshold`` (tau), ``rewiring`` (Watts-Strogatz),
 ``edge_probability`` (Erdos-Renyi). Operators: ``best_response`` (asynchronous, uniformly
-random node per pick, option ``picks_per_step``) and ``synchronous``. Observables:
+random node per pick, options ``picks_per_step`` and ``activation``: "uniform" or
+"unsatisfied", a pick among the nodes that want to switch) and ``synchronous``. Observables:
 ``unsatisfied``, ``fraction_a``, ``discordant_edges``. ``theory.count_equilibria`` enumerates.
 
 Equilibrium time: ``eq.run(ds, "best_response", stop=eq.stop.converged("unsatisfied", 0.5))``

@@ -6,22 +6,14 @@ prepares them), so each is one gather over the neighbour table.
 from __future__ import annotations
 
 from ...backends import namespace
-from .operators import extended, neighbors_a
+from .operators import extended, neighbors_a, wants_switch
 
 
 def unsatisfied_mask(action, table, cells, low, high, anti, tie):
     """bool (C, N): nodes whose best response differs from their action (tie "switch": the
     indifferent ones too; "keep" and "random" count an indifferent node as satisfied)."""
-    xp = namespace(action)
     ext = extended(action, cells)
-    current = ext[:, :-1]
-    n_a = neighbors_a(ext, table, cells)
-    above, below = n_a > high, n_a < low
-    want = xp.where(above, 1 - anti, anti)
-    mask = (above | below) & (want != current)
-    if tie == "switch":
-        mask = mask | ~(above | below)
-    return mask
+    return wants_switch(neighbors_a(ext, table, cells), low, high, anti, ext[:, :-1], tie)
 
 
 def unsatisfied(*, action, table, cells, low, high, anti, tie):

@@ -27,7 +27,10 @@ TIES = ("keep", "switch", "random")
 INTEGER_TOLERANCE = 1e-9  # tau d_i within this of an integer is that integer (a tie is possible)
 
 
-def prepare(*, neighbors, degree, type, threshold, sizes):  # noqa: A002  (the constant is called "type")
+ACTIVATIONS = ("uniform", "unsatisfied")
+
+
+def prepare(*, neighbors, degree, type, threshold, sizes, activation="uniform"):  # noqa: A002  ("type": the constant)
     """Per-cell integer tables from the constants, NumPy, once per run (chunk).
 
     Returns ``table`` int64 (G, N, K) (G = 1: one graph, else one per cell; -1 replaced by N),
@@ -36,6 +39,8 @@ def prepare(*, neighbors, degree, type, threshold, sizes):  # noqa: A002  (the c
     offsets for the asynchronous picks: ``graph_base`` = g(c) N (the row of a cell's table),
     ``node_base`` = c N and ``ext_base`` = c (N + 1).
     """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"options['activation']: expected one of {list(ACTIVATIONS)}, got {activation!r}")
     ensemble = np.shape(threshold)
     cells = math.prod(ensemble)
     n = sizes["node"]
@@ -61,6 +66,11 @@ def prepare(*, neighbors, degree, type, threshold, sizes):  # noqa: A002  (the c
 def _take(flat, index):
     """``flat[index]`` for a 1-D array and an integer index array of any shape (a plain gather)."""
     return np.take(flat, index) if isinstance(flat, np.ndarray) else flat.take(index)
+
+
+def _cumsum(x):
+    """Cumulative sum along the last axis (NumPy or torch)."""
+    return np.cumsum(x, axis=-1) if isinstance(x, np.ndarray) else x.cumsum(dim=-1)
 
 
 def extended(action, cells):
@@ -109,18 +119,33 @@ def respond(n_a, low, high, anti, current, tie, coin):
     return xp.where(above | below, strict, indifferent)
 
 
+def wants_switch(n_a, low, high, anti, current, tie):
+    """bool: nodes whose best response differs from ``current`` (tie "switch": the indifferent ones
+    too; "keep" and "random" count an indifferent node as satisfied)."""
+    xp = namespace(n_a)
+    above, below = n_a > high, n_a < low
+    mask = (above | below) & (xp.where(above, 1 - anti, anti) != current)
+    return mask | ~(above | below) if tie == "switch" else mask
+
+
 def best_response(*, action, picks, coins, table, cells, low, high, anti, tie, picks_per_step, graph_base,
-                  node_base, ext_base):
+                  node_base, ext_base, activation="uniform"):
     """``picks_per_step`` asynchronous best responses, one after the other, per cell.
 
     picks : int64 (..., P), the nodes picked (uniform in [0, N), a declared draw); coins : int64
     (..., P) 32-bit words, the fair coin of pick j being the top bit of word j (tie "random").
+    activation : "uniform" (any node; equilibrium time counts every pick) or "unsatisfied" (a
+    node drawn uniformly among those that want to switch, the k-th with k = floor(w u / 2^32)
+    for the coin word w and u unsatisfied nodes; every pick flips until the equilibrium, so the
+    time counts flips; no pick is wasted, none is made in an equilibrium).
     Returns the new ``action`` and ``flips`` (picks that changed the picked node's action).
     Every access is a gather or scatter on a flat array (cheap on NumPy and torch alike).
     """
     xp = namespace(action)
     c = cells.shape[0]
     ext = extended(action, cells)
+    if activation == "unsatisfied":
+        return _unsatisfied_picks(ext, action.shape, coins, table, cells, low, high, anti, tie, picks_per_step)
     flat = xp.reshape(ext, (-1,))
     rows = xp.reshape(table, (-1, table.shape[-1]))
     low, high, anti = (xp.reshape(v, (-1,)) for v in (low, high, anti))
@@ -138,6 +163,24 @@ def best_response(*, action, picks, coins, table, cells, low, high, anti, tie, p
         flat[at] = new
     shape = action.shape
     return {"action": xp.reshape(ext[:, :shape[-1]], shape), "flips": xp.reshape(flips, shape[:-1])}
+
+
+def _unsatisfied_picks(ext, shape, coins, table, cells, low, high, anti, tie, picks_per_step):
+    """Best response with activation among the unsatisfied nodes (see :func:`best_response`)."""
+    xp = namespace(ext)
+    c, n = ext.shape[0], shape[-1]
+    words = xp.reshape(coins, (c, picks_per_step))
+    flips = xp.zeros_like(cells)
+    for j in range(picks_per_step):
+        current = ext[:, :-1]
+        mask = wants_switch(neighbors_a(ext, table, cells), low, high, anti, current, tie)
+        ranks = _cumsum(xp.astype(mask, xp.int64))
+        count = ranks[:, -1]
+        k = (words[:, j] * count) >> 32  # uniform in [0, count): w < 2^32, count < 2^30
+        chosen = mask & (ranks == k[:, None] + 1)  # exactly one node where count > 0, none otherwise
+        ext = xp.concat([xp.where(chosen, 1 - current, current), ext[:, -1:]], axis=1)
+        flips = flips + xp.astype(count > 0, flips.dtype)
+    return {"action": xp.reshape(ext[:, :n], shape), "flips": xp.reshape(flips, shape[:-1])}
 
 
 def synchronous(*, action, coins, table, cells, low, high, anti, tie):
