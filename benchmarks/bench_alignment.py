@@ -35,6 +35,7 @@ from eqflow.systems.alignment import graph_of, perturb, theory  # noqa: E402
 from common import machine  # noqa: E402
 
 CONVERGED = eq.stop.converged("unsatisfied", 0.5)
+ACTIVATION = {"activation": "uniform"}  # --activation unsatisfied: picks among the nodes that want to switch
 TMP = Path(tempfile.mkdtemp())
 
 
@@ -80,7 +81,8 @@ def equilibria(quick=False):
 
 def equilibrium_times(ds, store, picks, steps, **kw):
     """(history, times in sweeps: member x point, NaN where not converged)."""
-    h = eq.run(ds, "best_response", steps=steps, store=store, stop=CONVERGED, options={"picks_per_step": picks},
+    options = {"picks_per_step": picks, **ACTIVATION}
+    h = eq.run(ds, "best_response", steps=steps, store=store, stop=CONVERGED, options=options,
                record={"unsatisfied": steps}, overwrite=True, progress=False, **kw)
     start = ds.attrs["eqflow_step"]
     t = (h.stopped_at.values - start) * picks / ds.sizes["node"]
@@ -108,7 +110,8 @@ def fit(x, y):
 def path(quick=False):
     n, members = (60, 16) if quick else (100, 64)
     betas = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
-    print(f"\npath: equilibrium time (sweeps of N picks) vs average path length L, {members} members per point")
+    print(f"\npath: equilibrium time (sweeps of N picks) vs average path length L, {members} members per point, "
+          f"activation {ACTIVATION['activation']}")
     rows = []
     for anti in (0.0, 1.0):
         ds = eq.create("alignment", graph="watts_strogatz", nodes=n, degree=4, rewiring=betas, anti_fraction=anti,
@@ -236,7 +239,10 @@ def main():
     parser.add_argument("what", nargs="?", default="all",
                         choices=["equilibria", "path", "resilience", "mixed", "scale", "all"])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--activation", default="uniform", choices=["uniform", "unsatisfied"],
+                        help="best_response activation (path, resilience, mixed)")
     args = parser.parse_args()
+    ACTIVATION["activation"] = args.activation
     print(machine())
     for name in ("equilibria", "path", "resilience", "mixed", "scale"):
         if args.what in (name, "all"):
