@@ -116,7 +116,8 @@ def path(quick=False):
     for anti in (0.0, 1.0):
         ds = eq.create("alignment", graph="watts_strogatz", nodes=n, degree=4, rewiring=betas, anti_fraction=anti,
                        members=members, seed=1)
-        _, t = equilibrium_times(ds, TMP / "ws.zarr", picks=n // 10, steps=20000)
+        picks = 1 if ACTIVATION["activation"] == "unsatisfied" else n // 10  # every pick a flip: resolve each
+        _, t = equilibrium_times(ds, TMP / "ws.zarr", picks=picks, steps=200_000 // picks)
         lengths = path_lengths(ds)
         for j, beta in enumerate(betas):
             rows.append((("coordinators", "anti")[int(anti)], f"WS beta={beta:g}", lengths[:, j].mean(), t[:, j]))
