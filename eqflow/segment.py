@@ -112,13 +112,14 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
     diagnostics = tuple(spec.diagnostics)
     bar = provenance.live_progress(task.progress_key)
     reported, next_report = task.start, time.monotonic() + provenance.REPORT_SECONDS
+    sizes = draw_sizes(task.sizes, spec, inputs)
     for step in range(task.start, task.stop):
         if bar is not None and time.monotonic() > next_report:  # within a long segment
             bar.within(step - reported)
             reported, next_report = step, time.monotonic() + provenance.REPORT_SECONDS
         inputs["step"] = step
         for slot, name, draw in draws:
-            inputs[name] = random.generate(draw, keys, step=step, slot=slot, sizes=task.sizes)
+            inputs[name] = random.generate(draw, keys, step=step, slot=slot, sizes=sizes)
         new = update(state, inputs)
         diag = {k: new.pop(k) for k in diagnostics if k in new}
         if step == task.start:
@@ -131,6 +132,14 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
         recorder.record(step + 1, state, diag)
         if not running.any():
             return
+
+
+def draw_sizes(sizes: dict, spec, inputs: dict) -> dict:
+    """The sizes a draw's shape may name: the site dims, and the operator's integer options
+    (e.g. ``integers("node", "picks_per_step")``: as many picks per step as the option says)."""
+    options = {k: inputs[k] for k in spec.options if k in inputs and k not in sizes}
+    return {**sizes, **{k: int(v) for k, v in options.items() if isinstance(v, (int, np.integer))
+                        and not isinstance(v, bool)}}
 
 
 def system_variables(task: ChunkTask) -> list[str]:

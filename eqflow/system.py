@@ -39,7 +39,8 @@ class Operator:
     prepare : ``prepare(*, <parameters, constants, sizes, attributes, options>) -> {name: array}``,
         NumPy, once per run: derived inputs (tables, decompositions).
     draws : {argument name: :class:`eqflow.random.Draw`}: the random numbers one ensemble cell
-        needs per step, e.g. ``{"uniforms": eq.random.uniform("y", "x")}``.
+        needs per step, e.g. ``{"uniforms": eq.random.uniform("y", "x")}``; a shape entry or bound
+        names a site dim or an integer option of the operator (``integers("node", "picks_per_step")``).
     init : ``init(*, <state, inputs, sizes, options>) -> {name: array}``: the operator-owned
         state (declared with dims and dtype in the schema's ``operators.<name>.state``) at the
         first step of a run; checkpointed and resumed with the physical state.
