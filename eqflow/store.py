@@ -312,22 +312,24 @@ def open_history(loc, storage_options: dict | None = None) -> xr.Dataset:
 
 
 def _refuse_missing_records(loc: Location, done: int) -> None:
-    """A StoreError if a record array has fewer chunks than its records up to ``done`` need (one
-    listing per array; ``eq.verify`` names each missing chunk and also checks every checksum)."""
+    """A StoreError if a visible array (records, coordinates, outcomes) has fewer chunks than its
+    data up to ``done`` need: one listing per array (a missing chunk would read as NaN or 0);
+    ``eq.verify`` names each missing chunk with its steps and also checks every checksum."""
     group = zarr.open_group(loc.zarr(), mode="r")
     short = []
     for name, array in group.arrays():
         dims = array.metadata.dimension_names or ()
-        if not dims or not is_step_dim(dims[0]) or name == dims[0] or array.ndim < 2:
-            continue
-        rows = int((group[dims[0]][:] <= done).sum())
-        per_row = math.prod(-(-s // c) for s, c in zip(array.shape[1:], array.chunks[1:]))
-        expected = -(-rows // array.chunks[0]) * per_row
+        if dims and is_step_dim(dims[0]) and name != dims[0]:
+            rows = int((group[dims[0]][:] <= done).sum())
+            per_row = math.prod(-(-s // c) for s, c in zip(array.shape[1:], array.chunks[1:]))
+            expected = -(-rows // array.chunks[0]) * per_row
+        else:  # written whole: at creation (coordinates) or with every segment (outcomes)
+            expected = array.nchunks
         found = loc.keys_under(f"{array.path}/c")
         if found is not None and found < expected:
             short.append(f"{name}: {expected - found} of {expected} chunk(s)")
     if short:
-        raise StoreError(f"store {loc.name!r}: record chunks missing up to step {done} ({'; '.join(short)}); the "
+        raise StoreError(f"store {loc.name!r}: chunks missing up to step {done} ({'; '.join(short)}); the "
                          f"store was damaged after it was written: eq.verify lists the steps; rerun with "
                          f"overwrite=True")
 

@@ -63,7 +63,15 @@ def _check_array(path, name, array, group, done) -> list[str]:
     if dims and store.is_step_dim(dims[0]) and name != dims[0]:
         steps = group[dims[0]][:]
         rows = int((steps <= (-1 if done is None else done)).sum())
-    if array.ndim == 0 or rows == 0:
+    if array.ndim == 0:  # a scalar coordinate: one chunk, "c"
+        if path.keys_under(f"{array.path}/c") == 0:
+            return [f"{name}: its one chunk is missing"]
+        try:
+            array[()]
+        except Exception as exc:  # checksum or decompression failure
+            return [f"{name}: unreadable ({type(exc).__name__}: {exc})"]
+        return []
+    if rows == 0:
         return []
     chunk_rows = array.chunks[0]
     per_row = math.prod(-(-s // c) for s, c in zip(array.shape[1:], array.chunks[1:]))

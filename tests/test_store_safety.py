@@ -320,7 +320,7 @@ def test_verify_names_missing_and_corrupted_record_chunks(tmp_path, small_ising,
     assert "energy: 1 chunk(s) missing at steps 3-5" in text
     assert "spin: unreadable at steps" in text
     assert main(["verify", str(path)]) == 1
-    with pytest.raises(eq.StoreError, match=r"record chunks missing up to step 12 \(energy: 1 of 5 chunk\(s\)\)"):
+    with pytest.raises(eq.StoreError, match=r"chunks missing up to step 12 \(energy: 1 of 5 chunk\(s\)\)"):
         eq.open(path)  # never served as NaN
 
 
@@ -336,6 +336,20 @@ def test_verify_checks_the_outcomes_and_the_previous_checkpoint_slot(tmp_path, s
     assert "checkpoint '_checkpoint/spin' slot %d (step previous segment): 1 chunk(s) missing" % (1 - slot) in str(
         err.value)
     assert "stopped_at: unreadable" in str(err.value)
+
+
+def test_verify_checks_scalar_coordinates(tmp_path, small_ising):
+    path = tmp_path / "h.zarr"
+    eq.run(small_ising, "metropolis", steps=4, store=path, record={"energy": 1}, progress=False)
+    (path / "coupling" / "c").unlink()  # would read back as 0.0
+    data = bytearray((path / "field" / "c").read_bytes())
+    data[0] ^= 0xFF
+    (path / "field" / "c").write_bytes(bytes(data))
+    with pytest.raises(eq.StoreError) as err:
+        eq.verify(path)
+    assert "coupling: its one chunk is missing" in str(err.value) and "field: unreadable" in str(err.value)
+    with pytest.raises(eq.StoreError, match=r"chunks missing up to step 4 \(coupling: 1 of 1 chunk\(s\)\)"):
+        eq.open(path)  # never served as coupling = 0
 
 
 def test_version_flag(capsys):
