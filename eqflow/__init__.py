@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import accessor as _accessor  # noqa: F401  (registers ds.eqflow)
 from . import diagnostics, outcomes, random, stop, systems
+from .anneal import anneal
 from .dataset import validate
 from .errors import SchemaError, StoreError
 from .registry import available, register
@@ -42,6 +43,7 @@ def create(kind: str, **kwargs):
 
 
 __all__ = [
+    "anneal",
     "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
     "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
     "ureg", "validate", "verify", "__version__",

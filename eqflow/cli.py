@@ -10,12 +10,13 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, registry, results, runner
+from .anneal import anneal
 from .errors import SchemaError, StoreError
 from .inputs import check_run_inputs
 from .store import STEPS_DONE, read_attrs
 
 RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads",
-            "options", "stop", "storage_options"}
+            "options", "stop", "storage_options", "schedule", "stage_steps", "equilibrium"}
 STOP_RULES = ("converged", "equilibrated", "cycled")
 
 
@@ -84,10 +85,13 @@ def load_config(path: Path) -> tuple[xr.Dataset, dict]:
         problems.append(f"[run] storage_options: expected a table, e.g. {{anon = true}}, got "
                         f"{run_args['storage_options']!r}")
     system = _create(dict(config.get("system", {})), problems) if "system" in config else None
+    if "schedule" in run_args and "steps" in run_args:
+        problems.append("[run] steps: not taken with a schedule (stage_steps x the number of stages)")
     if system is not None and "run" in config:
         sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
         arguments = {k: run_args.get(k) for k in ("record", "chunks", "device", "segment", "options", "torch_threads")}
-        problems += check_run_inputs(system, sys_, run_args.get("operator"), steps=run_args.get("steps"),
+        steps = run_args.get("steps") if "schedule" not in run_args else run_args.get("stage_steps")
+        problems += check_run_inputs(system, sys_, run_args.get("operator"), steps=steps,
                                      backend=run_args.get("backend", "numpy"), **arguments).problems
     if problems:
         raise SchemaError(problems)
@@ -135,8 +139,9 @@ def _run(args) -> int:
         options["store"] = args.store
     if args.storage_options is not None:
         options["storage_options"] = args.storage_options
-    hist = runner.run(system, operator, **options, overwrite=args.overwrite, resume=args.resume,
-                          progress=False if args.no_progress else None)
+    go = anneal if "schedule" in options else runner.run  # a schedule: stage by stage, in one store
+    hist = go(system, operator, **options, overwrite=args.overwrite, resume=args.resume,
+              progress=False if args.no_progress else None)
     print(summary(hist))
     return 0
 

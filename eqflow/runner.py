@@ -31,7 +31,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         chunks: dict | None = None, backend: str = "numpy", device: str | None = None, segment: int | None = None,
         stop=None, options: dict | None = None, resume: bool = False, overwrite: bool = False, client=None,
         progress: bool | None = None, torch_threads: int | None = None,
-        storage_options: dict | None = None) -> xr.Dataset:
+        storage_options: dict | None = None, _schedule=None) -> xr.Dataset:
     """Advance ``system`` by ``steps`` updates of ``operator`` and stream the history to ``store``.
 
     Parameters
@@ -92,7 +92,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     plan = RecordPlan(checked.record, start, start + steps)
     dims = sys_.schema.ensemble_dims(system)
     job = _Job(system, sys_, operator, plan, dims, {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims},
-               Backend(backend, device), path, client, torch_threads, rules, checked.options, lease.new_token())
+               Backend(backend, device), path, client, torch_threads, rules, checked.options, lease.new_token(),
+               _schedule)
     job.given  # prepare once, here: an operator that cannot serve these inputs fails before anything is written
     if resume:
         state, found, done, slot, segment = _resume_point(job)
@@ -102,6 +103,9 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         attrs = provenance(system, sys_, operator, plan, job.chunks, job.engine, segment, rules, job.options)
         attrs[lease.WRITER_ATTR] = lease.writer(job.token)
         layout = dict(records=record_specs(job, state), checkpoint=_checkpoint_specs(job, state))
+        if _schedule is not None:
+            attrs["eqflow_schedule"] = _schedule.text()
+            layout.update(_schedule_layout(job))
         records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
         zarr_store.create_layout(path, system, plan, dims, job.chunks, records_per_chunk, attrs=attrs,
                                  replace=store_exists, **layout)
@@ -130,6 +134,7 @@ class _Job:
     rules: tuple
     options: dict
     token: str = ""  # this run's writer token (eqflow.lease)
+    schedule: object = None  # an eqflow.anneal.Schedule: the parameter's value per stage
 
     @cached_property
     def inputs(self) -> RunInputs:
@@ -215,7 +220,8 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
              job.path.short_name, "resumed" if done is not None else "new", job.chunks)
     while done is None or done < plan.last:
         end = min([position + segment - position % segment, plan.last]
-                  + [position + r.check_every - position % r.check_every for r in checks])
+                  + [position + r.check_every - position % r.check_every for r in checks]
+                  + ([job.schedule.next_boundary(position)] if job.schedule is not None else []))
         slot = 1 - slot
         lease.check_owner(job.path, zarr_store.read_attrs(job.path), job.token)  # nobody took the store over
         state, found = _run_segment(job, state, found, position, end, done is None, slot)
@@ -223,6 +229,8 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
             if end % rule.check_every == 0:
                 steps, values = zarr_store.read_records(job.path, rule.var, plan, end)
                 stop_rules.evaluate_equilibrated(rule, found, values, steps, end, job.dims)
+        if job.schedule is not None and job.schedule.equilibrium and (end - plan.first) % job.schedule.stage_steps == 0:
+            _stage_equilibrium(job, end)  # before the marker: a resume writes the same values again
         running = found["stop_reason"] == outcomes.RUNNING
         finished = end == plan.last or not running.any()
         if finished:
@@ -245,6 +253,51 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
         if finished:
             break
     bar.close()
+
+
+def _schedule_layout(job: _Job) -> dict:
+    """An anneal's extra arrays: stage and parameter value per record, the stages, and the
+    per-stage equilibrium start (-1 until the stage ends)."""
+    plan, schedule, name = job.plan, job.schedule, job.schedule.parameter
+    units = job.system[name].attrs.get("units", "1")
+    arrays, along = {}, {}
+    for dim in sorted({plan.dim(v) for v in plan.every}):
+        var = next(v for v in plan.every if plan.dim(v) == dim)
+        steps, suffix = plan.steps(var), dim[len("step"):]
+        stage = schedule.stage_of(steps)
+        arrays[f"step_stage{suffix}"] = ((dim,), steps.shape, steps.shape, np.dtype(np.int64), 0,
+                                         {"units": "1", "long_name": "stage of the schedule"}, stage)
+        arrays[f"{name}_schedule{suffix}"] = ((dim,), steps.shape, steps.shape, np.dtype(np.float64), 0,
+                                              {"units": units, "long_name": f"{name} during the step"},
+                                              np.asarray(schedule.values)[stage])
+        along[dim] = [f"step_stage{suffix}", f"{name}_schedule{suffix}"]
+    n = len(schedule.values)
+    arrays["stage"] = (("stage",), (n,), (n,), np.dtype(np.int64), 0, {"units": "1"}, np.arange(n))
+    arrays[f"{name}_stage"] = (("stage",), (n,), (n,), np.dtype(np.float64), 0,
+                               {"units": units, "long_name": f"{name} of each stage"}, np.asarray(schedule.values))
+    lead = tuple(job.system.sizes[d] for d in job.dims)
+    arrays["stage_equilibrated_at"] = (("stage", *job.dims), (n, *lead), (1, *lead), np.dtype(np.int64), -1,
+                                       {"units": "1", "long_name": f"first step of the equilibrium window of "
+                                        f"{schedule.equilibrium} in each stage (-1: not detected yet)",
+                                        "coordinates": f"{name}_stage"}, None)
+    return {"extra": arrays, "step_coordinates": along}
+
+
+def _stage_equilibrium(job: _Job, end: int) -> None:
+    """Detect the equilibrium window of the stage that ends at ``end`` (per member) and write its start."""
+    from .diagnostics import detect_equilibration
+
+    schedule, var = job.schedule, job.schedule.equilibrium
+    stage = (end - job.plan.first) // schedule.stage_steps - 1
+    steps, values = zarr_store.read_records(job.path, var, job.plan, end)
+    inside = (steps > end - schedule.stage_steps) & (steps <= end)
+    lead = tuple(job.system.sizes[d] for d in job.dims)
+    found = np.full(lead, -1, dtype=np.int64)
+    if inside.sum() >= 3:
+        series = xr.DataArray(np.asarray(values[inside], dtype=np.float64), dims=("step", *job.dims))
+        t0 = detect_equilibration(series.fillna(0.0), method="binary").t0.values
+        found = steps[inside][t0]
+    zarr_store.write(job.path, [("stage_equilibrated_at", (stage,), found)])
 
 
 def _log_outcomes(found: dict, step: int, finished: bool) -> None:
@@ -277,9 +330,13 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
     in_task = tuple(r for r in job.rules if not isinstance(r, stop_rules.Equilibrated))
     tasks = []
     for index, region in enumerate(regions):
+        given = inputs.region(region)
+        if job.schedule is not None:  # this stage's value of the scheduled parameter
+            given[job.schedule.parameter] = np.full_like(given[job.schedule.parameter],
+                                                         job.schedule.value_during(start))
         task = ChunkTask(
             kind=job.sys_.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
-            inputs=inputs.region(region), sizes=sizes, member_labels=labels[region[0]],
+            inputs=given, sizes=sizes, member_labels=labels[region[0]],
             point_ids=inputs.point_ids[region[1:]], seed=int(system.attrs[dataset.SEED_ATTR]), start=start, stop=stop,
             record_start=record_start, plan=job.plan, store=job.path, region=region, slot=slot,
             backend=job.engine, outcomes={k: v[region] for k, v in found.items()}, rules=in_task,
@@ -307,7 +364,8 @@ def _resume_point(job: _Job):
                 "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]),
                 "eqflow_record": json.dumps(plan.every, sort_keys=True),
                 "eqflow_step_start": plan.first, "eqflow_step_end": plan.last, "eqflow_stop": rules_text(job.rules),
-                "eqflow_options": json.dumps(job.options, sort_keys=True)}
+                "eqflow_options": json.dumps(job.options, sort_keys=True),
+                "eqflow_schedule": job.schedule.text() if job.schedule is not None else None}
     wrong = [f"{k}: the store has {attrs.get(k)!r}, this call asks for {v!r}"
              for k, v in expected.items() if attrs.get(k) != v]
     differ = digest_mismatch(attrs.get("eqflow_system_digest"), system)

@@ -66,7 +66,8 @@ class RecordPlan:
 
 
 def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str], chunks: dict,
-                  records_per_chunk: dict, records: dict, checkpoint: dict, attrs: dict, replace: bool = False) -> None:
+                  records_per_chunk: dict, records: dict, checkpoint: dict, attrs: dict, replace: bool = False,
+                  extra: dict | None = None, step_coordinates: dict | None = None) -> None:
     """Write the metadata, coordinates and an empty checkpoint of a new store, all arrays at once.
 
     ``records``: {var: (dims after the ensemble dims, sizes of those dims, dtype, attrs)} of
@@ -98,7 +99,8 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
                                  {"units": "1", "long_name": "steps done"}, steps)
         own, sizes, dtype, var_attrs = records[var]
         dtype = np.dtype(dtype)
-        var_attrs = {**var_attrs, "record_every": plan.every[var], "coordinates": scalar_coords}
+        along = " ".join((step_coordinates or {}).get(plan.dim(var), []))
+        var_attrs = {**var_attrs, "record_every": plan.every[var], "coordinates": f"{scalar_coords} {along}".strip()}
         arrays[var] = ((plan.dim(var), *ensemble, *own), (len(steps), *lead, *sizes),
                        (records_per_chunk[var], *block, *sizes), dtype, np.nan if dtype.kind == "f" else 0,
                        var_attrs, None)
@@ -109,6 +111,7 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
         attrs_ = {**attrs_, "coordinates": scalar_coords}
         arrays[name] = (tuple(ensemble), lead, lead, dtype, 0, attrs_, None)
         arrays[f"{CHECKPOINT}/{name}"] = (("slot", *ensemble), (2, *lead), (1, *lead), dtype, 0, attrs_, None)
+    arrays.update(extra or {})
     root = {**attrs, FORMAT_ATTR: FORMAT, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
     loc = as_location(loc)
     if loc.is_local:
@@ -300,6 +303,8 @@ def open_history(loc, storage_options: dict | None = None) -> xr.Dataset:
     ds = xr.open_zarr(loc.zarr(), consolidated=True)
     step_dims = [d for d in ds.dims if is_step_dim(d)]
     ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
+    small = [k for k, c in ds.coords.items() if k not in ds.dims and c.ndim == 1 and is_step_dim(c.dims[0])]
+    ds = ds.assign_coords({k: ds[k].load() for k in small})  # per-step labels (an anneal's stage): in memory
     if done is not None and "stop_reason" in ds:
         found = read_outcomes(loc)
         ds["stop_reason"] = (ds.stop_reason.dims, outcomes.names(found["stop_reason"]),
