@@ -49,8 +49,13 @@ def final_state(history, storage_options: dict | None = None) -> xr.Dataset:
     if done is None:
         raise StoreError(f"store {path.name!r}: the run stopped before its first record; "
                          "there is no state to continue from")
-    coords = xr.open_zarr(path.zarr(), consolidated=True).coords
-    keep = {k: c.variable.load() for k, c in coords.items() if not any(store.is_step_dim(d) for d in (k, *c.dims))}
+    try:
+        coords = xr.open_zarr(path.zarr(), consolidated=True).coords
+        keep = {k: c.variable.load() for k, c in coords.items()
+                if not any(store.is_step_dim(d) for d in (k, *c.dims))}
+    except Exception as exc:  # a damaged coordinate chunk: named, not raw
+        raise StoreError(f"store {path.name!r}: unreadable ({type(exc).__name__}: {exc}); eq.verify names the "
+                         f"damaged arrays; rerun with overwrite=True") from None
     ds = xr.Dataset(state, coords=keep)
     ds.attrs = {dataset.KIND_ATTR: kind, dataset.SEED_ATTR: attrs["eqflow_seed"], dataset.STEP_ATTR: int(done),
                 **json.loads(attrs.get("eqflow_attributes", "{}")), "eqflow_parent": path.short_name,

@@ -298,13 +298,19 @@ def open_history(loc, storage_options: dict | None = None) -> xr.Dataset:
                          "got a Zarr store without it")
     check_format(loc, attrs)
     done = attrs.get(STEPS_DONE)
-    if done is not None:
-        _refuse_missing_records(loc, done)
-    ds = xr.open_zarr(loc.zarr(), consolidated=True)
-    step_dims = [d for d in ds.dims if is_step_dim(d)]
-    ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
-    small = [k for k, c in ds.coords.items() if k not in ds.dims and c.ndim == 1 and is_step_dim(c.dims[0])]
-    ds = ds.assign_coords({k: ds[k].load() for k in small})  # per-step labels (an anneal's stage): in memory
+    try:
+        if done is not None:
+            _refuse_missing_records(loc, done)
+        ds = xr.open_zarr(loc.zarr(), consolidated=True)
+        step_dims = [d for d in ds.dims if is_step_dim(d)]
+        ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
+        small = [k for k, c in ds.coords.items() if k not in ds.dims and c.ndim == 1 and is_step_dim(c.dims[0])]
+        ds = ds.assign_coords({k: ds[k].load() for k in small})  # per-step labels (an anneal's stage): in memory
+    except StoreError:
+        raise
+    except Exception as exc:  # a damaged coordinate chunk (checksum, decompression): named, not raw
+        raise StoreError(f"store {loc.name!r}: unreadable ({type(exc).__name__}: {exc}); eq.verify names the "
+                         f"damaged arrays; rerun with overwrite=True") from None
     if done is not None and "stop_reason" in ds:
         found = read_outcomes(loc)
         ds["stop_reason"] = (ds.stop_reason.dims, outcomes.names(found["stop_reason"]),

@@ -61,7 +61,10 @@ def _check_array(path, name, array, group, done) -> list[str]:
     dims = array.metadata.dimension_names or ()
     rows = array.shape[0] if array.ndim else 0
     if dims and store.is_step_dim(dims[0]) and name != dims[0]:
-        steps = group[dims[0]][:]
+        try:
+            steps = group[dims[0]][:]
+        except Exception:  # the step coordinate itself is damaged: reported for that array
+            return []
         rows = int((steps <= (-1 if done is None else done)).sum())
     if array.ndim == 0:  # a scalar coordinate: one chunk, "c"
         if path.keys_under(f"{array.path}/c") == 0:
@@ -92,6 +95,9 @@ def _check_array(path, name, array, group, done) -> list[str]:
 
 def _where(dims, group, first, last) -> str:
     if dims and store.is_step_dim(dims[0]) and dims[0] in group:
-        steps = group[dims[0]][first:last]
+        try:
+            steps = group[dims[0]][first:last]
+        except Exception:  # a damaged step coordinate: rows, not steps
+            return f"rows {first}-{last - 1}"
         return f"steps {int(steps[0])}-{int(steps[-1])}" if len(steps) else f"rows {first}-{last - 1}"
     return f"rows {first}-{last - 1}"

@@ -424,3 +424,16 @@ def test_a_corrupted_root_metadata_file_is_named_and_overwrite_replaces_the_stor
     with pytest.raises(eq.StoreError, match="already exists"):
         run(small_ising, path, segment=2)
     assert_same_history(reference, run(small_ising, path, segment=2, overwrite=True))
+
+
+def test_a_damaged_step_coordinate_is_named(tmp_path, small_ising):
+    path = tmp_path / "h.zarr"
+    eq.run(small_ising, "metropolis", steps=6, store=path, record={"energy": 1}, progress=False)
+    chunk = path / "step" / "c" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(eq.StoreError, match=r"step: unreadable at rows 0-6"):
+        eq.verify(path)
+    with pytest.raises(eq.StoreError, match=r"h.zarr': unreadable \(ValueError: Stored and computed checksum"):
+        eq.open(path)
