@@ -10,7 +10,7 @@ from pathlib import Path
 from .location import as_location
 from .results import open as open_history
 from .store import STORE_ATTR
-from .summary import summarize
+from .summary import RHAT_THRESHOLD, summarize
 
 
 def _png(fig) -> str:
@@ -33,8 +33,7 @@ def write_report(store, output: str | Path, storage_options: dict | None = None)
     name = as_location(store, storage_options).short_name
     summary = summarize(hist)
     scalars = [v for v in hist.data_vars if hist[v].dims[:1] == ("step",) and v in summary]
-    table = summary.to_dataframe().drop(columns=[c for c in ("coupling", "field") if c in summary.coords],
-                                        errors="ignore")
+    table = estimates_table(hist, summary, scalars)
     figures = "\n".join(
         f'<figure><img alt="trace of {html.escape(v)}" src="data:image/png;base64,{_png(trace(hist, v))}">'
         f"<figcaption>{html.escape(v)}</figcaption></figure>" for v in scalars)
@@ -48,7 +47,10 @@ def write_report(store, output: str | Path, storage_options: dict | None = None)
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}img{{max-width:100%}}</style></head>
 <body><h1>eqflow report</h1><p>Store <code>{html.escape(name)}</code>: {html.escape(hist.attrs["eqflow_kind"])},
 operator {html.escape(hist.attrs["eqflow_operator"])}, {hist.attrs["eqflow_steps_done"]} steps done.</p>
-<h2>Equilibrium estimates</h2>{table.to_html(classes="summary", float_format=lambda x: f"{x:.6g}")}
+<h2>Equilibrium estimates</h2>{table.to_html(classes="summary", escape=True)}
+<p>Mean ± standard error over each member's equilibrium window (τ-based; where R-hat &gt; {RHAT_THRESHOLD}
+the members did not mix, the row says "not mixed" and the error is the spread between members).
+"exact": the kind's theory at that point, where it has one.</p>
 <h2>Outcomes</h2>{outcomes}
 <h2>Traces</h2>{figures}
 <h2>Provenance</h2><table class="provenance">{provenance}</table></body></html>"""
@@ -59,3 +61,36 @@ operator {html.escape(hist.attrs["eqflow_operator"])}, {hist.attrs["eqflow_steps
 
 def _text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def estimates_table(hist, summary, scalars):
+    """One row per parameter point: "mean ± sem" with units, R-hat (flagged when the members did
+    not mix), records in the window, and the exact value where the kind's theory gives one
+    (``theory.reference(hist)``: {variable: DataArray over the parameter points})."""
+    import pandas as pd
+
+    from . import registry
+
+    theory = getattr(registry.get(hist.attrs["eqflow_kind"]), "theory", None)
+    exact = theory.reference(hist) if hasattr(theory, "reference") else {}
+    points = [d for d in summary[scalars[0]].dims] if scalars else []
+    stacked = summary.stack(point=points) if points else summary.expand_dims(point=[0])
+    rows = []
+    for i in range(stacked.sizes["point"]):
+        at = stacked.isel(point=i)
+        row = {d: _number(at[d].item()) + f" {hist[d].attrs.get('units', '')}".rstrip() for d in points}
+        for v in scalars:
+            units = hist[v].attrs.get("units", "")
+            row[f"{v} [{units}]"] = f"{_number(float(at[v]))} ± {float(at[f'{v}_sem']):.2g}"
+            if v in exact:
+                value = exact[v].sel({d: at[d].item() for d in points}) if points else exact[v]
+                row[f"{v} exact"] = _number(float(value))
+            rhat = float(at[f"{v}_rhat"])
+            row[f"{v} R-hat"] = f"{rhat:.3f}" + (" not mixed" if bool(at[f"{v}_unmixed"]) else "")
+        row["window"] = int(at[f"{scalars[0]}_window"]) if scalars else 0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _number(x) -> str:
+    return f"{x:.6g}" if isinstance(x, float) else str(x)

@@ -70,6 +70,12 @@ def test_report_renders_in_headless_chromium(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert page.count("<img") == 2 and 'class="dataframe summary"' in page and "eqflow_seed" in page
     assert "data:image/png;base64," in page and "equilibrated" in page
+    assert "energy [k_B * K]" in page and " ± " in page and "energy exact" in page  # units, errors, theory
+    from eqflow.report import estimates_table
+
+    table = estimates_table(hist, eq.summarize(hist), ["energy"])
+    exact = ising.theory.kaufman(16, [1.5, 3.5])["energy"]
+    assert [float(x) for x in table["energy exact"]] == pytest.approx(exact, rel=1e-5)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it): rendering not checked")
