@@ -48,56 +48,94 @@ def below(high, slot, step_lo, step_hi, k0, k1):
 
 
 @njit(inline="always", cache=True)
-def _sweep_row(spin, words, keys, table, heat_bath, slot, step_lo, step_hi, colour, c, y):
-    """The sites of one colour in row y of cell c; the first colour also makes the row's words
-    (block by block: a block may straddle two rows)."""
+def _row_words(words, keys, slot, step_lo, step_hi, nx, c, y):
+    """The Philox blocks whose first word lies in row y of cell c, into ``words[c]`` (flat, padded to
+    whole blocks); every block is made by exactly one row."""
+    k0, k1 = np.uint64(keys[0, c]), np.uint64(keys[1, c])
+    for b in range((y * nx + 3) >> 2, ((y + 1) * nx + 3) >> 2):
+        w0, w1, w2, w3 = philox(np.uint64(b), slot, step_lo, step_hi, k0, k1)
+        words[c, 4 * b] = w0
+        words[c, 4 * b + 1] = w1
+        words[c, 4 * b + 2] = w2
+        words[c, 4 * b + 3] = w3
+
+
+@njit(inline="always", cache=True)
+def _metropolis_row(spin, words, table, colour, c, y, new):
+    """The sites of one colour in row y of cell c. Every site of the row is computed into ``new``
+    (the other colour keeping its spin), then copied back: a contiguous loop without branches
+    (the decisions are coin flips, which a branch predictor gets wrong half the time) that does not
+    write what it reads. Measured here it is about 2x faster than a stride-2 loop updating in place."""
     ny, nx = spin.shape[1], spin.shape[2]
-    if colour == 0:
-        k0, k1 = np.uint64(keys[0, c]), np.uint64(keys[1, c])
-        first = y * nx
-        for b in range(first >> 2, ((first + nx - 1) >> 2) + 1):
-            w = philox(np.uint64(b), slot, step_lo, step_hi, k0, k1)
-            for lane in range(4):
-                x = 4 * b + lane - first
-                if 0 <= x < nx:
-                    words[c, y, x] = w[lane]
-    up = y - 1 if y > 0 else ny - 1
-    down = y + 1 if y < ny - 1 else 0
-    for x in range((y + colour) & 1, nx, 2):
-        left = x - 1 if x > 0 else nx - 1
-        right = x + 1 if x < nx - 1 else 0
-        n = np.int64(spin[c, up, x]) + spin[c, down, x] + spin[c, y, left] + spin[c, y, right]
-        w = np.int64(words[c, y, x])
-        if heat_bath:
-            spin[c, y, x] = 1 if w < table[c, (n + 4) >> 1] else -1
-        else:
-            s = spin[c, y, x]
-            if w < table[c, (5 if s > 0 else 0) + ((n + 4) >> 1)]:
-                spin[c, y, x] = -s
+    up, down, row = spin[c, y - 1 if y > 0 else ny - 1], spin[c, y + 1 if y < ny - 1 else 0], spin[c, y]
+    w = words[c, y * nx:(y + 1) * nx]
+    t = table[c]
+    parity = (y + colour) & 1
+    for x in range(nx):
+        s = np.int64(row[x])
+        n = np.int64(up[x]) + down[x] + row[x - 1 + nx * (x == 0)] + row[x + 1 - nx * (x == nx - 1)]
+        mine = np.int64((x & 1) == parity)
+        k = 5 * ((s + 1) >> 1) + ((n + 4) >> 1)
+        flip = np.int64(np.int64(w[x]) < t[k]) & mine
+        new[x] = s - 2 * s * flip
+    for x in range(nx):
+        row[x] = new[x]
+
+
+@njit(inline="always", cache=True)
+def _heat_bath_row(spin, words, table, colour, c, y, new):
+    """:func:`_metropolis_row` for the heat bath: s = +1 when w < threshold(n), else -1."""
+    ny, nx = spin.shape[1], spin.shape[2]
+    up, down, row = spin[c, y - 1 if y > 0 else ny - 1], spin[c, y + 1 if y < ny - 1 else 0], spin[c, y]
+    w = words[c, y * nx:(y + 1) * nx]
+    t = table[c]
+    parity = (y + colour) & 1
+    for x in range(nx):
+        s = np.int64(row[x])
+        n = np.int64(up[x]) + down[x] + row[x - 1 + nx * (x == 0)] + row[x + 1 - nx * (x == nx - 1)]
+        mine = np.int64((x & 1) == parity)
+        k = (n + 4) >> 1
+        new[x] = s + mine * (2 * np.int64(np.int64(w[x]) < t[k]) - 1 - s)
+    for x in range(nx):
+        row[x] = new[x]
 
 
 @njit(parallel=True, cache=True, nogil=True)
 def checkerboard_sweep(spin, keys, table, heat_bath, slot, step_lo, step_hi):
-    """One checkerboard sweep of ``spin`` (cells, L_y, L_x) int8, in place, in parallel over (cell, row).
+    """One checkerboard sweep of ``spin`` (cells, L_y, L_x) int8, in place, in parallel over (cell, row):
+    the words, then one pass per colour.
 
     table : int64 (cells, 10) Metropolis thresholds by (s > 0) 5 + (n + 4) / 2, or (cells, 5)
     heat-bath thresholds of s = +1 by (n + 4) / 2; keys : int64 (2, cells).
     """
     cells, ny, nx = spin.shape
-    words = np.empty((cells, ny, nx), np.uint32)
-    for colour in range(2):
-        for task in prange(cells * ny):
-            _sweep_row(spin, words, keys, table, heat_bath, slot, step_lo, step_hi, colour, task // ny, task % ny)
+    words = np.empty((cells, ((ny * nx + 3) >> 2) * 4), np.uint32)
+    for task in prange(cells * ny):
+        _row_words(words, keys, slot, step_lo, step_hi, nx, task // ny, task % ny)
+    for colour in range(2):  # the two row loops are apart: a branch inside one slows it 2x
+        if heat_bath:
+            for task in prange(cells * ny):
+                _heat_bath_row(spin, words, table, colour, task // ny, task % ny, np.empty(nx, np.int8))
+        else:
+            for task in prange(cells * ny):
+                _metropolis_row(spin, words, table, colour, task // ny, task % ny, np.empty(nx, np.int8))
 
 
 @njit(cache=True, nogil=True)
 def checkerboard_sweep_serial(spin, keys, table, heat_bath, slot, step_lo, step_hi):
     """:func:`checkerboard_sweep` on one thread (small work: no thread start-up and barriers)."""
     cells, ny, nx = spin.shape
-    words = np.empty((cells, ny, nx), np.uint32)
+    words = np.empty((cells, ((ny * nx + 3) >> 2) * 4), np.uint32)
+    for task in range(cells * ny):
+        _row_words(words, keys, slot, step_lo, step_hi, nx, task // ny, task % ny)
+    new = np.empty(nx, np.int8)
     for colour in range(2):
-        for task in range(cells * ny):
-            _sweep_row(spin, words, keys, table, heat_bath, slot, step_lo, step_hi, colour, task // ny, task % ny)
+        if heat_bath:
+            for task in range(cells * ny):
+                _heat_bath_row(spin, words, table, colour, task // ny, task % ny, new)
+        else:
+            for task in range(cells * ny):
+                _metropolis_row(spin, words, table, colour, task // ny, task % ny, new)
 
 
 @njit(inline="always", cache=True)
