@@ -4,6 +4,9 @@
 
 overhead   : 64x64, 1000 sweeps, energy + magnetization every sweep, spins every 10, to Zarr,
              vs the same updates in a bare NumPy loop (in memory, and saving once to Zarr).
+same       : the same case, eq.run vs a bare loop calling the very same kernel (the reference
+             operator with eqflow.random's words, or the numba kernel) and the same observables,
+             in memory; 1,000 and 10,000 sweeps; the histories are checked equal first.
 throughput : spin flips per ns at L = 256 and 1024, eqflow NumPy / torch CPU (and CUDA when
              present) vs a bare vectorised NumPy checkerboard (default_rng, float64 draws).
 memory     : peak RSS of 1,000 vs 10,000 sweeps of the same run (a child process each).
@@ -86,6 +89,67 @@ def overhead():
               f"bare + one Zarr write {t_bare_zarr * 1e3:7.1f} ms | "
               f"eqflow {t_eq * 1e3:7.1f} ms | eqflow / bare {t_eq / t_bare:4.2f}x | "
               f"eqflow / (bare + Zarr) {t_eq / t_bare_zarr:4.2f}x")
+    shutil.rmtree(tmp)
+
+
+def same_kernel_loop(system, steps, kernel):
+    """eq.run's updates and records by hand: the same operator function, draws and observables, no store."""
+    from eqflow import random
+    from eqflow.dataset import parameter_arrays
+    from eqflow.systems import ising
+    from eqflow.systems.ising import kernels as numba_kernels
+
+    params = parameter_arrays(system, ising.SYSTEM.schema)
+    sizes = {"y": system.sizes["y"], "x": system.sizes["x"]}
+    tables = ising.metropolis_acceptance(**params, sizes=sizes)
+    keys = random.cell_keys(int(system.attrs["eqflow_seed"]), system.member.values,
+                            random.point_ids({k: v[0] for k, v in params.items()}, params["temperature"].shape[1:]))
+    draw, spin = random.bits("y", "x"), system.spin.values
+    energy, magnetization, spins = np.empty((steps + 1, *spin.shape[:-2])), np.empty((steps + 1, *spin.shape[:-2])), []
+    energy[0] = ising.energy(spin=spin, coupling=params["coupling"], field=params["field"])
+    magnetization[0] = ising.magnetization(spin=spin)
+    for step in range(steps):
+        if kernel == "reference":
+            words = random.generate(draw, keys, step=step, slot=0, sizes=sizes)
+            spin = ising.metropolis(spin=spin, words=words, **tables)["spin"]
+        else:
+            spin = numba_kernels.metropolis(spin=spin, keys=keys, slots={"words": 0}, step=step,
+                                            acceptance=tables["acceptance"])["spin"]
+        energy[step + 1] = ising.energy(spin=spin, coupling=params["coupling"], field=params["field"])
+        magnetization[step + 1] = ising.magnetization(spin=spin)
+        if (step + 1) % 10 == 0:
+            spins.append(spin.copy())
+    return energy, magnetization, spins
+
+
+def same():
+    import statistics
+    import time
+
+    system = eq.create("ising", size=64, temperature=2.5, members=1, seed=1)
+    tmp = Path(tempfile.mkdtemp())
+    record = {"energy": 1, "magnetization": 1, "spin": 10}
+    print("same  64x64, E and M every sweep, spins every 10: eq.run to Zarr / a bare loop with the same kernel "
+          "(median and range of alternating pairs)")
+    for kernel in ("numba", "reference"):
+        check = eq.run(system, "metropolis", steps=20, store=tmp / "c.zarr", overwrite=True, progress=False,
+                       record=record, kernel=kernel)
+        assert np.array_equal(check.energy.values, same_kernel_loop(system, 20, kernel)[0]), "not the same history"
+        for steps, repeat in ((1000, 5), (10000, 3)):
+            ratios, bare_times, eq_times = [], [], []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                same_kernel_loop(system, steps, kernel)
+                bare_times.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                eq.run(system, "metropolis", steps=steps, store=tmp / "r.zarr", overwrite=True, progress=False,
+                       record=record, kernel=kernel)
+                eq_times.append(time.perf_counter() - start)
+                ratios.append(eq_times[-1] / bare_times[-1])
+            print(f"  {kernel:9s} {steps:6d} sweeps: bare {statistics.median(bare_times) * 1e3:7.1f} ms | eq.run "
+                  f"{statistics.median(eq_times) * 1e3:7.1f} ms | ratio {statistics.median(ratios):4.2f}x "
+                  f"({min(ratios):4.2f}-{max(ratios):4.2f}) | eq.run - bare per sweep "
+                  f"{(statistics.median(eq_times) - statistics.median(bare_times)) / steps * 1e6:6.1f} us")
     shutil.rmtree(tmp)
 
 
@@ -217,6 +281,7 @@ def clusters(sizes=(16, 32, 64)):
           "(Wolff: steps x <|C|> / L^2)")
     tmp = Path(tempfile.mkdtemp())
     steps = {"metropolis": 20000, "wolff": 20000, "swendsen_wang": 4000}
+    taus = {op: [] for op in steps}
     for size in sizes:
         line = f"  L = {size:3d}"
         for op, n in steps.items():
@@ -232,15 +297,20 @@ def clusters(sizes=(16, 32, 64)):
             if op == "wolff":
                 per_step = float(window.flipped.mean()) / size**2  # sweep-equivalents per step
             per_sample = wall / (n * 16) * 2 * tau  # seconds of one member per independent sample
+            taus[op].append(tau * per_step)
             line += f" | {op} tau {tau * per_step:8.2f} sweeps ({2 * tau * per_step * size**2 / 1e6:.3g} Mflips, " \
                     f"{per_sample * 1e3:.2f} ms) per sample"
         print(line)
+    if len(sizes) > 1:  # tau ~ L^z: least squares in log-log
+        fits = {op: np.polyfit(np.log(sizes), np.log(t), 1)[0] for op, t in taus.items()}
+        print("  dynamic exponent z (tau_int(|m|) ~ L^z, fitted over these L): "
+              + ", ".join(f"{op} {z:.2f}" for op, z in fits.items()))
     shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     print(f"machine: {machine()}; numpy {np.__version__}, eqflow {eq.__version__}")
-    for name in ("memory", "overhead", "throughput", "kernels", "clusters"):
+    for name in ("memory", "overhead", "same", "throughput", "kernels", "clusters"):
         if which in (name, "all"):
             globals()[name]()
