@@ -4,12 +4,15 @@ Each kernel makes its random words itself, with Philox4x32-10 inlined and keyed 
 :func:`eqflow.random.generate` keys them: word j of a draw of a cell is word j mod 4 of the
 block with counter (j // 4, slot, step mod 2^32, step >> 32) under the cell's key (the
 DYNAMICS domain is 0). A word is compared with the same integer thresholds as the reference,
-so both take the same decisions. Loops run in parallel (``prange``) over ensemble cells and
-lattice rows; the checkerboard sweep makes one pass per colour, generating each row's words
-in the first pass. Compiled on first use and cached on disk (``cache=True``).
+so both take the same decisions. The checkerboard sweep makes one pass for the words (whole
+Philox blocks, row by row), then one pass per colour; the cluster steps make the words they
+need where they need them. Loops run in parallel (``prange``) over ensemble cells and lattice
+rows when a call has at least ``PARALLEL_SITES`` sites, else on one thread. Compiled on first
+use and cached on disk (``cache=True``).
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -254,11 +257,11 @@ def swendsen_wang_step_serial(spin, keys, threshold, sign, slots, step_lo, step_
 # --------------------------------------------------------------------------------------------
 
 
-PARALLEL_SITES = 2**16  # below this many sites per call one thread is faster (no start-up and barriers)
+PARALLEL_SITES = 2**18  # below this many sites per call one thread is faster (thread barriers; see RESULTS.md)
 
 
 def _parallel(work) -> bool:
-    return work.size >= PARALLEL_SITES and work.shape[0] * work.shape[1] > 1
+    return work.size >= PARALLEL_SITES and work.shape[0] * work.shape[1] > 1 and numba.get_num_threads() > 1
 
 
 def _cells(spin, keys, step):
