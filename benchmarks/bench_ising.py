@@ -246,14 +246,13 @@ def kernels():
         t_bare, _ = best_time(lambda: bare_sweeps(spin, steps[0], t), 3)
         keys = np.arange(2 * spin.shape[0], dtype=np.int64).reshape(2, -1)
         table = np.zeros((spin.shape[0], 10), np.int64)
-        sweep = numba_kernels.checkerboard_sweep
-
-        def alone(n=steps[1]):
+        def alone(sweep, n=steps[1]):
             work = spin.copy()
             for step in range(n):
                 sweep(work, keys, table, False, np.uint64(0), np.uint64(step), np.uint64(0))
 
-        t_alone, _ = best_time(alone, 3)
+        t_alone, _ = best_time(lambda: alone(numba_kernels.checkerboard_sweep), 3)
+        t_serial, _ = best_time(lambda: alone(numba_kernels.checkerboard_sweep_serial), 3)
         draw = random.bits("y", "x")
         keys_e = random.cell_keys(1, np.arange(members), np.zeros((1,), np.uint64))
         start = time.perf_counter()
@@ -262,12 +261,14 @@ def kernels():
         t_gen = (time.perf_counter() - start) / steps[0]
         rate = {k: flips * n / v / 1e9 for k, v, n in (("auto", t_auto, steps[1]), ("reference", t_ref, steps[0]),
                                                         ("bare", t_bare, steps[0]), ("alone", t_alone, steps[1]),
-                                                        ("energy", t_energy, steps[1]))}
+                                                        ("energy", t_energy, steps[1]),
+                                                        ("serial", t_serial, steps[1]))}
         print(f"  {label:12s} eq.run auto (numba) {rate['auto']:6.3f} (+E {rate['energy']:6.3f}) | eq.run reference "
               f"{rate['reference']:6.3f} "
               f"| bare NumPy {rate['bare']:6.3f} | auto / bare {rate['auto'] / rate['bare']:5.2f}x, auto / reference "
               f"{rate['auto'] / rate['reference']:5.1f}x | numba sweep alone {rate['alone']:6.3f} "
-              f"(eq.run keeps {rate['auto'] / rate['alone']:4.0%}) | generate() words alone {flips / t_gen / 1e9:6.3f}")
+              f"(eq.run keeps {rate['auto'] / rate['alone']:4.0%}), on one thread {rate['serial']:6.3f} "
+              f"| generate() words alone {flips / t_gen / 1e9:6.3f}")
     shutil.rmtree(tmp)
 
 
