@@ -1,12 +1,21 @@
 """Ising benchmarks: eqflow vs a bare NumPy loop, side by side in one run.
 
-    python benchmarks/bench_ising.py [overhead|throughput|memory|all]
+    python benchmarks/bench_ising.py [overhead|throughput|memory|kernels|clusters|all]
 
 overhead   : 64x64, 1000 sweeps, energy + magnetization every sweep, spins every 10, to Zarr,
              vs the same updates in a bare NumPy loop (in memory, and saving once to Zarr).
+same       : the same case, eq.run vs a bare loop calling the very same kernel (the reference
+             operator with eqflow.random's words, or the numba kernel) and the same observables,
+             in memory; 1,000 and 10,000 sweeps; the histories are checked equal first.
 throughput : spin flips per ns at L = 256 and 1024, eqflow NumPy / torch CPU (and CUDA when
              present) vs a bare vectorised NumPy checkerboard (default_rng, float64 draws).
 memory     : peak RSS of 1,000 vs 10,000 sweeps of the same run (a child process each).
+kernels    : CPU flips per ns of eq.run(kernel="auto") (numba), eq.run(kernel="reference") and
+             a bare vectorised NumPy loop, for one 1024^2 lattice and for 1,000 x 32^2 lattices;
+             also the numba sweep called alone, and eqflow.random.generate alone (the ceiling of
+             a kernel that would read pre-generated words instead of making them inline).
+clusters   : tau_int(|m|) at T_c of checkerboard Metropolis, Wolff and Swendsen-Wang for
+             L = 16, 32, 64 (16 members each), in sweeps, and the wall time per independent sample.
 """
 import shutil
 import subprocess
@@ -83,6 +92,67 @@ def overhead():
     shutil.rmtree(tmp)
 
 
+def same_kernel_loop(system, steps, kernel):
+    """eq.run's updates and records by hand: the same operator function, draws and observables, no store."""
+    from eqflow import random
+    from eqflow.dataset import parameter_arrays
+    from eqflow.systems import ising
+    from eqflow.systems.ising import kernels as numba_kernels
+
+    params = parameter_arrays(system, ising.SYSTEM.schema)
+    sizes = {"y": system.sizes["y"], "x": system.sizes["x"]}
+    tables = ising.metropolis_acceptance(**params, sizes=sizes)
+    keys = random.cell_keys(int(system.attrs["eqflow_seed"]), system.member.values,
+                            random.point_ids({k: v[0] for k, v in params.items()}, params["temperature"].shape[1:]))
+    draw, spin = random.bits("y", "x"), system.spin.values
+    energy, magnetization, spins = np.empty((steps + 1, *spin.shape[:-2])), np.empty((steps + 1, *spin.shape[:-2])), []
+    energy[0] = ising.energy(spin=spin, coupling=params["coupling"], field=params["field"])
+    magnetization[0] = ising.magnetization(spin=spin)
+    for step in range(steps):
+        if kernel == "reference":
+            words = random.generate(draw, keys, step=step, slot=0, sizes=sizes)
+            spin = ising.metropolis(spin=spin, words=words, **tables)["spin"]
+        else:
+            spin = numba_kernels.metropolis(spin=spin, keys=keys, slots={"words": 0}, step=step,
+                                            acceptance=tables["acceptance"])["spin"]
+        energy[step + 1] = ising.energy(spin=spin, coupling=params["coupling"], field=params["field"])
+        magnetization[step + 1] = ising.magnetization(spin=spin)
+        if (step + 1) % 10 == 0:
+            spins.append(spin.copy())
+    return energy, magnetization, spins
+
+
+def same():
+    import statistics
+    import time
+
+    system = eq.create("ising", size=64, temperature=2.5, members=1, seed=1)
+    tmp = Path(tempfile.mkdtemp())
+    record = {"energy": 1, "magnetization": 1, "spin": 10}
+    print("same  64x64, E and M every sweep, spins every 10: eq.run to Zarr / a bare loop with the same kernel "
+          "(median and range of alternating pairs)")
+    for kernel in ("numba", "reference"):
+        check = eq.run(system, "metropolis", steps=20, store=tmp / "c.zarr", overwrite=True, progress=False,
+                       record=record, kernel=kernel)
+        assert np.array_equal(check.energy.values, same_kernel_loop(system, 20, kernel)[0]), "not the same history"
+        for steps, repeat in ((1000, 5), (10000, 2)):
+            ratios, bare_times, eq_times = [], [], []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                same_kernel_loop(system, steps, kernel)
+                bare_times.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                eq.run(system, "metropolis", steps=steps, store=tmp / "r.zarr", overwrite=True, progress=False,
+                       record=record, kernel=kernel)
+                eq_times.append(time.perf_counter() - start)
+                ratios.append(eq_times[-1] / bare_times[-1])
+            print(f"  {kernel:9s} {steps:6d} sweeps: bare {statistics.median(bare_times) * 1e3:7.1f} ms | eq.run "
+                  f"{statistics.median(eq_times) * 1e3:7.1f} ms | ratio {statistics.median(ratios):4.2f}x "
+                  f"({min(ratios):4.2f}-{max(ratios):4.2f}) | eq.run - bare per sweep "
+                  f"{(statistics.median(eq_times) - statistics.median(bare_times)) / steps * 1e6:6.1f} us")
+    shutil.rmtree(tmp)
+
+
 def throughput():
     import torch
 
@@ -130,9 +200,118 @@ def memory():
           f"30,000 / 10,000 {peaks[30000] / peaks[10000]:.2f} x")
 
 
+def bare_sweeps(spin, steps, temperature, seed=0):
+    """Vectorised checkerboard Metropolis over (..., L_y, L_x), float64 PCG64 draws, no records:
+    what a careful NumPy user writes (np.roll neighbour sums, a lookup table, two colour passes)."""
+    rng = np.random.default_rng(seed)
+    ny, nx = spin.shape[-2:]
+    parity = (np.arange(ny)[:, None] + np.arange(nx)[None, :]) % 2
+    s = np.array([-1.0, 1.0])[:, None]
+    n = np.arange(-4.0, 5.0, 2.0)[None, :]
+    delta = 2 * s * n
+    table = np.where(delta < 0, 1.0, np.where(delta == 0, 0.5, np.exp(-delta / temperature))).ravel()
+    for _ in range(steps):
+        u = rng.random(spin.shape)
+        for colour in (0, 1):
+            nsum = (np.roll(spin, 1, -1) + np.roll(spin, -1, -1) + np.roll(spin, 1, -2) + np.roll(spin, -1, -2))
+            flip = (u < table[(5 * spin + nsum + 9) // 2]) & (parity == colour)
+            spin = np.where(flip, -spin, spin)
+    return spin
+
+
+def kernels():
+    import time
+
+    from eqflow import random
+    from eqflow.systems.ising import kernels as numba_kernels
+
+    t = 2.5
+    print("kernels  CPU spin flips per ns (one sweep = L^2 attempted flips per lattice), T = 2.5, Metropolis;")
+    print("         eq.run records the final spins (and, in '+E', the energy every sweep too); best of 3")
+    tmp = Path(tempfile.mkdtemp())
+    for label, size, members, steps in (("1 x 1024^2", 1024, 1, (10, 200)), ("1000 x 32^2", 32, 1000, (10, 200))):
+        system = eq.create("ising", size=size, temperature=t, members=members, seed=1)
+        flips = size * size * members
+
+        def run(kernel, n, energy=False):
+            return eq.run(system, "metropolis", steps=n, store=tmp / "k.zarr", overwrite=True, progress=False,
+                          record={"spin": n, **({"energy": 1} if energy else {})}, kernel=kernel)
+
+        run("auto", 2)  # compile (or load the cache) outside the timings
+        t_auto, hist = best_time(lambda: run("auto", steps[1]), 3)
+        assert hist.attrs["eqflow_kernel"] == "numba"
+        t_energy, _ = best_time(lambda: run("auto", steps[1], energy=True), 3)
+        t_ref, _ = best_time(lambda: run("reference", steps[0]), 3)
+        spin = system.spin.values.reshape(-1, size, size)
+        t_bare, _ = best_time(lambda: bare_sweeps(spin, steps[0], t), 3)
+        keys = np.arange(2 * spin.shape[0], dtype=np.int64).reshape(2, -1)
+        table = np.zeros((spin.shape[0], 10), np.int64)
+        def alone(sweep, n=steps[1]):
+            work = spin.copy()
+            for step in range(n):
+                sweep(work, keys, table, False, np.uint64(0), np.uint64(step), np.uint64(0))
+
+        t_alone, _ = best_time(lambda: alone(numba_kernels.checkerboard_sweep), 3)
+        t_serial, _ = best_time(lambda: alone(numba_kernels.checkerboard_sweep_serial), 3)
+        draw = random.bits("y", "x")
+        keys_e = random.cell_keys(1, np.arange(members), np.zeros((1,), np.uint64))
+        start = time.perf_counter()
+        for step in range(steps[0]):
+            random.generate(draw, keys_e, step=step, slot=0, sizes={"y": size, "x": size})
+        t_gen = (time.perf_counter() - start) / steps[0]
+        rate = {k: flips * n / v / 1e9 for k, v, n in (("auto", t_auto, steps[1]), ("reference", t_ref, steps[0]),
+                                                        ("bare", t_bare, steps[0]), ("alone", t_alone, steps[1]),
+                                                        ("energy", t_energy, steps[1]),
+                                                        ("serial", t_serial, steps[1]))}
+        print(f"  {label:12s} eq.run auto (numba) {rate['auto']:6.3f} (+E {rate['energy']:6.3f}) | eq.run reference "
+              f"{rate['reference']:6.3f} "
+              f"| bare NumPy {rate['bare']:6.3f} | auto / bare {rate['auto'] / rate['bare']:5.2f}x, auto / reference "
+              f"{rate['auto'] / rate['reference']:5.1f}x | numba sweep alone {rate['alone']:6.3f} "
+              f"(eq.run keeps {rate['auto'] / rate['alone']:4.0%}), on one thread {rate['serial']:6.3f} "
+              f"| generate() words alone {flips / t_gen / 1e9:6.3f}")
+    shutil.rmtree(tmp)
+
+
+def clusters(sizes=(16, 32, 64)):
+    import time
+
+    from eqflow.systems.ising import theory
+
+    tc = theory.critical_temperature()
+    print(f"clusters  tau_int(|m|) at T_c = {tc:.4f}, 16 members, after 1/5 burn-in; tau in sweeps "
+          "(Wolff: steps x <|C|> / L^2)")
+    tmp = Path(tempfile.mkdtemp())
+    steps = {"metropolis": 20000, "wolff": 20000, "swendsen_wang": 4000}
+    taus = {op: [] for op in steps}
+    for size in sizes:
+        line = f"  L = {size:3d}"
+        for op, n in steps.items():
+            system = eq.create("ising", size=size, temperature=tc, members=16, seed=size)
+            record = {"magnetization": 1, **({"flipped": 1} if op == "wolff" else {})}
+            start = time.perf_counter()
+            hist = eq.run(system, op, steps=n, store=tmp / f"{op}{size}.zarr", progress=False, record=record)
+            wall = time.perf_counter() - start
+            window = hist.isel(step=slice(n // 5, None))
+            tau = float(eq.diagnostics.integrated_time(abs(window.magnetization).load(), dim="step",
+                                                       chain_dim="member"))
+            per_step = 1.0
+            if op == "wolff":
+                per_step = float(window.flipped.mean()) / size**2  # sweep-equivalents per step
+            per_sample = wall / (n * 16) * 2 * tau  # seconds of one member per independent sample
+            taus[op].append(tau * per_step)
+            line += f" | {op} tau {tau * per_step:8.2f} sweeps ({2 * tau * per_step * size**2 / 1e6:.3g} Mflips, " \
+                    f"{per_sample * 1e3:.2f} ms) per sample"
+        print(line)
+    if len(sizes) > 1:  # tau ~ L^z: least squares in log-log
+        fits = {op: np.polyfit(np.log(sizes), np.log(t), 1)[0] for op, t in taus.items()}
+        print("  dynamic exponent z (tau_int(|m|) ~ L^z, fitted over these L): "
+              + ", ".join(f"{op} {z:.2f}" for op, z in fits.items()))
+    shutil.rmtree(tmp)
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     print(f"machine: {machine()}; numpy {np.__version__}, eqflow {eq.__version__}")
-    for name in ("memory", "overhead", "throughput"):
+    for name in ("memory", "overhead", "same", "throughput", "kernels", "clusters"):
         if which in (name, "all"):
             globals()[name]()

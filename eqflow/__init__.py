@@ -19,7 +19,7 @@ from .registry import get as get_system
 from .results import final_state, final_values, open
 from .runner import run
 from .summary import summarize
-from .system import Operator, System
+from .system import Kernel, Operator, System
 from .units import ureg
 from .verify import verify
 
@@ -44,7 +44,7 @@ def create(kind: str, **kwargs):
 
 __all__ = [
     "anneal",
-    "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
+    "Kernel", "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
     "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
     "ureg", "validate", "verify", "__version__",
 ]

@@ -16,7 +16,7 @@ from .inputs import check_run_inputs
 from .store import STEPS_DONE, read_attrs
 
 RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads",
-            "options", "stop", "storage_options", "schedule", "stage_steps", "equilibrium"}
+            "options", "stop", "storage_options", "schedule", "stage_steps", "equilibrium", "kernel"}
 STOP_RULES = ("converged", "equilibrated", "cycled")
 
 
@@ -92,7 +92,8 @@ def load_config(path: Path) -> tuple[xr.Dataset, dict]:
         arguments = {k: run_args.get(k) for k in ("record", "chunks", "device", "segment", "options", "torch_threads")}
         steps = run_args.get("steps") if "schedule" not in run_args else run_args.get("stage_steps")
         problems += check_run_inputs(system, sys_, run_args.get("operator"), steps=steps,
-                                     backend=run_args.get("backend", "numpy"), **arguments).problems
+                                     backend=run_args.get("backend", "numpy"), kernel=run_args.get("kernel", "auto"),
+                                     **arguments).problems
     if problems:
         raise SchemaError(problems)
     return system, run_args
@@ -187,7 +188,7 @@ def summary(hist: xr.Dataset) -> str:
     a = hist.attrs
     lines = [f"store      {a.get('eqflow_store')}",
              f"kind       {a['eqflow_kind']}  operator {a['eqflow_operator']}  "
-             f"backend {a['eqflow_backend']} ({a['eqflow_device']})",
+             f"backend {a['eqflow_backend']} ({a['eqflow_device']})  kernel {a.get('eqflow_kernel', 'reference')}",
              f"steps      {a['eqflow_steps_done']} done of {a['eqflow_step_start']} -> {a['eqflow_step_end']}  "
              f"status {a['eqflow_status']}",
              f"seed       {a['eqflow_seed']}  chunks {a['eqflow_chunks']}  started {a['eqflow_started']}",

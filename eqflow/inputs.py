@@ -54,13 +54,14 @@ class CheckedRun:
     record: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     recordable: list = field(default_factory=list)
+    kernel: str = "reference"  # the operator variant the run uses (see eqflow.system.Kernel)
 
 
 MAX_STEPS = 2**62  # step counts stay exact in int64 and float64 step coordinates
 
 
 def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None, backend="numpy", device=None,
-                     segment=None, options=None, torch_threads=None, client=None) -> CheckedRun:
+                     segment=None, options=None, torch_threads=None, client=None, kernel="auto") -> CheckedRun:
     """Check every input of ``eq.run`` at once (nothing is written before this passes)."""
     schema = sys_.schema
     out = CheckedRun()
@@ -92,6 +93,12 @@ def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None,
     if backend in BACKENDS and backend not in schema.backends:
         problems.append(f"backend: kind {sys_.kind!r} supports {list(schema.backends)}, got {backend!r}")
     out.options = _check_options(spec, options or {}, problems) if spec else {}
+    if operator in sys_.operators:
+        out.kernel, problem = sys_.operators[operator].select_kernel(kernel, backend, device)
+        if problem:
+            problems.append(problem)
+    elif kernel not in ("auto", "reference"):  # an unknown operator: only the generic names can be checked
+        problems.append(f"kernel: expected 'auto', 'reference' or a kernel of the operator, got {kernel!r}")
     return out
 
 

@@ -17,12 +17,14 @@ import numpy as np
 from . import dataset
 
 log = logging.getLogger("eqflow")
-PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch")
+PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch", "numba")
+KERNEL_ATTR = "eqflow_kernel"  # the operator variant(s) that wrote the history, in order ("numba, reference")
 
 
-def provenance(system, sys_, operator, plan, chunks, engine, segment, rules, options) -> dict:
+def provenance(system, sys_, operator, plan, chunks, engine, segment, rules, options, kernel="reference") -> dict:
     """Root attributes of a new store: what ran, on what, from where, with which packages."""
     return {
+        KERNEL_ATTR: kernel,
         "eqflow_stop": rules_text(rules), "eqflow_kind": sys_.kind, "eqflow_operator": operator,
         "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]),
         "eqflow_operator_parameters": json.dumps(_parameter_summary(system, sys_.schema)),

@@ -18,7 +18,7 @@ from .backends import Backend
 from .errors import SchemaError, StoreError
 from .inputs import RunInputs, check_run_inputs, record_specs
 from .location import Location
-from .provenance import Progress, digest_mismatch, log, now, provenance, rules_text
+from .provenance import KERNEL_ATTR, Progress, digest_mismatch, log, now, provenance, rules_text
 from .segment import ChunkTask, advance_chunk
 from .store import RecordPlan
 from .system import call_with
@@ -31,7 +31,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         chunks: dict | None = None, backend: str = "numpy", device: str | None = None, segment: int | None = None,
         stop=None, options: dict | None = None, resume: bool = False, overwrite: bool = False, client=None,
         progress: bool | None = None, torch_threads: int | None = None,
-        storage_options: dict | None = None, _schedule=None) -> xr.Dataset:
+        storage_options: dict | None = None, kernel: str = "auto", _schedule=None) -> xr.Dataset:
     """Advance ``system`` by ``steps`` updates of ``operator`` and stream the history to ``store``.
 
     Parameters
@@ -62,6 +62,9 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     torch_threads : torch threads per task (default 1, one per dask worker thread).
     storage_options : for a URL store, passed to fsspec (credentials, ``endpoint_url``); never
         written into the store.
+    kernel : "auto" (the operator's first fast variant available for this backend, else its
+        reference update), "reference", or the name of a variant (e.g. "numba"); every variant
+        gives the reference's history bit for bit. Recorded as the store's ``eqflow_kernel``.
 
     Returns the history as :func:`eqflow.open` gives it.
     """
@@ -69,7 +72,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
     checked = check_run_inputs(system, sys_, operator, steps=steps, record=record, chunks=chunks, backend=backend,
                                device=device, segment=segment, options=options, torch_threads=torch_threads,
-                               client=client)
+                               client=client, kernel=kernel)
     problems = checked.problems
     rules = _check_rules(stop, sys_, checked, problems)
     path = _location(store, storage_options, client, problems)
@@ -93,14 +96,15 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     dims = sys_.schema.ensemble_dims(system)
     job = _Job(system, sys_, operator, plan, dims, {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims},
                Backend(backend, device), path, client, torch_threads, rules, checked.options, lease.new_token(),
-               _schedule)
+               kernel=checked.kernel, schedule=_schedule)
     job.given  # prepare once, here: an operator that cannot serve these inputs fails before anything is written
     if resume:
         state, found, done, slot, segment = _resume_point(job)
     else:
         segment = segment or _auto_segment(system, dims, plan, job)
         state = job.initial_state()
-        attrs = provenance(system, sys_, operator, plan, job.chunks, job.engine, segment, rules, job.options)
+        attrs = provenance(system, sys_, operator, plan, job.chunks, job.engine, segment, rules, job.options,
+                           job.kernel)
         attrs[lease.WRITER_ATTR] = lease.writer(job.token)
         layout = dict(records=record_specs(job, state), checkpoint=_checkpoint_specs(job, state))
         if _schedule is not None:
@@ -134,6 +138,7 @@ class _Job:
     rules: tuple
     options: dict
     token: str = ""  # this run's writer token (eqflow.lease)
+    kernel: str = "reference"  # the operator variant that runs (eqflow.system.Kernel)
     schedule: object = None  # an eqflow.anneal.Schedule: the parameter's value per stage
 
     @cached_property
@@ -340,7 +345,7 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
             point_ids=inputs.point_ids[region[1:]], seed=int(system.attrs[dataset.SEED_ATTR]), start=start, stop=stop,
             record_start=record_start, plan=job.plan, store=job.path, region=region, slot=slot,
             backend=job.engine, outcomes={k: v[region] for k, v in found.items()}, rules=in_task,
-            torch_threads=job.torch_threads, progress_key=job.token)
+            torch_threads=job.torch_threads, progress_key=job.token, kernel=job.kernel)
         # the dashboard and the logs say which run, steps and chunk a task is
         name = f"eqflow-{job.sys_.kind}-{job.operator}-steps-{start}-{stop}-chunk-{index}-{job.token}"
         tasks.append(dask.delayed(advance_chunk, pure=False)(task, dask_key_name=name))
@@ -375,7 +380,9 @@ def _resume_point(job: _Job):
     if wrong:
         raise StoreError(f"store {path.name!r}: cannot resume a different run:\n  - " + "\n  - ".join(wrong))
     lease.refuse_if_held(path.name, attrs, "resume")
-    zarr_store.mark(path, **{lease.WRITER_ATTR: lease.writer(job.token)})  # this run writes it now
+    kernels = attrs.get(KERNEL_ATTR, "reference").split(", ")  # variants agree bit for bit: any may resume
+    used = ", ".join(kernels + [job.kernel] if job.kernel != kernels[-1] else kernels)
+    zarr_store.mark(path, **{lease.WRITER_ATTR: lease.writer(job.token), KERNEL_ATTR: used})  # this run writes it now
     job.chunks.update(json.loads(attrs["eqflow_chunks"]))
     segment = int(attrs["eqflow_segment"])
     if attrs.get(zarr_store.STEPS_DONE) is None:

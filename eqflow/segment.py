@@ -44,6 +44,7 @@ class ChunkTask:
     rules: tuple = ()
     torch_threads: int | None = None
     progress_key: str = ""  # the run's token: where an in-process task reports its steps
+    kernel: str = "reference"  # "reference" (the operator's update) or the name of one of its kernels
 
 
 def advance_chunk(task: ChunkTask) -> dict:
@@ -105,7 +106,12 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
     """The hot loop: draw, update, freeze stopped members, check stop rules, record."""
     draws = _draws(op, working)
     keys = backend.asarray(random.cell_keys(task.seed, task.member_labels, task.point_ids)) if draws else None
-    update = bind(op.update, {**state, **inputs, **{name: None for _, name, _ in draws}})
+    kernel = op.kernels[task.kernel] if task.kernel != "reference" else None
+    if kernel is not None and kernel.inline_draws:  # the kernel makes the draws itself, from the keys
+        inputs["keys"], inputs["slots"] = keys, {name: slot for slot, name, _ in draws}
+        draws = []
+    update = bind(kernel.update if kernel is not None else op.update,
+                  {**state, **inputs, **{name: None for _, name, _ in draws}})
     owned = [*system_variables(task), *registry.get(task.kind).schema.operators[task.operator].state]
     watched = [k for k in owned if dtype_of(state[k]).kind in "fc"]  # NaN/inf here: the member diverged
     running = found["stop_reason"] == outcomes.RUNNING

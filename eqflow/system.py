@@ -17,9 +17,15 @@ exactly the names it asks for, from:
 
 ``update`` returns the new state, its owned state and, optionally, its declared per-step
 diagnostics, all in one dict. ``tests/toy`` shows every feature in a small system.
+
+Kernels. ``update`` is the reference: portable array-API code. An operator may also carry
+fast variants (:class:`Kernel`, e.g. a numba loop for NumPy), each of which must give the same
+history bit for bit; ``eq.run(kernel="auto")`` picks the first one available for the run's
+backend, ``kernel="reference"`` the reference, ``kernel=name`` that one.
 """
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -28,6 +34,41 @@ from typing import Any, Callable, Mapping
 
 from .errors import SchemaError
 from .schema import Schema, load, schema_dir
+
+REFERENCE, AUTO = "reference", "auto"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A fast variant of an operator's ``update``; it must reproduce the reference bit for bit.
+
+    update : called like ``Operator.update`` (the names it asks for, from the same inputs), and
+        returns the same dict. With ``inline_draws`` it receives, instead of the operator's
+        declared draws, ``keys`` (the cells' Philox keys, int64 (2, *ensemble), see
+        :func:`eqflow.random.cell_keys`) and ``slots`` ({draw name: slot}), and must make each
+        draw exactly as ``eqflow.random.generate(draw, keys, step=step, slot=slots[name])``
+        does (typically with the Philox rounds inlined, only where a value is used).
+    backends : the backends it serves ("numpy", "torch").
+    devices : the devices it serves (e.g. ("cuda",)); None: any device of its backends.
+    requires : modules it imports (e.g. ("numba",)): it is unavailable where one is missing.
+    """
+
+    update: Callable[..., dict]
+    backends: tuple = ("numpy",)
+    devices: tuple | None = None
+    requires: tuple = ()
+    inline_draws: bool = False
+
+    def unavailable(self, backend: str, device: str | None) -> str | None:
+        """Why it cannot run on ``backend``/``device`` here, or None when it can."""
+        if backend not in self.backends:
+            return f"serves backends {list(self.backends)}, not {backend!r}"
+        if self.devices is not None and (device or "cpu").split(":")[0] not in self.devices:
+            return f"serves devices {list(self.devices)}, not {device or 'cpu'!r}"
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"needs {missing}, which is not installed (pip install {' '.join(missing)})"
+        return None
 
 
 @dataclass(frozen=True)
@@ -44,12 +85,37 @@ class Operator:
     init : ``init(*, <state, inputs, sizes, options>) -> {name: array}``: the operator-owned
         state (declared with dims and dtype in the schema's ``operators.<name>.state``) at the
         first step of a run; checkpointed and resumed with the physical state.
+    kernels : {name: :class:`Kernel`}: fast variants of ``update``, in order of preference
+        ("auto" takes the first available one).
     """
 
     update: Callable[..., dict]
     prepare: Callable[..., dict] | None = None
     draws: Mapping[str, Any] = field(default_factory=dict)
     init: Callable[..., dict] | None = None
+    kernels: Mapping[str, Kernel] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, kernel in self.kernels.items():
+            if name in (REFERENCE, AUTO) or not isinstance(kernel, Kernel):
+                raise TypeError(f"kernels[{name!r}]: expected a Kernel under a name other than 'reference' and "
+                                f"'auto', got {type(kernel).__name__}")
+
+    def select_kernel(self, kernel: str, backend: str, device: str | None = None) -> tuple[str, str | None]:
+        """(the kernel a run uses, a problem or None) for ``kernel`` = "auto" | "reference" | a name.
+
+        "auto": the first of ``kernels`` available for this backend and device, else the reference.
+        """
+        if kernel == AUTO:
+            usable = [n for n, k in self.kernels.items() if k.unavailable(backend, device) is None]
+            return (usable[0] if usable else REFERENCE), None
+        if kernel == REFERENCE:
+            return REFERENCE, None
+        if not isinstance(kernel, str) or kernel not in self.kernels:
+            return REFERENCE, (f"kernel: expected 'auto', 'reference' or one of {sorted(self.kernels)} for this "
+                               f"operator, got {kernel!r}")
+        why = self.kernels[kernel].unavailable(backend, device)
+        return (REFERENCE, f"kernel: {kernel!r} cannot run here: it {why}") if why else (kernel, None)
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,12 @@ def test_existing_store_needs_a_flag(config, capsys):
 
 def test_bad_config_is_one_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
-    bad.write_text(CONFIG.replace("size = 8", "size = 7").replace('operator = "metropolis"', 'operator = "wolff"'))
+    bad.write_text(CONFIG.replace("size = 8", "size = 7").replace('operator = "metropolis"', 'operator = "kawasaki"'))
     assert main(["validate", str(bad)]) == 1
     assert "size of 'y': expected an integer >= 2 and a multiple of 2, got 7" in capsys.readouterr().err
-    bad.write_text(CONFIG.replace('operator = "metropolis"', 'operator = "wolff"'))
+    bad.write_text(CONFIG.replace('operator = "metropolis"', 'operator = "kawasaki"'))
     assert main(["validate", str(bad)]) == 1
-    assert "operator: expected one of ['heat_bath', 'metropolis']" in capsys.readouterr().err
+    assert "operator: expected one of ['heat_bath', 'metropolis', 'swendsen_wang', 'wolff']" in capsys.readouterr().err
     bad.write_text(CONFIG.replace("[run]", "[run]\nstep = 3"))
     assert main(["validate", str(bad)]) == 1
     assert "[run]: unknown keys ['step']" in capsys.readouterr().err

@@ -128,8 +128,9 @@ def test_bad_run_inputs_write_nothing(small_ising, tmp_path, kwargs, message):
 
 def test_unknown_operator_and_invalid_system(small_ising, tmp_path):
     with pytest.raises(eq.SchemaError,
-                       match=r"operator: expected one of \['heat_bath', 'metropolis'\] for kind 'ising', got 'wolff'"):
-        eq.run(small_ising, "wolff", steps=3, store=tmp_path / "h.zarr")
+                       match=r"operator: expected one of \['heat_bath', 'metropolis', 'swendsen_wang', 'wolff'\] "
+                             r"for kind 'ising', got 'kawasaki'"):
+        eq.run(small_ising, "kawasaki", steps=3, store=tmp_path / "h.zarr")
     bad = small_ising.copy(deep=True)
     bad["spin"][:] = 0
     with pytest.raises(eq.SchemaError, match="spin: expected values in"):

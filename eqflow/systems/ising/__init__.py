@@ -5,7 +5,10 @@ field h (energies, canonical unit k_B K) at temperature T (kelvin). With J = 1 k
 temperature is in units of J/k_B and the critical point is T_c = 2 / ln(1 + sqrt 2) = 2.269.
 
 State: ``spin(member, *sweeps, y, x)`` int8. Operators: checkerboard ``metropolis`` and
-``heat_bath`` sweeps (one step = one sweep of all L^2 spins, black then white sublattice).
+``heat_bath`` sweeps (one step = one sweep of all L^2 spins, black then white sublattice), and
+at h = 0 the cluster updates ``wolff`` (one step = one cluster) and ``swendsen_wang`` (one
+step = every cluster), see :mod:`.clusters`. Each has a ``numba`` kernel (:mod:`.kernels`),
+which ``eq.run(kernel="auto")`` picks on NumPy when numba is installed.
 Observables: ``energy``, ``magnetization`` and ``abs_magnetization`` per spin. ``theory``: exact
 values (Onsager, Yang, Kaufman's finite lattice, enumeration); ``thermodynamics``: specific heat,
 susceptibility and Binder cumulant with errors from a history.
@@ -17,7 +20,8 @@ import numpy as np
 from ... import random
 from ...dataset import finish_system, point_values, system_coords
 from ...system import Operator, System
-from . import observables, operators, theory
+from . import clusters, observables, operators, theory, variants
+from .clusters import swendsen_wang, swendsen_wang_probability, wolff, wolff_probability
 from .observables import abs_magnetization, energy, magnetization
 from .operators import heat_bath, heat_bath_probability, metropolis, metropolis_acceptance
 from .thermodynamics import thermodynamics
@@ -65,13 +69,21 @@ SYSTEM = System(
     kind=KIND,
     create=create,
     operators={
-        "metropolis": Operator(metropolis, prepare=metropolis_acceptance, draws={"words": random.bits("y", "x")}),
-        "heat_bath": Operator(heat_bath, prepare=heat_bath_probability, draws={"words": random.bits("y", "x")}),
+        "metropolis": Operator(metropolis, prepare=metropolis_acceptance, draws={"words": random.bits("y", "x")},
+                               kernels=variants.numba("metropolis")),
+        "heat_bath": Operator(heat_bath, prepare=heat_bath_probability, draws={"words": random.bits("y", "x")},
+                              kernels=variants.numba("heat_bath")),
+        "wolff": Operator(wolff, prepare=wolff_probability, kernels=variants.numba("wolff"),
+                          draws={"row": random.integers("y"), "column": random.integers("x"),
+                                 "bonds": random.bits(2, "y", "x")}),
+        "swendsen_wang": Operator(swendsen_wang, prepare=swendsen_wang_probability,
+                                  kernels=variants.numba("swendsen_wang"),
+                                  draws={"bonds": random.bits(2, "y", "x"), "coins": random.bits("y", "x")}),
     },
     observables={"energy": energy, "magnetization": magnetization, "abs_magnetization": abs_magnetization},
     theory=theory,
     example={"size": 4, "temperature": [1.5, 3.0], "members": 3, "seed": 5},
 )
 
-__all__ = ["SYSTEM", "abs_magnetization", "create", "energy", "heat_bath", "magnetization", "metropolis",
-           "observables", "operators", "theory", "thermodynamics"]
+__all__ = ["SYSTEM", "abs_magnetization", "clusters", "create", "energy", "heat_bath", "magnetization", "metropolis",
+           "observables", "operators", "swendsen_wang", "theory", "thermodynamics", "wolff"]

@@ -1,0 +1,169 @@
+"""Operator kernels: every variant gives the reference's history bit for bit; selection and provenance.
+
+The numba kernels make their Philox words inline; here they are run against the array-API
+reference operators over lattice shapes (square, rectangular with L_x = 2 mod 4, so that
+Philox blocks straddle rows, and the smallest 2 x 2), temperatures, fields, couplings of
+either sign, member counts, chunkings and resume points. Lattices stay small: the kernels
+compile once per process (and are cached on disk).
+"""
+import numpy as np
+import pytest
+
+import eqflow as eq
+from eqflow import registry
+from eqflow.errors import SchemaError
+from eqflow.system import Kernel, Operator
+from eqflow.systems import ising
+
+from conftest import assert_same_history
+from test_systems import crash_after_marks
+
+pytest.importorskip("numba")
+
+LOCAL = ["metropolis", "heat_bath"]
+CLUSTER = ["wolff", "swendsen_wang"]
+RECORD = {"spin": 1, "energy": 1, "magnetization": 1}
+CASES = [  # (size, temperatures, members, coupling, field)
+    (4, [1.5, 2.269, 3.5], 3, 1.0, 0.0),
+    ((6, 10), [2.0, 5.0], 2, 1.0, 0.0),
+    ((2, 2), [0.7], 4, -1.0, 0.0),
+    ((8, 6), [1.2, 2.269], 3, [0.5, -1.0], 0.0),
+]
+FIELD_CASES = [(4, [2.0, 3.0], 3, 1.0, [0.3, -0.7]), ((6, 10), [1.8], 2, -0.5, 0.2)]
+
+
+def _run(ds, op, path, **kw):
+    record = {**RECORD, "flipped": 1} if op in CLUSTER else RECORD
+    return eq.run(ds, op, steps=kw.pop("steps", 12), store=path, record=record, progress=False, **kw)
+
+
+def _systems(cases):
+    for size, t, members, j, h in cases:
+        yield pytest.param(size, t, members, j, h, id=f"L{size}-T{len(t)}-M{members}-J{j}-h{h}")
+
+
+@pytest.mark.parametrize("op", LOCAL + CLUSTER)
+@pytest.mark.parametrize("size,temperature,members,coupling,field",
+                         list(_systems(CASES)))
+def test_numba_equals_reference(op, size, temperature, members, coupling, field, tmp_path):
+    ds = eq.create("ising", size=size, temperature=temperature, members=members, coupling=coupling, field=field,
+                   seed=members * 7 + 1)
+    reference = _run(ds, op, tmp_path / "ref.zarr", kernel="reference")
+    fast = _run(ds, op, tmp_path / "numba.zarr", kernel="numba", chunks={"member": 1}, segment=5)
+    assert reference.attrs["eqflow_kernel"] == "reference" and fast.attrs["eqflow_kernel"] == "numba"
+    assert_same_history(reference, fast)
+    assert np.any(reference.spin.values[1:] != reference.spin.values[:-1]), "nothing moved: the test proves nothing"
+
+
+@pytest.mark.parametrize("op", LOCAL)
+@pytest.mark.parametrize("size,temperature,members,coupling,field", list(_systems(FIELD_CASES)))
+def test_numba_equals_reference_in_a_field(op, size, temperature, members, coupling, field, tmp_path):
+    ds = eq.create("ising", size=size, temperature=temperature, members=members, coupling=coupling, field=field,
+                   seed=3)
+    assert_same_history(_run(ds, op, tmp_path / "ref.zarr", kernel="reference"),
+                        _run(ds, op, tmp_path / "numba.zarr", kernel="numba", chunks={"temperature": 1}))
+
+
+@pytest.mark.parametrize("op", LOCAL + CLUSTER)
+def test_a_larger_lattice_at_tc_and_late_steps(op, tmp_path):
+    """L = 32 at T_c (large clusters), starting at a step above 2^32 (the counter's high word)."""
+    ds = eq.create("ising", size=32, temperature=ising.theory.critical_temperature(), members=2, seed=2**40 + 3)
+    ds.attrs["eqflow_step"] = 2**32 - 3
+    a = _run(ds, op, tmp_path / "ref.zarr", kernel="reference", steps=6)
+    b = _run(ds, op, tmp_path / "numba.zarr", kernel="numba", steps=6)
+    assert_same_history(a, b)
+
+
+@pytest.mark.parametrize("op,first,then", [("metropolis", "numba", "reference"), ("heat_bath", "reference", "numba"),
+                                           ("wolff", "numba", "reference"), ("swendsen_wang", "reference", "numba")])
+def test_resume_with_the_other_kernel(op, first, then, tmp_path, monkeypatch, small_ising):
+    reference = _run(small_ising, op, tmp_path / "ref.zarr", kernel="reference", segment=4)
+    crash_after_marks(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(small_ising, op, tmp_path / "r.zarr", kernel=first, segment=4)
+    monkeypatch.undo()
+    resumed = _run(small_ising, op, tmp_path / "r.zarr", kernel=then, segment=4, resume=True)
+    assert_same_history(reference, resumed)
+    assert resumed.attrs["eqflow_kernel"] == f"{first}, {then}"
+
+
+def test_auto_picks_numba_on_numpy_and_the_reference_on_torch(small_ising, tmp_path):
+    a = eq.run(small_ising, "metropolis", steps=3, store=tmp_path / "a.zarr", progress=False)
+    b = eq.run(small_ising, "metropolis", steps=3, store=tmp_path / "b.zarr", progress=False, backend="torch")
+    assert a.attrs["eqflow_kernel"] == "numba"
+    assert b.attrs["eqflow_kernel"] == "reference"
+    assert_same_history(a, b)
+
+
+@pytest.mark.parametrize("kernel,expected", [
+    ("fastest", r"kernel: expected 'auto', 'reference' or one of \['numba'\] for this operator, got 'fastest'"),
+    (3, r"kernel: expected 'auto', 'reference' or one of \['numba'\] for this operator, got 3"),
+])
+def test_unknown_kernel_is_named_before_anything_is_written(kernel, expected, small_ising, tmp_path):
+    with pytest.raises(SchemaError, match=expected):
+        eq.run(small_ising, "metropolis", steps=3, store=tmp_path / "h.zarr", progress=False, kernel=kernel)
+    assert not (tmp_path / "h.zarr").exists()
+
+
+def test_a_kernel_for_another_backend_is_refused(small_ising, tmp_path):
+    with pytest.raises(SchemaError, match=r"kernel: 'numba' cannot run here: it serves backends \['numpy'\], "
+                                          r"not 'torch'"):
+        eq.run(small_ising, "heat_bath", steps=3, store=tmp_path / "h.zarr", progress=False, backend="torch",
+               kernel="numba")
+    assert not (tmp_path / "h.zarr").exists()
+
+
+def test_without_its_module_a_kernel_is_unavailable_and_auto_falls_back(monkeypatch, small_ising, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a))
+    op = ising.SYSTEM.operators["metropolis"]
+    assert op.select_kernel("auto", "numpy") == ("reference", None)
+    assert op.select_kernel("numba", "numpy")[1] == ("kernel: 'numba' cannot run here: it needs ['numba'], which is "
+                                                     "not installed (pip install numba)")
+    hist = eq.run(small_ising, "metropolis", steps=2, store=tmp_path / "h.zarr", progress=False)
+    assert hist.attrs["eqflow_kernel"] == "reference"
+
+
+def test_kernel_declarations_are_checked():
+    with pytest.raises(TypeError, match=r"kernels\['reference'\]: expected a Kernel under a name other than"):
+        Operator(ising.metropolis, kernels={"reference": Kernel(ising.metropolis)})
+    with pytest.raises(TypeError, match=r"kernels\['fast'\]: expected a Kernel .* got function"):
+        Operator(ising.metropolis, kernels={"fast": ising.metropolis})
+    gpu = Kernel(ising.metropolis, backends=("torch",), devices=("cuda",))
+    assert gpu.unavailable("torch", "cpu") == "serves devices ['cuda'], not 'cpu'"
+    assert gpu.unavailable("torch", "cuda:1") is None
+    op = Operator(ising.metropolis, kernels={"gpu": gpu, "cpu": Kernel(ising.metropolis)})
+    assert op.select_kernel("auto", "numpy") == ("cpu", None)
+    assert op.select_kernel("auto", "torch", "cuda") == ("gpu", None)
+
+
+def test_the_run_file_takes_a_kernel(tmp_path):
+    from eqflow.cli import load_config
+
+    text = ('[system]\nkind = "ising"\nsize = 4\ntemperature = 2.0\n[run]\noperator = "wolff"\nsteps = 3\n'
+            'store = "h.zarr"\nkernel = "{}"\n')
+    (tmp_path / "ok.toml").write_text(text.format("reference"))
+    assert load_config(tmp_path / "ok.toml")[1]["kernel"] == "reference"
+    (tmp_path / "bad.toml").write_text(text.format("gpu"))
+    with pytest.raises(SchemaError, match=r"kernel: expected 'auto', 'reference' or one of \['numba'\]"):
+        load_config(tmp_path / "bad.toml")
+
+
+def test_every_ising_operator_has_a_numba_kernel():
+    for name, op in registry.get("ising").operators.items():
+        assert list(op.kernels) == ["numba"], name
+        assert op.kernels["numba"].inline_draws
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", LOCAL + CLUSTER)
+def test_the_parallel_loops_equal_the_reference(op, monkeypatch, tmp_path):
+    """Small lattices run the one-thread loops; here every size takes the parallel ones (prange)."""
+    from eqflow.systems.ising import kernels
+
+    monkeypatch.setattr(kernels, "PARALLEL_SITES", 1)
+    ds = eq.create("ising", size=(6, 10), temperature=[1.8, 2.269, 4.0], members=3, seed=17)
+    assert_same_history(_run(ds, op, tmp_path / "ref.zarr", kernel="reference"),
+                        _run(ds, op, tmp_path / "numba.zarr", kernel="numba"))
