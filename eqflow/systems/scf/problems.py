@@ -1,4 +1,4 @@
-"""The three SCF problem families as constants: build and check them before anything is created.
+"""The four SCF problem families as constants: build and check them before anything is created.
 
 Each builder returns a :class:`Problem`: the constants of the Dataset as ``{name: (dims, value)}``,
 the physical parameters, the number of spin channels and of orbitals, and a list of problems
@@ -109,7 +109,35 @@ def hubbard(sites, hopping, interaction, electrons_up=None, electrons_down=None,
     return p
 
 
-# ---- 3. restricted Hartree-Fock of molecules from integrals
+# ---- 3. the rotation case study of Li et al.
+
+
+def rotation_matrix(angle):
+    """A(theta): the rotation by ``angle`` theta (radians, any shape) about the z-axis, (..., 3, 3)."""
+    c, s = np.cos(angle), np.sin(angle)
+    zero, one = np.zeros_like(c), np.ones_like(c)
+    return np.stack([np.stack([c, -s, zero], -1), np.stack([s, c, zero], -1), np.stack([zero, zero, one], -1)], -2)
+
+
+def rotation(angle) -> Problem:
+    """F(v) = -(A v)(A v)^T, A the rotation by ``angle`` about z in R^3, one occupied orbital.
+
+    The sign makes the lowest eigenvector of F(v) the top one of (A v)(A v)^T, the case
+    study of Li et al., NeurIPS 36 (2023), section 3.4: the solutions are v = +-e_z and the
+    fixed-point iteration v <- A v never converges from elsewhere. The Fock builder is the
+    exchange term K[D] = A D A^T with no core Hamiltonian and no Coulomb term.
+    """
+    p = Problem(parameters={"angle": angle})
+    if angle is None:
+        p.errors.append("angle: expected a rotation angle in radians (float or 1-D sweep), got None")
+        return p
+    p.constants = {"core_hamiltonian": (ORBITAL_DIMS, np.zeros((3, 3))),
+                   "occupied": (("spin",), np.array([1.0]))}
+    p.spins, p.orbitals = 1, 3
+    return p
+
+
+# ---- 4. restricted Hartree-Fock of molecules from integrals
 
 
 def unpack_eri(packed: np.ndarray, n: int) -> np.ndarray:
@@ -253,6 +281,8 @@ def build(problem: str, args: dict) -> tuple[Problem, dict | None]:
     """The :class:`Problem` of one family from ``create``'s arguments, and the molecule file's data if any."""
     if problem == "nonlinear":
         return nonlinear(args["size"], args["occupied"], args["alpha"]), None
+    if problem == "rotation":
+        return rotation(args["angle"]), None
     if problem == "hubbard":
         names = ("sites", "hopping", "interaction", "electrons_up", "electrons_down", "lattice")
         return hubbard(*(args[k] for k in names)), None
