@@ -45,7 +45,8 @@ FAMILY_ARGS = {
     "hubbard": {"sites": 10, "hopping": 1.0, "interaction": 4.0, "electrons_up": None, "electrons_down": None,
                 "lattice": "ring"},
     "molecule": {"molecule": None, "core_hamiltonian": None, "overlap": None, "eri": None, "electrons": None,
-                 "nuclear_repulsion": 0.0, "geometry": None},
+                 "nuclear_repulsion": 0.0, "geometry": None, "mol": None, "basis": None, "density_fit": False,
+                 "auxbasis": None},
     "rotation": {"angle": 3 * math.pi / 4},
 }
 
@@ -81,6 +82,9 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, 
         lengths) or core_hamiltonian, overlap (n, n) or (G, n, n), eri (n, n, n, n) or
         (G, n, n, n, n) in chemists' notation (arrays in hartree, or quantities), electrons
         (even), nuclear_repulsion (scalar or (G,)), geometry (G labels, e.g. bond lengths);
+        or mol=<pyscf.gto.Mole> (PySCF, ``pip install eqflow[chem]``) with optional basis=<name>,
+        density_fit=True (J and K from PySCF's 3-index factor B[P, i, j], O(n^2 N_aux) memory
+        instead of the O(n^4) (ij|kl)) and auxbasis=<name>;
         rotation: angle=3 pi / 4 (radians, float, quantity or 1-D sweep).
 
     Examples
@@ -112,6 +116,8 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, 
     sizes = {"spin": built.spins, "orbital_i": built.orbitals, "orbital_j": built.orbitals}
     if "eri" in built.constants:
         sizes.update(orbital_k=built.orbitals, orbital_l=built.orbitals)
+    if "cderi" in built.constants:
+        sizes.update(aux=built.constants["cderi"][1].shape[0])
     schema = SYSTEM.schema
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=sizes,
                                         constants=built.constants, seed=seed)
@@ -150,7 +156,7 @@ def _initial_state(schema, problem, coords, dims, guess_density, theta, seed, ra
 
 
 def _fock_inputs(arrays, core_hamiltonian):
-    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange")
+    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange", "cderi")
     return {"core_hamiltonian": core_hamiltonian, **{k: arrays[k] for k in keys if k in arrays}}
 
 

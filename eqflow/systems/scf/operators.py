@@ -15,7 +15,7 @@ from .problems import rotation_matrix
 
 
 def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=None, nuclear_repulsion=None,
-                   hartree_kernel=None, interaction=None, alpha=None, angle=None):
+                   hartree_kernel=None, interaction=None, alpha=None, angle=None, cderi=None):
     """Turn constants and parameters into the arrays every operator and observable uses.
 
     ``problem`` is the system's family attribute; ``create`` has checked that its constants and
@@ -36,6 +36,9 @@ def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=Non
         metric, orthogonalizer = overlap, (u / np.sqrt(w)[..., None, :]) @ np.swapaxes(u, -1, -2)
     out = {"occupation": occupation, "metric": metric, "orthogonalizer": orthogonalizer,
            "energy_shift": np.zeros(()) if nuclear_repulsion is None else nuclear_repulsion}
+    if problem == "molecule" and cderi is not None:
+        return {**out, "degeneracy": np.asarray(2.0 / spins), "energy_scale": np.asarray(1.0 / spins),
+                "cderi": cderi}
     if problem == "molecule":
         lead = eri.shape[:-4]
         exchange = np.swapaxes(eri, -3, -2)  # (ik|jl) stored at [i, j, k, l]
@@ -55,20 +58,22 @@ def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=Non
 
 
 def _fock_inputs(arrays, core_hamiltonian):
-    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange")
+    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange", "cderi")
     return {"core_hamiltonian": core_hamiltonian, **{k: arrays[k] for k in keys if k in arrays}}
 
 
 def _iterate(density, orbitals, previous_energy, *, core_hamiltonian, degeneracy, coulomb, exchange, local_coulomb,
-             local_exchange):
+             local_exchange, cderi=None):
     """The new state's common part; every operator ends with this one Fock build of the new density."""
     fock = kernels.fock_matrix(density, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
-                               exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange)
+                               exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange,
+        cderi=cderi)
     return {"density": density, "orbitals": orbitals, "fock": fock, "previous_energy": previous_energy}
 
 
 def fixed_point(*, density, fock, core_hamiltonian, orthogonalizer, occupation, degeneracy, energy_scale, energy_shift,
-                coulomb=None, exchange=None, local_coulomb=None, local_exchange=None):
+                coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
+        cderi=None):
     """Roothaan's iteration D <- aufbau(F(D)): solve F C = S C e, occupy the lowest orbitals.
 
     Roothaan, Rev. Mod. Phys. 23, 69 (1951). All arrays (..., spin, n, n) float64.
@@ -77,11 +82,13 @@ def fixed_point(*, density, fock, core_hamiltonian, orthogonalizer, occupation, 
                             energy_shift=energy_shift)
     new, orbitals = kernels.aufbau(fock, orthogonalizer, occupation)
     return _iterate(new, orbitals, before, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
-                    exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange)
+                    exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange,
+        cderi=cderi)
 
 
 def damping(*, density, fock, mixing, core_hamiltonian, orthogonalizer, occupation, degeneracy, energy_scale,
-            energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None):
+            energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
+        cderi=None):
     """Linear mixing D <- (1 - beta) D + beta aufbau(F(D)), beta = ``mixing`` (per ensemble cell).
 
     Shares the fixed points of :func:`fixed_point`; beta = 1 is that iteration. The density
@@ -93,11 +100,13 @@ def damping(*, density, fock, mixing, core_hamiltonian, orthogonalizer, occupati
     beta = mixing[..., None, None, None]
     return _iterate((1.0 - beta) * density + beta * target, orbitals, before, core_hamiltonian=core_hamiltonian,
                     degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                    local_exchange=local_exchange)
+                    local_exchange=local_exchange,
+        cderi=cderi)
 
 
 def diis(*, density, fock, diis_fock, diis_error, diis_count, core_hamiltonian, metric, orthogonalizer, occupation,
-         degeneracy, energy_scale, energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None):
+         degeneracy, energy_scale, energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
+        cderi=None):
     """Pulay's DIIS: push (F, e = F D S - S D F), extrapolate F~ = sum_i c_i F_i, D <- aufbau(F~).
 
     c minimises ||sum_i c_i e_i|| with sum_i c_i = 1 over the valid history (``diis_count``
@@ -112,7 +121,8 @@ def diis(*, density, fock, diis_fock, diis_error, diis_count, core_hamiltonian, 
     count = xp.minimum(diis_count + 1, xp.full_like(diis_count, diis_fock.shape[-4]))
     new, orbitals = kernels.aufbau(kernels.diis_extrapolate(focks, errors, count), orthogonalizer, occupation)
     out = _iterate(new, orbitals, before, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
-                   exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange)
+                   exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange,
+        cderi=cderi)
     return {**out, "diis_fock": focks, "diis_error": errors, "diis_count": count}
 
 
@@ -149,7 +159,8 @@ def _online_common(density, fock, orbitals, previous_sigma, diis_fock, diis_erro
 def online_pca(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, diis_error, diis_count, learning_rate,
                core_hamiltonian, metric, orthogonalizer, occupation, degeneracy, energy_scale, energy_shift,
                momentum=0.5, max_inner=10000, coulomb=None, exchange=None, local_coulomb=None,
-               local_exchange=None):
+               local_exchange=None,
+        cderi=None):
     """Online SCF (Li, Chen, Tutunov, Bou Ammar, Wang & Wang, NeurIPS 36 (2023)): Oja's rule on -F.
 
     One outer step: Sigma_t = DIIS(F_t-m..F_t) (the extrapolated Fock matrix, ``history``
@@ -175,14 +186,16 @@ def online_pca(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, 
     orbitals = x @ v
     out = _iterate(kernels.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
                    degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                   local_exchange=local_exchange)
+                   local_exchange=local_exchange,
+        cderi=cderi)
     return {**out, **history, "velocity": velocity, "inner_steps": count}
 
 
 def adaptive_online(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, diis_error, diis_count,
                     last_mode, mode_steps, cutoff, learning_rate, core_hamiltonian, metric, orthogonalizer, occupation,
                     degeneracy, energy_scale, energy_shift, momentum=0.5, max_inner=10000, tabu=10,
-                    cutoff_increment=10, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None):
+                    cutoff_increment=10, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
+        cderi=None):
     """Adaptive online SCF, Algorithm 1 of Li et al. (NeurIPS 2023): online steps far out, eigensolver near.
 
     As :func:`online_pca`, but per member: with I = ceil(1 / Delta_2) the step is online
@@ -215,7 +228,8 @@ def adaptive_online(*, density, fock, orbitals, previous_sigma, velocity, diis_f
     same = mode == last_mode
     out = _iterate(kernels.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
                    degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                   local_exchange=local_exchange)
+                   local_exchange=local_exchange,
+        cderi=cderi)
     return {**out, **history, "velocity": velocity, "last_mode": mode, "mode": mode,
             "mode_steps": xp.where(same, mode_steps + 1, xp.zeros_like(mode_steps)),
             "cutoff": xp.where(same, cutoff, cutoff + cutoff_increment), "inner_steps": count}

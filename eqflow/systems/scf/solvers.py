@@ -108,18 +108,27 @@ def shared_matmul(a, v):
 
 
 def fock_matrix(density, *, core_hamiltonian, degeneracy, coulomb=None, exchange=None, local_coulomb=None,
-                local_exchange=None):
+                local_exchange=None, cderi=None):
     """F_s(D) = h + J[g sum_s D_s] - K[D_s], with (ij|kl) supermatrices or local (diagonal) kernels.
 
     ``coulomb``/``exchange`` (..., n^2, n^2): J_ij = sum_kl (ij|kl) P_kl, K_ij = sum_kl (ik|jl) D_kl.
     ``local_coulomb``/``local_exchange`` (..., n, n) kernels W act on site densities only:
     F_s = h + Diag(W_J rho - W_K rho_s), rho = g sum_s diag(D_s) (Hubbard: W_J = W_K = U I;
     the nonlinear model: W_J = alpha L^-1, no exchange). ``degeneracy`` g: 2 for RHF, else 1.
+    ``cderi`` B (..., P, n, n), density fitting (ij|kl) ~ sum_P B_Pij B_Pkl: J = sum_P B_P
+    tr(B_P P), K_s = sum_P B_P D_s B_P, in O(n^2 N_aux) memory per cell (Whitten, J. Chem.
+    Phys. 58, 4496 (1973); Vahtras, Almloef & Feyereisen, Chem. Phys. Lett. 213, 514 (1993)).
     """
     xp = array_namespace(density)
     n = density.shape[-1]
     total = degeneracy * xp.sum(density, axis=-3)
     h = core_hamiltonian[..., None, :, :]
+    if cderi is not None:
+        b = cderi[..., None, :, :, :]  # (..., 1, P, n, n) against (..., spin, 1, n, n)
+        fit = xp.sum(cderi * total[..., None, :, :], axis=(-2, -1))  # (..., P)
+        j = xp.sum(fit[..., :, None, None] * cderi, axis=-3)
+        k = xp.sum(b @ density[..., :, None, :, :] @ b, axis=-3)
+        return h + j[..., None, :, :] - k
     if coulomb is not None:
         j = xp.reshape(shared_matmul(coulomb, xp.reshape(total, (*total.shape[:-2], n * n, 1))), total.shape)
         k = shared_matmul(exchange[..., None, :, :], xp.reshape(density, (*density.shape[:-2], n * n, 1)))
