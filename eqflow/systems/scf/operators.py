@@ -67,13 +67,12 @@ def _iterate(density, orbitals, previous_energy, *, core_hamiltonian, degeneracy
     """The new state's common part; every operator ends with this one Fock build of the new density."""
     fock = kernels.fock_matrix(density, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
                                exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange,
-        cderi=cderi)
+                               cderi=cderi)
     return {"density": density, "orbitals": orbitals, "fock": fock, "previous_energy": previous_energy}
 
 
 def fixed_point(*, density, fock, core_hamiltonian, orthogonalizer, occupation, degeneracy, energy_scale, energy_shift,
-                coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
-        cderi=None):
+                coulomb=None, exchange=None, local_coulomb=None, local_exchange=None, cderi=None):
     """Roothaan's iteration D <- aufbau(F(D)): solve F C = S C e, occupy the lowest orbitals.
 
     Roothaan, Rev. Mod. Phys. 23, 69 (1951). All arrays (..., spin, n, n) float64.
@@ -82,13 +81,11 @@ def fixed_point(*, density, fock, core_hamiltonian, orthogonalizer, occupation, 
                             energy_shift=energy_shift)
     new, orbitals = kernels.aufbau(fock, orthogonalizer, occupation)
     return _iterate(new, orbitals, before, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
-                    exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange,
-        cderi=cderi)
+                    exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange, cderi=cderi)
 
 
 def damping(*, density, fock, mixing, core_hamiltonian, orthogonalizer, occupation, degeneracy, energy_scale,
-            energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
-        cderi=None):
+            energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None, cderi=None):
     """Linear mixing D <- (1 - beta) D + beta aufbau(F(D)), beta = ``mixing`` (per ensemble cell).
 
     Shares the fixed points of :func:`fixed_point`; beta = 1 is that iteration. The density
@@ -100,13 +97,12 @@ def damping(*, density, fock, mixing, core_hamiltonian, orthogonalizer, occupati
     beta = mixing[..., None, None, None]
     return _iterate((1.0 - beta) * density + beta * target, orbitals, before, core_hamiltonian=core_hamiltonian,
                     degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                    local_exchange=local_exchange,
-        cderi=cderi)
+                    local_exchange=local_exchange, cderi=cderi)
 
 
 def diis(*, density, fock, diis_fock, diis_error, diis_count, core_hamiltonian, metric, orthogonalizer, occupation,
          degeneracy, energy_scale, energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
-        cderi=None):
+         cderi=None):
     """Pulay's DIIS: push (F, e = F D S - S D F), extrapolate F~ = sum_i c_i F_i, D <- aufbau(F~).
 
     c minimises ||sum_i c_i e_i|| with sum_i c_i = 1 over the valid history (``diis_count``
@@ -121,8 +117,7 @@ def diis(*, density, fock, diis_fock, diis_error, diis_count, core_hamiltonian, 
     count = xp.minimum(diis_count + 1, xp.full_like(diis_count, diis_fock.shape[-4]))
     new, orbitals = kernels.aufbau(kernels.diis_extrapolate(focks, errors, count), orthogonalizer, occupation)
     out = _iterate(new, orbitals, before, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
-                   exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange,
-        cderi=cderi)
+                   exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange, cderi=cderi)
     return {**out, "diis_fock": focks, "diis_error": errors, "diis_count": count}
 
 
@@ -159,8 +154,7 @@ def _online_common(density, fock, orbitals, previous_sigma, diis_fock, diis_erro
 def online_pca(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, diis_error, diis_count, learning_rate,
                core_hamiltonian, metric, orthogonalizer, occupation, degeneracy, energy_scale, energy_shift,
                momentum=0.5, max_inner=10000, coulomb=None, exchange=None, local_coulomb=None,
-               local_exchange=None,
-        cderi=None):
+               local_exchange=None, cderi=None):
     """Online SCF (Li, Chen, Tutunov, Bou Ammar, Wang & Wang, NeurIPS 36 (2023)): Oja's rule on -F.
 
     One outer step: Sigma_t = DIIS(F_t-m..F_t) (the extrapolated Fock matrix, ``history``
@@ -186,8 +180,7 @@ def online_pca(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, 
     orbitals = x @ v
     out = _iterate(kernels.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
                    degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                   local_exchange=local_exchange,
-        cderi=cderi)
+                   local_exchange=local_exchange, cderi=cderi)
     return {**out, **history, "velocity": velocity, "inner_steps": count}
 
 
@@ -195,7 +188,7 @@ def adaptive_online(*, density, fock, orbitals, previous_sigma, velocity, diis_f
                     last_mode, mode_steps, cutoff, learning_rate, core_hamiltonian, metric, orthogonalizer, occupation,
                     degeneracy, energy_scale, energy_shift, momentum=0.5, max_inner=10000, tabu=10,
                     cutoff_increment=10, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
-        cderi=None):
+                    cderi=None):
     """Adaptive online SCF, Algorithm 1 of Li et al. (NeurIPS 2023): online steps far out, eigensolver near.
 
     As :func:`online_pca`, but per member: with I = ceil(1 / Delta_2) the step is online
@@ -228,8 +221,7 @@ def adaptive_online(*, density, fock, orbitals, previous_sigma, velocity, diis_f
     same = mode == last_mode
     out = _iterate(kernels.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
                    degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                   local_exchange=local_exchange,
-        cderi=cderi)
+                   local_exchange=local_exchange, cderi=cderi)
     return {**out, **history, "velocity": velocity, "last_mode": mode, "mode": mode,
             "mode_steps": xp.where(same, mode_steps + 1, xp.zeros_like(mode_steps)),
             "cutoff": xp.where(same, cutoff, cutoff + cutoff_increment), "inner_steps": count}
