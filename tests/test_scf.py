@@ -340,7 +340,8 @@ def test_molecule_input_errors(kwargs, message):
     ({"problem": "molecule", "molecule": "h2o_sto-3g", "guess": np.zeros((3, 3))},
      "guess: expected a finite density of shape"),
     ({"problem": "nonlinear", "guess": "minao"}, "guess: 'minao' needs a molecule file"),
-    ({"problem": "quantum"}, "problem: expected one of ['hubbard', 'molecule', 'nonlinear'], got 'quantum'"),
+    ({"problem": "quantum"},
+     "problem: expected one of ['hubbard', 'molecule', 'nonlinear', 'rotation'], got 'quantum'"),
 ])
 def test_model_input_errors(kwargs, message):
     assert any(message in p for p in _problems(**kwargs)), _problems(**kwargs)

@@ -11,6 +11,8 @@ The matrix to diagonalise depends on its own eigenvectors; the solution is the f
   periodic square lattice: H_s(D) = -t A + U Diag(n_-s), spin-up and spin-down densities.
 - ``problem="molecule"``: restricted Hartree-Fock from integrals (h, S, (ij|kl) in chemists'
   notation, hartree): F(D) = h + 2 J[D] - K[D] with D the alpha density (half of P).
+- ``problem="rotation"``: the case study of Li et al., NeurIPS 36 (2023), section 3.4:
+  F(v) = -(A v)(A v)^T in R^3, A the rotation by ``angle`` about z, k = 1; solutions +-e_z.
 
 State: ``density``, ``fock`` (= H(density)) and ``orbitals`` over (member, *sweeps, spin,
 orbital_i, orbital_j); the family is the attribute ``problem``. The operators own
@@ -35,7 +37,7 @@ from ...system import Operator, System, call_with
 from . import observables, operators, problems, solvers, start, theory
 from . import solvers as kernels
 from .observables import convergence, electrons, energy, energy_change, residual, staggered_magnetization
-from .operators import damping, diis, fixed_point, online_pca, problem_arrays
+from .operators import adaptive_online, damping, diis, fixed_point, online_pca, problem_arrays
 
 KIND = "scf"
 FAMILY_ARGS = {
@@ -43,17 +45,19 @@ FAMILY_ARGS = {
     "hubbard": {"sites": 10, "hopping": 1.0, "interaction": 4.0, "electrons_up": None, "electrons_down": None,
                 "lattice": "ring"},
     "molecule": {"molecule": None, "core_hamiltonian": None, "overlap": None, "eri": None, "electrons": None,
-                 "nuclear_repulsion": 0.0, "geometry": None},
+                 "nuclear_repulsion": 0.0, "geometry": None, "mol": None, "basis": None, "density_fit": False,
+                 "auxbasis": None},
+    "rotation": {"angle": 3 * math.pi / 4},
 }
 
 
-def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess="core", mixing=0.5, learning_rate=10.0,
+def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, mixing=0.5, learning_rate=10.0,
            **arguments):
     """A new ensemble of SCF problems and initial guesses as an xarray Dataset.
 
     Parameters
     ----------
-    problem : "nonlinear", "hubbard" or "molecule".
+    problem : "nonlinear", "hubbard", "molecule" or "rotation".
     members : int. Initial guesses per parameter point (the ``member`` dimension).
     seed : int in [0, 2**64). Keys the random rotation of each member's guess.
     rotation : float >= 0. Size theta of the random rotations: member m starts from the
@@ -62,7 +66,9 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess="core"
         member starts from the unrotated guess, so ``members > 1`` gives identical runs (a
         UserWarning says so) and a symmetric guess keeps its symmetry: a Hubbard UHF run from
         the core guess stays paramagnetic; use ``guess="neel"`` or a rotation to break it.
-    guess : "core" (diagonalise h), "minao" (molecule files: PySCF's atomic-density guess),
+    guess : None (the family's default: "random" for rotation, else "core"), "core" (diagonalise h),
+        "random" (Haar-random orthonormal orbitals V from the seed, C = S^-1/2 V; for the
+        rotation problem v_0 uniform on the unit sphere), "minao" (molecule files: PySCF's atomic-density guess),
         "neel" (Hubbard: up spins on one sublattice, down on the other) or an array of
         densities in the convention of ``density``: (n, n), (spin, n, n) or (geometry, spin,
         n, n); the first orbitals are those of H(guess).
@@ -75,7 +81,11 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess="core"
         molecule: either molecule="h2o_sto-3g" (a file in data/; ``geometry`` then picks bond
         lengths) or core_hamiltonian, overlap (n, n) or (G, n, n), eri (n, n, n, n) or
         (G, n, n, n, n) in chemists' notation (arrays in hartree, or quantities), electrons
-        (even), nuclear_repulsion (scalar or (G,)), geometry (G labels, e.g. bond lengths).
+        (even), nuclear_repulsion (scalar or (G,)), geometry (G labels, e.g. bond lengths);
+        or mol=<pyscf.gto.Mole> (PySCF, ``pip install eqflow[chem]``) with optional basis=<name>,
+        density_fit=True (J and K from PySCF's 3-index factor B[P, i, j], O(n^2 N_aux) memory
+        instead of the O(n^4) (ij|kl)) and auxbasis=<name>;
+        rotation: angle=3 pi / 4 (radians, float, quantity or 1-D sweep).
 
     Examples
     --------
@@ -106,18 +116,22 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess="core"
     sizes = {"spin": built.spins, "orbital_i": built.orbitals, "orbital_j": built.orbitals}
     if "eri" in built.constants:
         sizes.update(orbital_k=built.orbitals, orbital_l=built.orbitals)
+    if "cderi" in built.constants:
+        sizes.update(aux=built.constants["cderi"][1].shape[0])
     schema = SYSTEM.schema
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=sizes,
                                         constants=built.constants, seed=seed)
+    guess = ("random" if problem == "rotation" else "core") if guess is None else guess
     density = start.guess_density(guess, data, built.spins, built.orbitals, dims, shape, built.constants)
-    if members > 1 and rotation == 0:
+    if members > 1 and rotation == 0 and not (isinstance(guess, str) and guess == "random"):
         warnings.warn(f"members: {members} members with rotation=0 start from the same guess and give identical "
                       f"runs; pass rotation > 0 for an ensemble of distinct starts", UserWarning, stacklevel=2)
-    state = _initial_state(schema, problem, coords, dims, density, float(rotation), seed)
+    state = _initial_state(schema, problem, coords, dims, density, float(rotation), seed,
+                           random_start=isinstance(guess, str) and guess == "random")
     return finish_system(schema, coords, state, seed=seed, attributes={"problem": problem})
 
 
-def _initial_state(schema, problem, coords, dims, guess_density, theta, seed):
+def _initial_state(schema, problem, coords, dims, guess_density, theta, seed, random_start=False):
     skeleton = xr.Dataset(coords=coords)
     inputs = {**parameter_arrays(skeleton, schema), **constant_arrays(skeleton, schema), "problem": problem}
     arrays = call_with(problem_arrays, inputs)
@@ -129,6 +143,10 @@ def _initial_state(schema, problem, coords, dims, guess_density, theta, seed):
     else:
         guess_fock = kernels.fock_matrix(guess_density, **fock_inputs)
     _, orbitals = kernels.aufbau(guess_fock, arrays["orthogonalizer"], arrays["occupation"])
+    if random_start:
+        v = start.random_orbitals(seed, shape[0], spins, n).reshape((shape[0],) + (1,) * (len(shape) - 1)
+                                                                    + (spins, n, n))
+        orbitals = np.broadcast_to(arrays["orthogonalizer"][..., None, :, :] @ v, orbitals.shape)
     q = start.rotations(seed, shape[0], spins, n, theta)
     orbitals = orbitals @ q.reshape((shape[0],) + (1,) * (len(shape) - 1) + (spins, n, n))
     density = kernels.density_from(orbitals, arrays["occupation"])
@@ -138,7 +156,7 @@ def _initial_state(schema, problem, coords, dims, guess_density, theta, seed):
 
 
 def _fock_inputs(arrays, core_hamiltonian):
-    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange")
+    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange", "cderi")
     return {"core_hamiltonian": core_hamiltonian, **{k: arrays[k] for k in keys if k in arrays}}
 
 
@@ -152,7 +170,8 @@ SYSTEM = System(
         "fixed_point": Operator(fixed_point, prepare=problem_arrays, init=_OWNS_ENERGY),
         "damping": Operator(damping, prepare=problem_arrays, init=_OWNS_ENERGY),
         "diis": Operator(diis, prepare=problem_arrays, init=operators.init_diis),
-        "online_pca": Operator(online_pca, prepare=problem_arrays, init=_OWNS_ENERGY),
+        "online_pca": Operator(online_pca, prepare=problem_arrays, init=operators.init_online),
+        "adaptive_online": Operator(adaptive_online, prepare=problem_arrays, init=operators.init_adaptive),
     },
     observables={"energy": energy, "residual": residual, "energy_change": energy_change, "convergence": convergence,
                  "electrons": electrons, "staggered_magnetization": staggered_magnetization},

@@ -1,4 +1,4 @@
-"""The three SCF problem families as constants: build and check them before anything is created.
+"""The four SCF problem families as constants: build and check them before anything is created.
 
 Each builder returns a :class:`Problem`: the constants of the Dataset as ``{name: (dims, value)}``,
 the physical parameters, the number of spin channels and of orbitals, and a list of problems
@@ -109,7 +109,35 @@ def hubbard(sites, hopping, interaction, electrons_up=None, electrons_down=None,
     return p
 
 
-# ---- 3. restricted Hartree-Fock of molecules from integrals
+# ---- 3. the rotation case study of Li et al.
+
+
+def rotation_matrix(angle):
+    """A(theta): the rotation by ``angle`` theta (radians, any shape) about the z-axis, (..., 3, 3)."""
+    c, s = np.cos(angle), np.sin(angle)
+    zero, one = np.zeros_like(c), np.ones_like(c)
+    return np.stack([np.stack([c, -s, zero], -1), np.stack([s, c, zero], -1), np.stack([zero, zero, one], -1)], -2)
+
+
+def rotation(angle) -> Problem:
+    """F(v) = -(A v)(A v)^T, A the rotation by ``angle`` about z in R^3, one occupied orbital.
+
+    The sign makes the lowest eigenvector of F(v) the top one of (A v)(A v)^T, the case
+    study of Li et al., NeurIPS 36 (2023), section 3.4: the solutions are v = +-e_z and the
+    fixed-point iteration v <- A v never converges from elsewhere. The Fock builder is the
+    exchange term K[D] = A D A^T with no core Hamiltonian and no Coulomb term.
+    """
+    p = Problem(parameters={"angle": angle})
+    if angle is None:
+        p.errors.append("angle: expected a rotation angle in radians (float or 1-D sweep), got None")
+        return p
+    p.constants = {"core_hamiltonian": (ORBITAL_DIMS, np.zeros((3, 3))),
+                   "occupied": (("spin",), np.array([1.0]))}
+    p.spins, p.orbitals = 1, 3
+    return p
+
+
+# ---- 4. restricted Hartree-Fock of molecules from integrals
 
 
 def unpack_eri(packed: np.ndarray, n: int) -> np.ndarray:
@@ -190,12 +218,30 @@ def _check_eri(eri, n, problems):
     return True
 
 
-def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, geometry=None) -> Problem:
-    """RHF from integrals: F(D) = h + 2 J[D] - K[D], D = C_occ C_occ^T (the alpha density, P / 2)."""
+def _check_cderi(cderi, h, problems):
+    """B (P, n, n) as float64, symmetric in (i, j), for one geometry of n orbitals."""
+    b = np.asarray(cderi, dtype=np.float64)
+    if h is not None and (b.ndim != 3 or b.shape[1:] != h.shape[-2:] or h.ndim != 2):
+        problems.append(f"cderi: expected shape (aux, n, n) with n = {h.shape[-1]} for one geometry, got {b.shape}")
+    elif h is not None and np.max(np.abs(b - np.swapaxes(b, -1, -2))) > SYMMETRY_TOL * max(np.max(np.abs(b)), 1):
+        problems.append("cderi: expected B[P, i, j] = B[P, j, i]")
+    return b
+
+
+def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, geometry=None, cderi=None) -> Problem:
+    """RHF from integrals: F(D) = h + 2 J[D] - K[D], D = C_occ C_occ^T (the alpha density, P / 2).
+
+    ``cderi`` B (P, n, n) instead of ``eri``: the density-fitted (ij|kl) ~ sum_P B_Pij B_Pkl
+    (one geometry).
+    """
     p = Problem(parameters={"geometry": geometry})
     h = _matrix("core_hamiltonian", core_hamiltonian, "hartree", p.errors)
     s = _matrix("overlap", overlap, "1", p.errors)
-    g = magnitude_in("eri", eri, "hartree", p.errors)
+    if cderi is not None:
+        b = _check_cderi(cderi, h, p.errors)
+        g = np.zeros((0,) * 4) if h is None else np.zeros((h.shape[-1],) * 4)  # shape checks only
+    else:
+        g = magnitude_in("eri", eri, "hartree", p.errors)
     e_nuc = magnitude_in("nuclear_repulsion", nuclear_repulsion, "hartree", p.errors)
     if h is None:
         return p
@@ -221,8 +267,9 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
     if p.errors:
         return p
     dims = ("geometry",) if lead else ()
+    two = {"cderi": (("aux", *ORBITAL_DIMS), b)} if cderi is not None else {"eri": ((*dims, *ERI_DIMS), g)}
     p.constants = {"core_hamiltonian": ((*dims, *ORBITAL_DIMS), h), "overlap": ((*dims, *ORBITAL_DIMS), s),
-                   "eri": ((*dims, *ERI_DIMS), g), "occupied": (("spin",), np.array([electrons / 2])),
+                   **two, "occupied": (("spin",), np.array([electrons / 2])),
                    "nuclear_repulsion": (dims if e_nuc.ndim else (), e_nuc)}
     p.spins, p.orbitals = 1, n
     return p
@@ -249,14 +296,56 @@ def molecule_from_file(name: str, geometry=None) -> tuple[Problem, dict]:
     return p, {**data, **arrays}
 
 
+CHEM_EXTRA = "pip install eqflow[chem]"
+
+
+def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None) -> Problem:
+    """:func:`molecule` from a PySCF ``Mole``: h = T + V_nuc, S, E_nuc, the electron count and either
+    the exact (ij|kl) or, with ``density_fit``, PySCF's density-fitting factor B[P, i, j] on
+    ``auxbasis`` (default: PySCF's choice for the basis). ``basis`` rebuilds ``mol`` in that basis.
+    PySCF is an optional extra (``pip install eqflow[chem]``), imported only here.
+    """
+    try:
+        from pyscf import df, gto, lib
+    except ImportError:
+        return Problem(errors=[f"mol: building a molecule from a PySCF Mole needs PySCF, an optional extra: "
+                               f"{CHEM_EXTRA}; got no importable pyscf"])
+    if not isinstance(mol, gto.MoleBase):
+        return Problem(errors=[f"mol: expected a pyscf.gto.Mole, got {type(mol).__name__}"])
+    if basis is not None:
+        mol = mol.copy()
+        mol.basis = basis
+        mol.build(dump_input=False, parse_arg=False)
+    h = mol.intor("int1e_kin") + mol.intor("int1e_nuc")
+    s = mol.intor("int1e_ovlp")
+    if density_fit:
+        aux = auxbasis if auxbasis is not None else df.make_auxbasis(mol)
+        b = lib.unpack_tril(df.incore.cholesky_eri(mol, auxbasis=aux))
+        return molecule(h, s, None, mol.nelectron, mol.energy_nuc(), cderi=b)
+    return molecule(h, s, mol.intor("int2e", aosym="s1"), mol.nelectron, mol.energy_nuc())
+
+
 def build(problem: str, args: dict) -> tuple[Problem, dict | None]:
     """The :class:`Problem` of one family from ``create``'s arguments, and the molecule file's data if any."""
     if problem == "nonlinear":
         return nonlinear(args["size"], args["occupied"], args["alpha"]), None
+    if problem == "rotation":
+        return rotation(args["angle"]), None
     if problem == "hubbard":
         names = ("sites", "hopping", "interaction", "electrons_up", "electrons_down", "lattice")
         return hubbard(*(args[k] for k in names)), None
     arrays = ("core_hamiltonian", "overlap", "eri", "electrons")
+    if args["mol"] is not None:
+        given = [k for k in (*arrays, "molecule") if args[k] is not None]
+        if given:
+            return Problem(errors=[f"mol: expected either a PySCF Mole or {given}, got both"]), None
+        return molecule_from_mol(args["mol"], args["basis"], args["density_fit"], args["auxbasis"]), None
+    for k in ("basis", "auxbasis"):
+        if args[k] is not None:
+            return Problem(errors=[f"{k}: only with mol=<PySCF Mole>, got {args[k]!r}"]), None
+    if args["density_fit"]:
+        return Problem(errors=[f"density_fit: needs mol=<PySCF Mole> (PySCF builds the factor; {CHEM_EXTRA}), "
+                               f"got density_fit=True without mol"]), None
     if args["molecule"] is not None:
         given = [k for k in arrays if args[k] is not None]
         if given:

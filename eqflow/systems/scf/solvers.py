@@ -1,4 +1,4 @@
-"""Array kernels of the SCF system: Fock builds, energies, residuals and the four solver steps.
+"""Array kernels of the SCF system: Fock builds, energies, residuals and the solver steps.
 
 Raw arrays only (NumPy or torch through ``array_api_compat``), vectorised over leading
 ensemble dims. Shapes: ``density``, ``fock``, ``orbitals`` are ``(*E, spin, n, n)``; prepared
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace, device, is_numpy_array
 
+INNER_TOL = 1e-13  # an online step that moves span V' by less than this ends a cell's inner loop
 DIIS_RIDGE = 1e-12  # relative ridge on the normalised DIIS matrix: keeps it invertible when errors repeat
 
 
@@ -36,6 +37,21 @@ def safe_qr(a):
     ok = _finite_cells(a)
     q, _ = xp.linalg.qr(xp.where(ok[..., None, None], a, _eye(xp, a.shape[-1], a)))
     return xp.where(ok[..., None, None], q, float("nan"))
+
+
+def gram_schmidt(a):
+    """The Q of a = Q R with diag(R) >= 0 (..., n, k): Gram-Schmidt's orthonormal columns; NaN where not finite.
+
+    Unlike a bare Householder Q it never flips a column's sign, so a vector carried along
+    with the columns (Oja's momentum) keeps its orientation; for k = 1 it is a / |a|.
+    """
+    xp = array_namespace(a)
+    if a.shape[-1] == 1:  # one column: a / |a| without a LAPACK call per cell
+        return a / xp.sqrt(xp.sum(a * a, axis=-2, keepdims=True))
+    ok = _finite_cells(a)
+    q, r = xp.linalg.qr(xp.where(ok[..., None, None], a, _eye(xp, a.shape[-2], a)[..., : a.shape[-1]]))
+    sign = xp.where(xp.linalg.diagonal(r) < 0, -1.0, 1.0)
+    return xp.where(ok[..., None, None], q * sign[..., None, :], float("nan"))
 
 
 def density_from(orbitals, occupation):
@@ -92,18 +108,27 @@ def shared_matmul(a, v):
 
 
 def fock_matrix(density, *, core_hamiltonian, degeneracy, coulomb=None, exchange=None, local_coulomb=None,
-                local_exchange=None):
+                local_exchange=None, cderi=None):
     """F_s(D) = h + J[g sum_s D_s] - K[D_s], with (ij|kl) supermatrices or local (diagonal) kernels.
 
     ``coulomb``/``exchange`` (..., n^2, n^2): J_ij = sum_kl (ij|kl) P_kl, K_ij = sum_kl (ik|jl) D_kl.
     ``local_coulomb``/``local_exchange`` (..., n, n) kernels W act on site densities only:
     F_s = h + Diag(W_J rho - W_K rho_s), rho = g sum_s diag(D_s) (Hubbard: W_J = W_K = U I;
     the nonlinear model: W_J = alpha L^-1, no exchange). ``degeneracy`` g: 2 for RHF, else 1.
+    ``cderi`` B (..., P, n, n), density fitting (ij|kl) ~ sum_P B_Pij B_Pkl: J = sum_P B_P
+    tr(B_P P), K_s = sum_P B_P D_s B_P, in O(n^2 N_aux) memory per cell (Whitten, J. Chem.
+    Phys. 58, 4496 (1973); Vahtras, Almloef & Feyereisen, Chem. Phys. Lett. 213, 514 (1993)).
     """
     xp = array_namespace(density)
     n = density.shape[-1]
     total = degeneracy * xp.sum(density, axis=-3)
     h = core_hamiltonian[..., None, :, :]
+    if cderi is not None:
+        b = cderi[..., None, :, :, :]  # (..., 1, P, n, n) against (..., spin, 1, n, n)
+        fit = xp.sum(cderi * total[..., None, :, :], axis=(-2, -1))  # (..., P)
+        j = xp.sum(fit[..., :, None, None] * cderi, axis=-3)
+        k = xp.sum(b @ density[..., :, None, :, :] @ b, axis=-3)
+        return h + j[..., None, :, :] - k
     if coulomb is not None:
         j = xp.reshape(shared_matmul(coulomb, xp.reshape(total, (*total.shape[:-2], n * n, 1))), total.shape)
         k = shared_matmul(exchange[..., None, :, :], xp.reshape(density, (*density.shape[:-2], n * n, 1)))
@@ -185,22 +210,72 @@ def gershgorin_bounds(matrix):
     return xp.min(d - radius, axis=-1), xp.max(d + radius, axis=-1)
 
 
-def oja_step(orbitals, fock, *, orthogonalizer, metric, occupation, learning_rate):
-    """One online-PCA (Oja subspace) step in the orthonormal basis: V <- orth(V + eta A V).
+def oja_matrix(sigma):
+    """The "covariance" of online SCF: A = (sigma_up I - F') / (sigma_up - lambda_low), and its width.
 
-    A = (sigma I - F') / (sigma - lambda_min), F' = X F X, with sigma and lambda_min the upper
-    and lower Gershgorin bounds of F', so that A is positive semi-definite with spectrum in
-    [0, 1] and its top subspace is the lowest (occupied) subspace of F'. ``orth`` is the Q of
-    a QR decomposition, so the first k columns evolve exactly as a k-column Oja update
-    whatever the later columns do. Returns (D, C) with C = X V.
+    ``sigma`` F' (..., spin, n, n) in the orthonormal basis. The shift by the upper Gershgorin
+    bound sigma_up makes A positive semi-definite and the sign flip puts the lowest (occupied)
+    subspace of F' on top (Li et al., NeurIPS 2023, section 3.5, adaptations 1 and 3); dividing
+    by the Gershgorin width w = sigma_up - lambda_low (hartree) puts the spectrum in [0, 1], so
+    that the learning rate is dimensionless. Returns (A, w) with w of shape (..., spin).
     """
-    xp = array_namespace(orbitals)
-    x = orthogonalizer[..., None, :, :]
-    v = x @ metric[..., None, :, :] @ orbitals  # V = S^1/2 C, orthonormal columns
-    f = x @ fock @ x
-    low, high = gershgorin_bounds(f)
-    width = xp.where(high - low > 0, high - low, 1.0)[..., None, None]
-    step = (high[..., None, None] * v - f @ v) / width
+    xp = array_namespace(sigma)
+    low, high = gershgorin_bounds(sigma)
+    width = xp.where(high - low > 0, high - low, 1.0)
+    a = (high[..., None, None] * _eye(xp, sigma.shape[-1], sigma) - sigma) / width[..., None, None]
+    return a, width
+
+
+def inner_steps(sigma, previous, width, limit):
+    """I = ceil(1 / Delta_2) online steps, Delta_2 = ||F'_t - F'_t-1||_F / w summed over spins in quadrature.
+
+    ``sigma``, ``previous`` (..., spin, n, n) the extrapolated Fock matrices of this and the
+    last outer step in the orthonormal basis, ``width`` (..., spin) the Gershgorin width of
+    :func:`oja_matrix`: Delta_2 is the change of the matrix A that Oja's rule follows.
+    Returns (I as float64 without the cap, I clipped to [1, ``limit``] as int64); a
+    non-finite cell gets I = 1 (its NaN then propagates through the update).
+    """
+    xp = array_namespace(sigma)
+    change = (sigma - previous) / width[..., None, None]
+    delta = xp.sqrt(xp.sum(change * change, axis=(-3, -2, -1)))
+    wanted = xp.where(delta > 0, xp.ceil(1.0 / xp.where(delta > 0, delta, 1.0)), float("inf"))
+    wanted = xp.where(xp.isnan(delta), 1.0, wanted)
+    count = xp.clip(wanted, 1.0, float(limit))
+    return wanted, xp.astype(count, xp.int64)
+
+
+def oja_momentum_steps(v, velocity, a, *, learning_rate, momentum, count, columns):
+    """``count`` sample-free Oja steps with heavy-ball momentum on a fixed A, per ensemble cell.
+
+    M <- beta M + eta A V, V <- orth(V + M) (Oja, J. Math. Biol. 15, 267 (1982), with the
+    covariance A given instead of sampled, and the momentum of Li et al., NeurIPS 2023,
+    supplement section 4). ``v`` (..., spin, n, n) orthonormal columns, ``velocity`` M alike,
+    ``a`` from :func:`oja_matrix`, ``learning_rate`` eta (...), ``momentum`` beta (scalar),
+    ``count`` (...) int64. orth is :func:`gram_schmidt`. Only the first ``columns`` k columns
+    (the occupied ones; the k-column rule) are iterated; the others are then completed to an
+    orthonormal basis (their velocity is 0). A cell stops after its own ``count`` steps, or
+    earlier once a step moves span V by less than ``INNER_TOL`` (||(I - V V^T) V_new||_F,
+    summed over spins): on a fixed A the rest of the steps would not change the subspace. The
+    loop runs to the largest count, and the result of a cell does not depend on the others.
+    Returns (V, M, steps taken per cell).
+    """
+    xp = array_namespace(v)
     eta = learning_rate[..., None, None, None]
-    orbitals = x @ safe_qr(v + eta * step)
-    return density_from(orbitals, occupation), orbitals
+    total = int(xp.max(count)) if all(count.shape) else 0
+    vk, mk = v[..., :columns], velocity[..., :columns]
+    taken = xp.zeros_like(count)
+    for j in range(total):
+        active = count > taken
+        if j % 8 == 0 and not bool(xp.any(active)):
+            break
+        step = momentum * mk + eta * (a @ vk)
+        new = gram_schmidt(vk + step)
+        moved = new - vk @ (xp.linalg.matrix_transpose(vk) @ new)  # (I - V V^T) V_new: the subspace's move
+        still = xp.sqrt(xp.sum(moved * moved, axis=(-3, -2, -1))) < INNER_TOL
+        keep = active[..., None, None, None]
+        vk, mk = xp.where(keep, new, vk), xp.where(keep, step, mk)
+        taken = xp.where(active, taken + 1, taken)
+        count = xp.where(active & still, taken, count)  # settled: later steps would not move span V
+    others = xp.broadcast_to(v[..., columns:], (*vk.shape[:-1], v.shape[-1] - columns))
+    rest = safe_qr(xp.concat([vk, others], axis=-1))[..., columns:]
+    return xp.concat([vk, rest], axis=-1), xp.concat([mk, xp.zeros_like(rest)], axis=-1), taken

@@ -9,7 +9,7 @@ from ...errors import SchemaError
 
 KIND = "scf"
 MATRIX_DIMS = ("spin", "orbital_i", "orbital_j")
-GUESSES = ("core", "minao", "neel")
+GUESSES = ("core", "minao", "neel", "random")
 
 
 def neel_density(sublattice, occupied):
@@ -30,11 +30,12 @@ def neel_density(sublattice, occupied):
 def guess_density(guess, data, spins, n, dims, shape, constants=None):
     """The guess density broadcast to (*ensemble, spin, n, n), or None for the core guess.
 
-    ``guess``: "core", "minao" (``data`` from a molecule file holds PySCF's guess), "neel"
+    ``guess``: "core", "random" (both None here: see :func:`random_orbitals`), "minao" (``data``
+    from a molecule file holds PySCF's guess), "neel"
     (Hubbard: the antiferromagnetic occupation of :func:`neel_density`) or an array (n, n),
     (spin, n, n) or (geometry, spin, n, n) in the per-spin convention of ``density``.
     """
-    if isinstance(guess, str) and guess == "core":
+    if isinstance(guess, str) and guess in ("core", "random"):
         return None
     if isinstance(guess, str) and guess == "neel":
         if constants is None or "sublattice" not in constants or spins != 2:
@@ -77,3 +78,16 @@ def rotations(seed, members, spins, n, theta):
     a = theta * (g - np.swapaxes(g, -1, -2)) / (2.0 * np.sqrt(2.0))
     eye = np.eye(n)
     return np.linalg.solve(eye - a, eye + a)
+
+
+def random_orbitals(seed, members, spins, n):
+    """Haar-random orthonormal columns (members, spin, n, n): V = Q sign(diag R), G = Q R, G standard normal.
+
+    G comes from member m's initial-state stream (slot 1, keyed by no parameter: every
+    parameter point starts from the same vectors). Each column of V is uniform on the unit
+    sphere S^(n-1); the first is G[:, 0] / |G[:, 0]|. Mezzadri, Notices AMS 54, 592 (2007).
+    """
+    g = random.initial(random.normal("spin", "orbital_i", "orbital_j"), seed=seed, members=np.arange(members),
+                       parameters={}, sizes={"spin": spins, "orbital_i": n, "orbital_j": n}, slot=1)
+    q, r = np.linalg.qr(g)
+    return q * np.where(np.diagonal(r, axis1=-2, axis2=-1) < 0, -1.0, 1.0)[..., None, :]

@@ -1,4 +1,5 @@
-"""Exact and reference results for the SCF system: Hubbard mean field and the molecules' PySCF energies."""
+"""Exact and reference results for the SCF system: Hubbard mean field, the molecules' PySCF energies and the
+convergence condition of online PCA on the rotation problem."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,3 +65,33 @@ def molecule_reference(name: str, guess: str = "minao") -> dict:
     suffix = "" if guess == "minao" else "_core_guess"
     return {"geometry": data["geometry"], "energy": data["pyscf_energy" + suffix],
             "cycles": data["pyscf_cycles" + suffix]}
+
+
+def rotation_oja_converges(v0, angle):
+    """Whether the sample-free Oja step converges to +-e_z on the rotation problem from ``v0``.
+
+    F(v) = -(A v)(A v)^T, A the rotation by theta about z; the online step is v' = (v + eta'
+    c A v) / |.|, c = v^T A v, for any eta' > 0 (a shift sigma I of the covariance only
+    rescales eta' to eta / (1 + eta sigma)). A keeps the z-component z of v and turns its
+    xy-part of length rho by theta, so z' / rho' = (z / rho) (1 + eta' c) / sqrt(1 + 2 eta' c
+    cos theta + eta'^2 c^2): the ratio grows iff 2 eta' c (1 - cos theta) > 0, i.e. iff
+    c = cos theta rho^2 + z^2 > 0, and c grows with |z|. So the iteration converges to +-e_z
+    iff tan^2 phi_0 > -cos theta (phi_0 the start's elevation above the xy-plane), for every
+    learning rate, and otherwise falls into the xy-plane (at theta = pi every vector there is
+    a solution as well, A v = -v). ``v0`` (..., 3), ``angle`` broadcastable; returns bool.
+    """
+    v0, angle = np.asarray(v0, dtype=np.float64), np.asarray(angle, dtype=np.float64)
+    z2 = v0[..., 2] ** 2 / np.sum(v0 * v0, axis=-1)
+    return np.cos(angle) * (1.0 - z2) + z2 > 0
+
+
+def rotation_convergence_probability(angle):
+    """P(converge) of the sample-free Oja step for v_0 uniform on the sphere (z_0 uniform in [-1, 1]).
+
+    From :func:`rotation_oja_converges`: z_0^2 > -cos theta / (1 - cos theta), so P = 1 for
+    theta <= pi / 2 and P = 1 - sqrt(-cos theta / (1 - cos theta)) for pi / 2 < theta <= pi
+    (1 - 1/sqrt 2 = 0.293 at theta = pi). This is convergence to +-e_z: at theta = pi exactly
+    every vector of the xy-plane solves the problem too (A v = -v), so there every start converges.
+    """
+    c = np.cos(np.asarray(angle, dtype=np.float64))
+    return np.where(c >= 0, 1.0, 1.0 - np.sqrt(np.clip(-c / (1.0 - c), 0.0, None)))
