@@ -162,5 +162,8 @@ async def _first_key(store) -> bool:
 
 
 async def _count(store, prefix: str) -> int:
+    """Keys equal to ``prefix`` (a 0-d array's one chunk) or below it. Listed from the parent
+    folder: a local Store lists folders only, so ``list_prefix("x/c")`` misses the file ``x/c``."""
     prefix = prefix.rstrip("/")
-    return sum([1 async for key in store.list_prefix(prefix) if key == prefix or key.startswith(prefix + "/")])
+    parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    return sum([1 async for key in store.list_prefix(parent) if key == prefix or key.startswith(prefix + "/")])

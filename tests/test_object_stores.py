@@ -47,6 +47,17 @@ def test_a_zarr_store_object_opens_again(tmp_path):
     np.testing.assert_array_equal(xr.open_zarr(target).energy.values, run(tmp_path / "ref.zarr").energy.values)
 
 
+def test_a_local_store_object_and_a_file_url_give_the_same_history(tmp_path):
+    reference = run(tmp_path / "ref.zarr")
+    target = zarr.storage.LocalStore(tmp_path / "object.zarr")
+    assert_same_history(reference, run(target))
+    assert_same_history(reference, run(f"file://{tmp_path}/url.zarr"))
+    assert eq.verify(target).startswith("<LocalStore") and eq.final_state(target).attrs["eqflow_step"] == 12
+    (tmp_path / "object.zarr" / "coupling" / "c").unlink()  # a 0-d array's one chunk, listed from its folder
+    with pytest.raises(eq.StoreError, match=r"chunks missing up to step 12 \(coupling: 1 of 1 chunk\(s\)\)"):
+        eq.open(target)
+
+
 def test_memory_url_resumes_bit_identically(tmp_path, monkeypatch):
     from test_systems import crash_after_marks
 
