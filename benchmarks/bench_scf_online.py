@@ -23,7 +23,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents
 import eqflow as eq  # noqa: E402
 from eqflow.systems import scf  # noqa: E402
 
-from common import machine  # noqa: E402
+from common import emit, machine  # noqa: E402
 
 TOL = 1e-9
 OPERATORS = ("diis", "online_pca", "adaptive_online")
@@ -70,10 +70,7 @@ def main():
     lines += ["", "entries: outer iterations / inner Oja steps (online) / E - E_ref (hartree); residual < "
               f"{TOL:g}; max_inner {args.max_inner}; wall time: "
               + ", ".join(f"{op} {seconds[op]:.0f} s" for op in OPERATORS), f"machine: {machine()}"]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1])]  # this checkout's eqflow
 import eqflow as eq  # noqa: E402
 
-from common import machine  # noqa: E402
+from common import emit, machine  # noqa: E402
 
 OPERATORS = ("diis", "online_pca", "adaptive_online")
 PAPER = {"Regular SCF (PySCF)": "124 (9.27%) / 25.49", "Full online SCF": "13 (0.97%) / 584.68",
@@ -116,10 +116,7 @@ def main():
               + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()),
               "paper (1,338 molecules, HF): " + "; ".join(f"{k} {v}" for k, v in PAPER.items()),
               f"machine: {machine()}"]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

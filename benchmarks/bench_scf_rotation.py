@@ -27,7 +27,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents
 import eqflow as eq  # noqa: E402
 from eqflow.systems import scf  # noqa: E402
 
-from common import machine  # noqa: E402
+from common import emit, machine  # noqa: E402
 
 TOL = 1e-8
 SOLVERS = (  # (label, operator, options)
@@ -71,10 +71,7 @@ def main():
     lines += ["", f"{n} members per theta, residual < {TOL:g} within {args.steps} steps, seed {args.seed}; "
               "wall time: " + ", ".join(f"{label} {seconds[label]:.0f} s" for label, _, _ in solvers),
               f"machine: {machine()}"]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

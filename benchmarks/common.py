@@ -22,3 +22,11 @@ def best_time(fn, repeat=3):
         result = fn()
         best = min(best, time.perf_counter() - t0)
     return best, result
+
+
+def emit(lines: list[str], out=None) -> None:
+    """Print a result table; also write it to ``out`` (a path) when given."""
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        out.write_text(text + "\n")

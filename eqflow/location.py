@@ -135,15 +135,6 @@ class Location:
         except Exception:  # a Store that cannot list, or whose client is bound to another event loop
             return None
 
-    def remove(self) -> None:
-        """Delete everything at the location (callers check first that it is an eqflow store)."""
-        if self.kind == "local":
-            import shutil
-
-            shutil.rmtree(self.target)
-        else:
-            zarr.open_group(self.zarr(), mode="w")  # zarr's own way to clear a store
-
 
 def as_location(store, storage_options: dict | None = None) -> Location:
     return store if isinstance(store, Location) else Location(store, storage_options)

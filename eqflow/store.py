@@ -289,8 +289,11 @@ def trim(loc, plan: RecordPlan, last: int) -> None:
     consolidate(loc)
 
 
-def open_history(loc, storage_options: dict | None = None) -> xr.Dataset:
-    """Open a history store as a lazy Dataset holding the records of every completed segment."""
+def open_history(loc, storage_options: dict | None = None, check_chunks: bool = True) -> xr.Dataset:
+    """Open a history store as a lazy Dataset holding the records of every completed segment.
+
+    ``check_chunks``: list every array's chunks first (a missing one is a StoreError); off only
+    for the store a run has just written."""
     loc = as_location(loc, storage_options)
     attrs = read_attrs(loc)
     if "eqflow_kind" not in attrs:
@@ -299,7 +302,7 @@ def open_history(loc, storage_options: dict | None = None) -> xr.Dataset:
     check_format(loc, attrs)
     done = attrs.get(STEPS_DONE)
     try:
-        if done is not None:
+        if done is not None and check_chunks:
             _refuse_missing_records(loc, done)
         ds = xr.open_zarr(loc.zarr(), consolidated=True)
         step_dims = [d for d in ds.dims if is_step_dim(d)]
