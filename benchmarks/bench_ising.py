@@ -1,6 +1,6 @@
 """Ising benchmarks: eqflow vs a bare NumPy loop, side by side in one run.
 
-    python benchmarks/bench_ising.py [overhead|throughput|memory|kernels|clusters|all]
+    python benchmarks/bench_ising.py [overhead|same|throughput|memory|kernels|clusters [L ...]|all]
 
 overhead   : 64x64, 1000 sweeps, energy + magnetization every sweep, spins every 10, to Zarr,
              vs the same updates in a bare NumPy loop (in memory, and saving once to Zarr).
@@ -14,8 +14,9 @@ kernels    : CPU flips per ns of eq.run(kernel="auto") (numba), eq.run(kernel="r
              a bare vectorised NumPy loop, for one 1024^2 lattice and for 1,000 x 32^2 lattices;
              also the numba sweep called alone, and eqflow.random.generate alone (the ceiling of
              a kernel that would read pre-generated words instead of making them inline).
-clusters   : tau_int(|m|) at T_c of checkerboard Metropolis, Wolff and Swendsen-Wang for
-             L = 16, 32, 64 (16 members each), in sweeps, and the wall time per independent sample.
+clusters   : tau_int(|m|) and tau_int(E) at T_c of checkerboard Metropolis, Wolff and Swendsen-Wang
+             for L = 16, 32, 64, 128 (or the sizes given; 16 members each), in sweeps, the fitted
+             dynamic exponents, and the wall time per independent |m| sample.
 """
 import shutil
 import subprocess
@@ -272,40 +273,44 @@ def kernels():
     shutil.rmtree(tmp)
 
 
-def clusters(sizes=(16, 32, 64)):
+def clusters(sizes=(16, 32, 64, 128)):
+    """tau_int of |m| and of E at T_c for the local and the cluster updates, and the wall time per
+    independent sample. Metropolis runs max(20,000, 4,000 (L / 32)^2) sweeps per member (about 45
+    tau at L = 128), the cluster updates 20,000 Wolff clusters or 4,000 Swendsen-Wang steps."""
     import time
 
     from eqflow.systems.ising import theory
 
     tc = theory.critical_temperature()
-    print(f"clusters  tau_int(|m|) at T_c = {tc:.4f}, 16 members, after 1/5 burn-in; tau in sweeps "
-          "(Wolff: steps x <|C|> / L^2)")
+    print(f"clusters  tau_int of |m| and E at T_c = {tc:.4f}, 16 members, after 1/5 burn-in; tau in sweeps "
+          "(Wolff: steps x <|C|> / L^2); wall time per independent |m| sample")
     tmp = Path(tempfile.mkdtemp())
-    steps = {"metropolis": 20000, "wolff": 20000, "swendsen_wang": 4000}
-    taus = {op: [] for op in steps}
+    taus = {(op, q): [] for op in ("metropolis", "wolff", "swendsen_wang") for q in ("|m|", "E")}
     for size in sizes:
+        steps = {"metropolis": max(20000, 4000 * (size // 32) ** 2), "wolff": 20000, "swendsen_wang": 4000}
         line = f"  L = {size:3d}"
         for op, n in steps.items():
             system = eq.create("ising", size=size, temperature=tc, members=16, seed=size)
-            record = {"magnetization": 1, **({"flipped": 1} if op == "wolff" else {})}
+            record = {"magnetization": 1, "energy": 1, **({"flipped": 1} if op == "wolff" else {})}
             start = time.perf_counter()
             hist = eq.run(system, op, steps=n, store=tmp / f"{op}{size}.zarr", progress=False, record=record)
             wall = time.perf_counter() - start
             window = hist.isel(step=slice(n // 5, None))
-            tau = float(eq.diagnostics.integrated_time(abs(window.magnetization).load(), dim="step",
-                                                       chain_dim="member"))
             per_step = 1.0
             if op == "wolff":
                 per_step = float(window.flipped.mean()) / size**2  # sweep-equivalents per step
-            per_sample = wall / (n * 16) * 2 * tau  # seconds of one member per independent sample
-            taus[op].append(tau * per_step)
-            line += f" | {op} tau {tau * per_step:8.2f} sweeps ({2 * tau * per_step * size**2 / 1e6:.3g} Mflips, " \
-                    f"{per_sample * 1e3:.2f} ms) per sample"
-        print(line)
+            tau = {q: per_step * float(eq.diagnostics.integrated_time(series.load(), dim="step", chain_dim="member"))
+                   for q, series in (("|m|", abs(window.magnetization)), ("E", window.energy))}
+            per_sample = wall / (n * 16) * 2 * tau["|m|"] / per_step  # seconds of one member per independent sample
+            for q in tau:
+                taus[op, q].append(tau[q])
+            line += (f" | {op} ({n} steps, {n * per_step / tau['|m|']:.0f} tau) tau |m| {tau['|m|']:8.2f} E "
+                     f"{tau['E']:7.2f} sweeps, {per_sample * 1e3:.2f} ms per sample")
+        print(line, flush=True)
     if len(sizes) > 1:  # tau ~ L^z: least squares in log-log
-        fits = {op: np.polyfit(np.log(sizes), np.log(t), 1)[0] for op, t in taus.items()}
-        print("  dynamic exponent z (tau_int(|m|) ~ L^z, fitted over these L): "
-              + ", ".join(f"{op} {z:.2f}" for op, z in fits.items()))
+        fits = {key: np.polyfit(np.log(sizes), np.log(t), 1)[0] for key, t in taus.items()}
+        print("  dynamic exponent z (tau_int ~ L^z, fitted over these L): "
+              + ", ".join(f"{op} {q} {z:.2f}" for (op, q), z in fits.items()))
     shutil.rmtree(tmp)
 
 
@@ -314,4 +319,4 @@ if __name__ == "__main__":
     print(f"machine: {machine()}; numpy {np.__version__}, eqflow {eq.__version__}")
     for name in ("memory", "overhead", "same", "throughput", "kernels", "clusters"):
         if which in (name, "all"):
-            globals()[name]()
+            globals()[name](*[int(a) for a in sys.argv[2:]]) if name == "clusters" else globals()[name]()
