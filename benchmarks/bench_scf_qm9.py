@@ -1,6 +1,7 @@
 """Table 1 of Li et al. (NeurIPS 2023) on QM9: RHF/6-31G from the core guess, PySCF vs eqflow's solvers.
 
     python benchmarks/bench_scf_qm9.py [--molecules 100 | --all] [--seed 0] [--out table.md]
+                                       [--cache benchmarks/qm9_table1.jsonl]
 
 Samples QM9 molecules (geometries from the ``qm9pack`` wheel, a benchmark-only dependency:
 ``pip install qm9pack``) with a fixed seed: ``--molecules`` of them (default 100), ``--all``
@@ -12,6 +13,10 @@ cycles); eqflow: residual ||FDS - SDF|| < 1e-7 (about PySCF's sqrt(conv_tol) gra
 criterion) within ``--steps`` outer steps. Prints: not converged (count, %), mean iterations of
 the converged, and for eqflow how many converged energies agree with PySCF's within 1e-8 Eh
 where both converged.
+
+``--cache FILE`` appends each molecule's results to a JSON-lines file as soon as it is done and
+reuses the lines of the same settings on the next run: a run that is killed, or cut into several
+shorter runs, goes on where it stopped and prints the same table.
 """
 from __future__ import annotations
 
@@ -65,15 +70,33 @@ def main():
     parser.add_argument("--basis", default="6-31g")
     parser.add_argument("--density-fit", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--cache", type=Path, help="JSON lines of finished molecules, reused and extended")
     args = parser.parse_args()
     from pyscf import gto, scf
 
     sample = qm9_sample(1338 if args.all else args.molecules, args.seed)
     results = {"pyscf": [], **{op: [] for op in OPERATORS}}  # (converged, iterations, energy)
     seconds = dict.fromkeys(results, 0.0)
+    settings = {"basis": args.basis, "density_fit": args.density_fit, "steps": args.steps,
+                "max_inner": args.max_inner, "tol": TOL}
+    cached = {}
+    if args.cache is not None and args.cache.exists():
+        for line in args.cache.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: that molecule runs again
+                continue
+            if row["settings"] == settings:
+                cached[row["index"]] = row
     with tempfile.TemporaryDirectory() as folder:
         for index, atoms in sample:
+            if index in cached:
+                for key, (converged, iterations, energy) in cached[index]["results"].items():
+                    results[key].append((converged, iterations, energy))
+                    seconds[key] += cached[index]["seconds"][key]
+                continue
             mol = gto.M(atom=atoms, basis=args.basis, verbose=0)
+            spent = {}
             t0 = time.perf_counter()
             mf = scf.RHF(mol)
             mf = mf.density_fit() if args.density_fit else mf
@@ -81,8 +104,8 @@ def main():
             cycles = []
             mf.callback = lambda env: cycles.append(env["cycle"])
             energy = mf.kernel()
-            seconds["pyscf"] += time.perf_counter() - t0
-            results["pyscf"].append((bool(mf.converged), len(cycles), energy))
+            spent["pyscf"] = time.perf_counter() - t0
+            results["pyscf"].append((bool(mf.converged), len(cycles), float(energy)))
             ds = eq.create("scf", problem="molecule", mol=mol, density_fit=args.density_fit, guess="core")
             for op in OPERATORS:
                 t0 = time.perf_counter()
@@ -90,10 +113,17 @@ def main():
                               record={"energy": 1, "residual": 1}, progress=False,
                               options={"max_inner": args.max_inner} if op != "diis" else {},
                               stop=eq.stop.converged("residual", TOL))
-                seconds[op] += time.perf_counter() - t0
+                spent[op] = time.perf_counter() - t0
                 e = hist.energy.values[:, 0]
                 last = e[np.max(np.where(np.isnan(e), -1, np.arange(len(e))))]
-                results[op].append((hist.stop_reason.values[0] == "converged", int(hist.stopped_at.values[0]), last))
+                results[op].append((bool(hist.stop_reason.values[0] == "converged"), int(hist.stopped_at.values[0]),
+                                    float(last)))
+            for key, value in spent.items():
+                seconds[key] += value
+            if args.cache is not None:
+                with args.cache.open("a") as out:
+                    out.write(json.dumps({"index": index, "nao": mol.nao, "settings": settings, "seconds": spent,
+                                          "results": {k: r[-1] for k, r in results.items()}}) + "\n")
             print(f"QM9 {index}: n = {mol.nao}, " + ", ".join(
                 f"{k} {'ok' if r[-1][0] else 'not converged'} {r[-1][1]}" for k, r in results.items()), flush=True)
     n = len(sample)
