@@ -60,6 +60,20 @@ def qm9_sample(count, seed):
     return out
 
 
+def read_cache(path, settings) -> dict:
+    """{QM9 index: row} of the molecules a cache file holds for these settings."""
+    cached = {}
+    if path is not None and path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: that molecule runs again
+                continue
+            if row["settings"] == settings:
+                cached[row["index"]] = row
+    return cached
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--molecules", type=int, default=100)
@@ -79,15 +93,7 @@ def main():
     seconds = dict.fromkeys(results, 0.0)
     settings = {"basis": args.basis, "density_fit": args.density_fit, "steps": args.steps,
                 "max_inner": args.max_inner, "tol": TOL}
-    cached = {}
-    if args.cache is not None and args.cache.exists():
-        for line in args.cache.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a kill: that molecule runs again
-                continue
-            if row["settings"] == settings:
-                cached[row["index"]] = row
+    cached = read_cache(args.cache, settings)
     with tempfile.TemporaryDirectory() as folder:
         for index, atoms in sample:
             if index in cached:
