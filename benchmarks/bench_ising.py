@@ -224,6 +224,7 @@ def kernels():
     import time
 
     from eqflow import random
+    from eqflow.systems import ising
     from eqflow.systems.ising import kernels as numba_kernels
 
     t = 2.5
@@ -246,7 +247,9 @@ def kernels():
         spin = system.spin.values.reshape(-1, size, size)
         t_bare, _ = best_time(lambda: bare_sweeps(spin, steps[0], t), 3)
         keys = np.arange(2 * spin.shape[0], dtype=np.int64).reshape(2, -1)
-        table = np.zeros((spin.shape[0], 10), np.int64)
+        cells = np.full(spin.shape[0], t)  # the operator's own acceptance thresholds at T = 2.5
+        table = ising.metropolis_acceptance(temperature=cells, coupling=np.ones_like(cells), field=0 * cells,
+                                            sizes={"y": size, "x": size})["acceptance"].reshape(-1, 10)
         def alone(sweep, n=steps[1]):
             work = spin.copy()
             for step in range(n):
