@@ -115,9 +115,9 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
     root = {**attrs, FORMAT_ATTR: FORMAT, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
     loc = as_location(loc)
     if loc.is_local:
-        building = Location(_sibling(loc.target, "new"))
-        _create(building, root, arrays, replace=False)
-        _move_into_place(building.target, loc.target, replace)
+        building = _sibling(loc.target, "new")
+        _write_folder(_in_memory(root, arrays), building)
+        _move_into_place(building, loc.target, replace)
     else:
         _create(loc, root, arrays, replace=replace)
 
@@ -143,6 +143,22 @@ def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool) -> Non
         _in_threads(one, arrays.items())
         zarr.consolidate_metadata(loc.zarr())
         zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: root_attrs[STATUS]})
+
+
+def _in_memory(root_attrs: dict, arrays: dict) -> dict:
+    """{key: bytes} of the layout, made by zarr in memory (zarr's per-array cost without file I/O)."""
+    contents = {}
+    _create(Location(zarr.storage.MemoryStore(store_dict=contents)), root_attrs, arrays, replace=False)
+    return {key: value.to_bytes() for key, value in contents.items()}
+
+
+def _write_folder(contents: dict, folder: Path) -> None:
+    """The layout's objects as files under a new ``folder`` (as zarr's LocalStore lays them out):
+    about half the time of creating every array on disk through zarr."""
+    for key in sorted(contents):
+        target = folder.joinpath(*key.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(contents[key])
 
 
 def _in_threads(function, items) -> None:
