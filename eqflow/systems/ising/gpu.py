@@ -21,6 +21,9 @@ On CUDA tensors the kernels are compiled; on CPU tensors they run in Triton's in
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 import triton
 import triton.language as tl
@@ -28,6 +31,7 @@ from triton.runtime.interpreter import InterpretedFunction
 
 PHILOX_M0, PHILOX_M1 = tl.constexpr(0xD2511F53), tl.constexpr(0xCD9E8D57)  # round multipliers
 PHILOX_W0, PHILOX_W1 = tl.constexpr(0x9E3779B9), tl.constexpr(0xBB67AE85)  # key increments (Weyl sequence)
+INTERPRETER = threading.Lock()  # the interpreter patches triton.language while it runs: one launch at a time
 TILE_SITES = 1024  # sites per program (BLOCK_Y x BLOCK_X)
 MAX_BLOCK_X = 128
 
@@ -131,12 +135,15 @@ def sweep(spin, keys, table, *, heat_bath: bool, slot: int, step: int):
     dst = torch.empty_like(src)
     block_y, block_x = tile(ny, nx)
     grid = (cells * triton.cdiv(ny, block_y) * triton.cdiv(nx, block_x),)
-    kernel = compiled if src.device.type == "cuda" else interpreted
+    on_gpu = src.device.type == "cuda"
+    kernel = compiled if on_gpu else interpreted
     step = int(step)
-    for colour, source in ((0, src), (1, dst)):
-        kernel[grid](source, dst, keys, table, cells, ny, nx, int(slot), step & 0xFFFFFFFF, step >> 32, colour,
-                     HEAT_BATH=heat_bath, QUAD=nx % 4 == 0, STORE_ALL=colour == 0, BLOCK_Y=block_y,
-                     BLOCK_X=block_x)
+    with contextlib.nullcontext() if on_gpu else INTERPRETER:
+        for colour, source in ((0, src), (1, dst)):
+            kernel[grid](source, dst, keys, table, cells, ny, nx, int(slot), step & 0xFFFFFFFF, step >> 32,
+                         colour,
+                         HEAT_BATH=heat_bath, QUAD=nx % 4 == 0, STORE_ALL=colour == 0, BLOCK_Y=block_y,
+                         BLOCK_X=block_x)
     return dst.reshape(spin.shape)
 
 
