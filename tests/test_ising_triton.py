@@ -9,6 +9,8 @@ fields, couplings of either sign, ensembles, late steps (the counter's high word
 across kernels. The compiled (GPU) path is compiled here to a cubin for sm_90 without a GPU;
 it runs only where CUDA is present. Lattices stay tiny: the interpreter runs ~30 ms per tile.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -162,6 +164,18 @@ def test_triton_on_the_numpy_backend_is_refused_before_anything_is_written(tmp_p
     assert not (tmp_path / "h.zarr").exists()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the compiled kernel is checked on a GPU "
+                                                          "by benchmarks/bench_ising_gpu.py and by this test there")
+@pytest.mark.parametrize("op", LOCAL)
+def test_on_cuda_auto_runs_the_compiled_kernel_with_the_reference_history(op, tmp_path):
+    ds = _system((32, 24), [1.8, 2.269, 3.0], 2, 1.0, [0.0, 0.2], seed=21)
+    reference = _run(ds, op, tmp_path / "ref.zarr", kernel="reference", steps=20)
+    fast = _run(ds, op, tmp_path / "cuda.zarr", backend="torch", device="cuda", steps=20)
+    assert fast.attrs["eqflow_kernel"] == "triton"
+    assert_same_history(reference, fast)
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="TRITON_INTERPRET=1: triton.jit interprets")
 @pytest.mark.parametrize("heat_bath", [False, True])
 def test_the_gpu_kernel_compiles_for_sm90_without_a_gpu(heat_bath, monkeypatch):
     """The compiled path (which the interpreter does not exercise: typing of the 64-bit step word,
