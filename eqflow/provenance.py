@@ -17,7 +17,8 @@ import numpy as np
 from . import dataset
 
 log = logging.getLogger("eqflow")
-PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch", "numba")
+PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch", "numba",
+            "triton")
 KERNEL_ATTR = "eqflow_kernel"  # the operator variant(s) that wrote the history, in order ("numba, reference")
 
 

@@ -51,6 +51,9 @@ class Kernel:
     backends : the backends it serves ("numpy", "torch").
     devices : the devices it serves (e.g. ("cuda",)); None: any device of its backends.
     requires : modules it imports (e.g. ("numba",)): it is unavailable where one is missing.
+    auto_devices : the devices on which ``kernel="auto"`` picks it; None: every device it serves.
+        On the others it runs only when asked for by name (e.g. a GPU kernel that also runs,
+        slowly, in an interpreter on the CPU).
     """
 
     update: Callable[..., dict]
@@ -58,6 +61,7 @@ class Kernel:
     devices: tuple | None = None
     requires: tuple = ()
     inline_draws: bool = False
+    auto_devices: tuple | None = None
 
     def unavailable(self, backend: str, device: str | None) -> str | None:
         """Why it cannot run on ``backend``/``device`` here, or None when it can."""
@@ -107,7 +111,9 @@ class Operator:
         "auto": the first of ``kernels`` available for this backend and device, else the reference.
         """
         if kernel == AUTO:
-            usable = [n for n, k in self.kernels.items() if k.unavailable(backend, device) is None]
+            kind = (device or "cpu").split(":")[0]
+            usable = [n for n, k in self.kernels.items() if k.unavailable(backend, device) is None
+                      and (k.auto_devices is None or kind in k.auto_devices)]
             return (usable[0] if usable else REFERENCE), None
         if kernel == REFERENCE:
             return REFERENCE, None

@@ -96,8 +96,9 @@ def test_auto_picks_numba_on_numpy_and_the_reference_on_torch(small_ising, tmp_p
 
 
 @pytest.mark.parametrize("kernel,expected", [
-    ("fastest", r"kernel: expected 'auto', 'reference' or one of \['numba'\] for this operator, got 'fastest'"),
-    (3, r"kernel: expected 'auto', 'reference' or one of \['numba'\] for this operator, got 3"),
+    ("fastest", r"kernel: expected 'auto', 'reference' or one of \['numba', 'triton'\] for this operator, "
+                r"got 'fastest'"),
+    (3, r"kernel: expected 'auto', 'reference' or one of \['numba', 'triton'\] for this operator, got 3"),
 ])
 def test_unknown_kernel_is_named_before_anything_is_written(kernel, expected, small_ising, tmp_path):
     with pytest.raises(SchemaError, match=expected):
@@ -153,8 +154,8 @@ def test_the_run_file_takes_a_kernel(tmp_path):
 
 def test_every_ising_operator_has_a_numba_kernel():
     for name, op in registry.get("ising").operators.items():
-        assert list(op.kernels) == ["numba"], name
-        assert op.kernels["numba"].inline_draws
+        assert list(op.kernels) == (["numba", "triton"] if name in LOCAL else ["numba"]), name
+        assert all(kernel.inline_draws for kernel in op.kernels.values())
 
 
 @pytest.mark.slow

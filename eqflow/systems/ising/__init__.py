@@ -8,7 +8,9 @@ State: ``spin(member, *sweeps, y, x)`` int8. Operators: checkerboard ``metropoli
 ``heat_bath`` sweeps (one step = one sweep of all L^2 spins, black then white sublattice), and
 at h = 0 the cluster updates ``wolff`` (one step = one cluster) and ``swendsen_wang`` (one
 step = every cluster), see :mod:`.clusters`. Each has a ``numba`` kernel (:mod:`.kernels`),
-which ``eq.run(kernel="auto")`` picks on NumPy when numba is installed.
+which ``eq.run(kernel="auto")`` picks on NumPy when numba is installed; the local sweeps also have
+a ``triton`` kernel (:mod:`.gpu`), picked on torch CUDA tensors when triton is installed (on CPU
+tensors it runs in Triton's interpreter, by name only).
 Observables: ``energy``, ``magnetization`` and ``abs_magnetization`` per spin. ``theory``: exact
 values (Onsager, Yang, Kaufman's finite lattice, enumeration); ``thermodynamics``: specific heat,
 susceptibility and Binder cumulant with errors from a history.
@@ -70,9 +72,9 @@ SYSTEM = System(
     create=create,
     operators={
         "metropolis": Operator(metropolis, prepare=metropolis_acceptance, draws={"words": random.bits("y", "x")},
-                               kernels=variants.numba("metropolis")),
+                               kernels={**variants.numba("metropolis"), **variants.triton("metropolis")}),
         "heat_bath": Operator(heat_bath, prepare=heat_bath_probability, draws={"words": random.bits("y", "x")},
-                              kernels=variants.numba("heat_bath")),
+                              kernels={**variants.numba("heat_bath"), **variants.triton("heat_bath")}),
         "wolff": Operator(wolff, prepare=wolff_probability, kernels=variants.numba("wolff"),
                           draws={"row": random.integers("y"), "column": random.integers("x"),
                                  "bonds": random.bits(2, "y", "x")}),
