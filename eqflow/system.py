@@ -51,6 +51,7 @@ class Kernel:
     backends : the backends it serves ("numpy", "torch").
     devices : the devices it serves (e.g. ("cuda",)); None: any device of its backends.
     requires : modules it imports (e.g. ("numba",)): it is unavailable where one is missing.
+    install : what ``pip install`` brings ``requires`` (an extra such as "eqflow[gpu]"); default their names.
     auto_devices : the devices on which ``kernel="auto"`` picks it; None: every device it serves.
         On the others it runs only when asked for by name (e.g. a GPU kernel that also runs,
         slowly, in an interpreter on the CPU).
@@ -62,6 +63,7 @@ class Kernel:
     requires: tuple = ()
     inline_draws: bool = False
     auto_devices: tuple | None = None
+    install: str | None = None  # what to pip install for ``requires`` (e.g. "eqflow[gpu]"); default the modules
 
     def unavailable(self, backend: str, device: str | None) -> str | None:
         """Why it cannot run on ``backend``/``device`` here, or None when it can."""
@@ -71,7 +73,7 @@ class Kernel:
             return f"serves devices {list(self.devices)}, not {device or 'cpu'!r}"
         missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
         if missing:
-            return f"needs {missing}, which is not installed (pip install {' '.join(missing)})"
+            return f"needs {missing}, which is not installed (pip install {self.install or ' '.join(missing)})"
         return None
 
 

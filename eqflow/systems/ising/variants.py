@@ -46,7 +46,8 @@ def triton(name: str) -> dict:
     """{"triton": the Kernel of operator ``name``} (torch backend): compiled on CUDA, where ``kernel="auto"``
     picks it; on the CPU it runs in Triton's interpreter (exact, slow) only when asked for by name."""
     return {"triton": Kernel(globals()[f"triton_{name}"], backends=("torch",), devices=("cuda", "cpu"),
-                             auto_devices=("cuda",), requires=("triton",), inline_draws=True)}
+                             auto_devices=("cuda",), requires=("triton",), install="eqflow[gpu]",
+                             inline_draws=True)}
 
 
 def numba(name: str) -> dict:
