@@ -117,8 +117,9 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     if done is None:  # nothing complete yet: start (again) from the system itself
         state = job.initial_state() if state is None else state
         found = outcomes.new(tuple(system.sizes[d] for d in dims))
-    _advance(job, state, found, done, slot, segment, progress)
-    return zarr_store.open_history(path, check_chunks=False)  # just written: no listing of every chunk
+    found = _advance(job, state, found, done, slot, segment, progress)
+    # just written: no listing of every chunk, and the outcomes as this run holds them
+    return zarr_store.open_history(path, check_chunks=False, found=found)
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,9 @@ def _checkpoint_specs(job: _Job, state: dict) -> dict:
     return specs
 
 
-def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
-    """The segment loop: run, evaluate client-side stop rules, checkpoint, then mark (last)."""
+def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
+    """The segment loop: run, evaluate client-side stop rules, checkpoint, then mark (last).
+    Returns the outcomes as the store now holds them."""
     plan = job.plan
     checks = [r for r in job.rules if isinstance(r, stop_rules.Equilibrated)]
     position = plan.first if done is None else done
@@ -258,6 +260,7 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> None:
         if finished:
             break
     bar.close()
+    return found
 
 
 def _schedule_layout(job: _Job) -> dict:

@@ -305,11 +305,12 @@ def trim(loc, plan: RecordPlan, last: int) -> None:
     consolidate(loc)
 
 
-def open_history(loc, storage_options: dict | None = None, check_chunks: bool = True) -> xr.Dataset:
+def open_history(loc, storage_options: dict | None = None, check_chunks: bool = True,
+                 found: dict | None = None) -> xr.Dataset:
     """Open a history store as a lazy Dataset holding the records of every completed segment.
 
     ``check_chunks``: list every array's chunks first (a missing one is a StoreError); off only
-    for the store a run has just written."""
+    for the store a run has just written, which passes its outcomes as ``found``."""
     loc = as_location(loc, storage_options)
     attrs = read_attrs(loc)
     if "eqflow_kind" not in attrs:
@@ -331,7 +332,7 @@ def open_history(loc, storage_options: dict | None = None, check_chunks: bool = 
         raise StoreError(f"store {loc.name!r}: unreadable ({type(exc).__name__}: {exc}); eq.verify names the "
                          f"damaged arrays; rerun with overwrite=True") from None
     if done is not None and "stop_reason" in ds:
-        found = read_outcomes(loc)
+        found = read_outcomes(loc) if found is None else found
         ds["stop_reason"] = (ds.stop_reason.dims, outcomes.names(found["stop_reason"]),
                              {"long_name": "why the member stopped"})
         for name in ("stopped_at", "equilibrated_at"):
