@@ -89,8 +89,8 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
     arrays = {}  # name -> (dims, shape, chunks, dtype, fill, attrs, values or None)
     scalar_coords = " ".join(str(k) for k, c in system.coords.items() if k not in system.dims)
     for name, coord in system.coords.items():
-        arrays[str(name)] = (coord.dims, coord.shape, coord.shape or None, coord.dtype, 0, dict(coord.attrs),
-                             coord.values)
+        arrays[str(name)] = (coord.dims, coord.shape, _coordinate_chunks(coord.shape, coord.dtype.itemsize),
+                             coord.dtype, 0, dict(coord.attrs), coord.values)
     lead = tuple(system.sizes[d] for d in ensemble)
     block = tuple(chunks.get(d, system.sizes[d]) for d in ensemble)
     for var in plan.every:
@@ -116,7 +116,10 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
     loc = as_location(loc)
     if loc.is_local:
         building = _sibling(loc.target, "new")
-        _write_folder(_in_memory(root, arrays), building)
+        if sum(spec[-1].nbytes for spec in arrays.values() if spec[-1] is not None) <= IN_MEMORY_LAYOUT:
+            _write_folder(_in_memory(root, arrays), building)
+        else:  # large constants (a molecule's integrals): straight to disk, chunk by chunk
+            _create(Location(building), root, arrays, replace=False)
         _move_into_place(building, loc.target, replace)
     else:
         _create(loc, root, arrays, replace=replace)
@@ -143,6 +146,21 @@ def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool) -> Non
         _in_threads(one, arrays.items())
         zarr.consolidate_metadata(loc.zarr())
         zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: root_attrs[STATUS]})
+
+
+IN_MEMORY_LAYOUT = 64 * 2**20  # bytes of coordinates up to which a local layout is made in memory first
+COORDINATE_CHUNK = 16 * 2**20  # bytes per chunk of a large coordinate (e.g. two-electron integrals)
+
+
+def _coordinate_chunks(shape: tuple, itemsize: int) -> tuple | None:
+    """Chunks of a coordinate: whole up to COORDINATE_CHUNK bytes, else split along its first dims."""
+    chunks = list(shape)
+    for axis in range(len(chunks)):
+        rest = itemsize * math.prod(chunks[axis + 1:])
+        if rest * chunks[axis] <= COORDINATE_CHUNK:
+            break
+        chunks[axis] = max(1, COORDINATE_CHUNK // rest)
+    return tuple(chunks) or None
 
 
 def _in_memory(root_attrs: dict, arrays: dict) -> dict:

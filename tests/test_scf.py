@@ -326,6 +326,27 @@ def test_molecule_input_errors(kwargs, message):
     assert any(message in p for p in _problems(problem="molecule", **args)), _problems(problem="molecule", **args)
 
 
+@pytest.mark.parametrize("rewrite,message", [
+    (lambda g: g + 0.01 * np.add.outer(np.add.outer(np.arange(7.0), np.arange(7.0)), np.ones((7, 7))),
+     "eri: expected chemists' notation with (ij|kl) = (kl|ij)"),
+    (lambda g: np.transpose(g, (0, 2, 1, 3)), "eri: expected chemists' notation with (ij|kl) = (ji|kl)"),
+    (lambda g: g, None),
+])
+def test_large_eri_symmetry_is_checked_on_a_sample(rewrite, message, monkeypatch):
+    """Above FULL_ERI_CHECK elements the notation is checked at 2^20 sampled (i, j, k, l): a tensor
+    in physicists' notation (<ik|jl> order) or with a broken symmetry is still refused."""
+    from eqflow.systems.scf import problems as scf_problems
+
+    monkeypatch.setattr(scf_problems, "FULL_ERI_CHECK", 0)
+    data = scf.load_molecule("h2o_sto-3g")
+    args = {"core_hamiltonian": data["core_hamiltonian"][0], "overlap": data["overlap"][0],
+            "eri": rewrite(data["eri"][0]), "electrons": 10}
+    if message is None:
+        assert eq.create("scf", problem="molecule", **args).sizes["orbital_i"] == 7
+    else:
+        assert any(message in p for p in _problems(problem="molecule", **args))
+
+
 @pytest.mark.parametrize("kwargs,message", [
     ({"problem": "hubbard", "lattice": "triangle"}, "lattice: expected 'ring' or 'square', got 'triangle'"),
     ({"problem": "hubbard", "sites": 4, "electrons_up": 5},
