@@ -167,6 +167,17 @@ def _second_colour(spin, words, table, task, site):
 
 
 @njit(inline="always", cache=True)
+def _whole_cell(spin, keys, table, slot, step_lo, step_hi, words, c, site):
+    """A whole sweep of cell c: its words, then its colour-0 rows, then its colour-1 rows."""
+    ny, nx = spin.shape[1], spin.shape[2]
+    _words(words, keys, slot, step_lo, step_hi, c, 0, ny * nx)
+    new = np.empty(nx, np.int8)
+    for colour in range(2):
+        for y in range(ny):
+            _colour_row(spin, words, table, colour, c, y, new, site)
+
+
+@njit(inline="always", cache=True)
 def _tasks(spin):
     cells, ny, nx = spin.shape
     per = max(1, min(ny, SITES_PER_TASK // nx))
@@ -175,19 +186,28 @@ def _tasks(spin):
 
 @njit(parallel=True, cache=True, nogil=True)
 def checkerboard_sweep(spin, keys, table, heat_bath, slot, step_lo, step_hi):
-    """One checkerboard sweep of ``spin`` (cells, L_y, L_x) int8, in place, in parallel over runs of
-    rows: each task makes its rows' words and updates their colour-0 sites, then (after one
-    barrier) their colour-1 sites. Two fork-joins per sweep.
+    """One checkerboard sweep of ``spin`` (cells, L_y, L_x) int8, in place, in parallel. Cells of up
+    to SITES_PER_TASK sites: one task per cell (both colours), one fork-join per sweep. Larger
+    cells: tasks of runs of rows, each making its rows' words and updating their colour-0 sites,
+    then (after one barrier) their colour-1 sites. (The prange loops are written out per rule:
+    numba parallelises only the loops of the function it compiles, not those of inlined ones.)
 
     table : int64 (cells, 10) Metropolis thresholds by (s > 0) 5 + (n + 4) / 2, or (cells, 5)
     heat-bath thresholds of s = +1 by (n + 4) / 2; keys : int64 (2, cells).
     """
     tasks, words = _tasks(spin)
-    if heat_bath:  # one loop per rule: a branch on the rule inside the site loop slows it 2x
+    cells, whole = spin.shape[0], spin.shape[1] * spin.shape[2] <= SITES_PER_TASK
+    if heat_bath and whole:  # one loop per rule: a branch on the rule inside the site loop slows it 2x
+        for c in prange(cells):
+            _whole_cell(spin, keys, table, slot, step_lo, step_hi, words, c, _heat_bath_site)
+    elif heat_bath:
         for task in prange(tasks):
             _first_colour(spin, keys, table, slot, step_lo, step_hi, words, task, _heat_bath_site)
         for task in prange(tasks):
             _second_colour(spin, words, table, task, _heat_bath_site)
+    elif whole:
+        for c in prange(cells):
+            _whole_cell(spin, keys, table, slot, step_lo, step_hi, words, c, _metropolis_site)
     else:
         for task in prange(tasks):
             _first_colour(spin, keys, table, slot, step_lo, step_hi, words, task, _metropolis_site)
@@ -198,17 +218,12 @@ def checkerboard_sweep(spin, keys, table, heat_bath, slot, step_lo, step_hi):
 @njit(cache=True, nogil=True)
 def checkerboard_sweep_serial(spin, keys, table, heat_bath, slot, step_lo, step_hi):
     """:func:`checkerboard_sweep` on one thread (small work: no thread start-up and barriers)."""
-    tasks, words = _tasks(spin)
-    if heat_bath:
-        for task in range(tasks):
-            _first_colour(spin, keys, table, slot, step_lo, step_hi, words, task, _heat_bath_site)
-        for task in range(tasks):
-            _second_colour(spin, words, table, task, _heat_bath_site)
-    else:
-        for task in range(tasks):
-            _first_colour(spin, keys, table, slot, step_lo, step_hi, words, task, _metropolis_site)
-        for task in range(tasks):
-            _second_colour(spin, words, table, task, _metropolis_site)
+    words = np.empty((spin.shape[0], ((spin.shape[1] * spin.shape[2] + 3) >> 2) * 4), np.uint32)
+    for c in range(spin.shape[0]):
+        if heat_bath:
+            _whole_cell(spin, keys, table, slot, step_lo, step_hi, words, c, _heat_bath_site)
+        else:
+            _whole_cell(spin, keys, table, slot, step_lo, step_hi, words, c, _metropolis_site)
 
 
 @njit(inline="always", cache=True)
