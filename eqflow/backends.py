@@ -79,3 +79,13 @@ def set_torch_threads(backend: Backend, threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads or 1)
+
+
+def set_numba_threads(kernel, alone: bool) -> None:
+    """A numba kernel's parallel loops: every numba thread when its task runs alone (one ensemble
+    chunk, local scheduler), one thread when tasks run side by side in dask threads or workers
+    (they already fill the cores; more would oversubscribe them). numba's setting is per thread."""
+    if kernel is not None and "numba" in kernel.requires:
+        import numba
+
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if alone else 1)

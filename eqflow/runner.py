@@ -59,7 +59,9 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     overwrite : replace an existing store (only after every input has been validated).
     client : a dask.distributed Client; by default the active one, else the local scheduler.
     progress : print progress to stderr; default when stderr is a terminal.
-    torch_threads : torch threads per task (default 1, one per dask worker thread).
+    torch_threads : torch threads per task (default 1, one per dask worker thread). A numba
+        kernel's parallel loops use every core when the segment has one task on the local
+        scheduler, else one thread per task.
     storage_options : for a URL store, passed to fsspec (credentials, ``endpoint_url``); never
         written into the store.
     kernel : "auto" (the operator's first fast variant available for this backend, else its
@@ -348,7 +350,8 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
             point_ids=inputs.point_ids[region[1:]], seed=int(system.attrs[dataset.SEED_ATTR]), start=start, stop=stop,
             record_start=record_start, plan=job.plan, store=job.path, region=region, slot=slot,
             backend=job.engine, outcomes={k: v[region] for k, v in found.items()}, rules=in_task,
-            torch_threads=job.torch_threads, progress_key=job.token, kernel=job.kernel)
+            torch_threads=job.torch_threads, progress_key=job.token, kernel=job.kernel,
+            alone=len(regions) == 1 and _local_scheduler(job.client))
         # the dashboard and the logs say which run, steps and chunk a task is
         name = f"eqflow-{job.sys_.kind}-{job.operator}-steps-{start}-{stop}-chunk-{index}-{job.token}"
         tasks.append(dask.delayed(advance_chunk, pure=False)(task, dask_key_name=name))
@@ -361,6 +364,15 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
         for k, v in result["outcomes"].items():
             new_found[k][region] = v
     return new_state, new_found
+
+
+def _local_scheduler(client) -> bool:
+    """Whether tasks run on this process's threads (no client given, none active: dask's threaded or
+    synchronous scheduler), where a lone task may use every core."""
+    import dask.local
+    import dask.threaded
+
+    return client is None and dask.base.get_scheduler() in (None, dask.threaded.get, dask.local.get_sync)
 
 
 def _resume_point(job: _Job):

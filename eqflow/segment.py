@@ -13,7 +13,7 @@ import numpy as np
 
 from . import outcomes, provenance, random, registry, store
 from . import stop as stop_rules
-from .backends import Backend, dtype_of, namespace, set_torch_threads
+from .backends import Backend, dtype_of, namespace, set_numba_threads, set_torch_threads
 from .errors import StoreError
 from .inputs import working_dtype
 from .store import CHECKPOINT, RecordPlan
@@ -45,6 +45,7 @@ class ChunkTask:
     torch_threads: int | None = None
     progress_key: str = ""  # the run's token: where an in-process task reports its steps
     kernel: str = "reference"  # "reference" (the operator's update) or the name of one of its kernels
+    alone: bool = True  # the segment's only task on a local scheduler: a kernel may use every core
 
 
 def advance_chunk(task: ChunkTask) -> dict:
@@ -107,6 +108,7 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
     draws = _draws(op, working)
     keys = backend.asarray(random.cell_keys(task.seed, task.member_labels, task.point_ids)) if draws else None
     kernel = op.kernels[task.kernel] if task.kernel != "reference" else None
+    set_numba_threads(kernel, task.alone)
     if kernel is not None and kernel.inline_draws:  # the kernel makes the draws itself, from the keys
         inputs["keys"], inputs["slots"] = keys, {name: slot for slot, name, _ in draws}
         draws = []

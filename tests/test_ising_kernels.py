@@ -184,3 +184,30 @@ def test_runs_of_rows_that_split_philox_blocks(op, parallel_sites, monkeypatch, 
     ds = eq.create("ising", size=(120, 150), temperature=[2.269], members=2, seed=2**33 + 5)
     assert_same_history(_run(ds, op, tmp_path / "ref.zarr", kernel="reference", steps=3),
                         _run(ds, op, tmp_path / "numba.zarr", kernel="numba", steps=3))
+
+
+def test_numba_threads_follow_the_number_of_tasks(monkeypatch, tmp_path):
+    """A lone task's kernel uses every numba thread; tasks side by side use one each (no
+    oversubscription); histories are the same either way."""
+    import numba
+
+    from eqflow import backends, segment
+
+    seen = []
+    original = backends.set_numba_threads
+
+    def spy(kernel, alone):
+        original(kernel, alone)
+        seen.append((alone, numba.get_num_threads(), kernel is None))
+
+    monkeypatch.setattr(segment, "set_numba_threads", spy)
+    ds = eq.create("ising", size=8, temperature=[2.0, 3.0], members=4, seed=3)
+    whole = _run(ds, "metropolis", tmp_path / "one.zarr", kernel="numba")
+    assert seen == [(True, numba.config.NUMBA_NUM_THREADS, False)]
+    seen.clear()
+    split = _run(ds, "metropolis", tmp_path / "two.zarr", kernel="numba", chunks={"member": 2})
+    assert seen == [(False, 1, False)] * 2  # two member chunks side by side
+    assert_same_history(whole, split)
+    seen.clear()
+    _run(ds, "metropolis", tmp_path / "again.zarr", kernel="numba")  # a lone task again, maybe in the same thread
+    assert seen == [(True, numba.config.NUMBA_NUM_THREADS, False)]
