@@ -20,7 +20,7 @@ import numpy as np
 from ... import random
 from ...dataset import finish_system, point_values, system_coords
 from ...system import Operator, System
-from . import clusters, observables, operators, theory, variants
+from . import clusters, flow, observables, operators, theory, variants
 from .clusters import swendsen_wang, swendsen_wang_probability, wolff, wolff_probability
 from .observables import abs_magnetization, energy, magnetization
 from .operators import heat_bath, heat_bath_probability, metropolis, metropolis_acceptance
@@ -86,4 +86,4 @@ SYSTEM = System(
 )
 
 __all__ = ["SYSTEM", "abs_magnetization", "clusters", "create", "energy", "heat_bath", "magnetization", "metropolis",
-           "observables", "operators", "swendsen_wang", "theory", "thermodynamics", "wolff"]
+           "flow", "observables", "operators", "swendsen_wang", "theory", "thermodynamics", "wolff"]
