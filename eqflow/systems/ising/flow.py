@@ -27,8 +27,9 @@ Model (all choices ours where the abstract is silent):
 - Vector field: v(x, tau, beta) = a periodic convolutional network (3x3 kernels on the torus,
   written as wrapped windows and one matrix product per layer), SiLU, conditioned by two
   constant input planes tau and J beta(tau) (beta interpolated linearly between the knots);
-  it is translation-equivariant on the torus, so it respects the lattice's symmetries and works for any L (the weights do not depend on L). At h = 0 it is
-  made odd, v(-x) = -v(x), so the spin-flip symmetry holds exactly.
+  it is translation-equivariant on the torus, so it respects the lattice's symmetries and
+  works for any L (the weights do not depend on L). At h = 0 it is made odd,
+  v(-x) = -v(x), so the spin-flip symmetry holds exactly.
 - Projector: s = sign(x) per site (a deterministic map that keeps the lattice), +1 at 0.
 - Sampling at T: tau(T) from beta(T) by the same interpolation (T within the schedule's
   range, else an error); fixed-step Euler from tau = 0 with ``steps`` steps per segment. On the
