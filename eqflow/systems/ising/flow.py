@@ -268,12 +268,13 @@ class Generator:
         system = eq.create("ising", size=(ny, nx), temperature=float(t[0]) if scalar else t.tolist(),
                            members=members, seed=seed, coupling=self.lattice["coupling"], field=self.lattice["field"])
         spins = np.empty((n, members, *([] if scalar else [t.size]), ny, nx), np.int8)
-        started = time.perf_counter()
+        self.sampling_seconds = {}  # wall time of the draws at each temperature (for benchmarks)
         for i, temperature in enumerate(t):
+            started = time.perf_counter()
             drawn = self.spins(temperature, n * members, seed, (ny, nx), batch, steps, threads)
+            self.sampling_seconds[float(temperature)] = time.perf_counter() - started
             drawn = drawn.reshape(members, n, ny, nx)
             spins[(slice(None), slice(None)) + (() if scalar else (i,))] = drawn.transpose(1, 0, 2, 3)
-        self.last_sampling_seconds = time.perf_counter() - started
         return eq.write_samples(system, {"spin": spins}, store, source="ising.flow", overwrite=overwrite)
 
     # --- files ------------------------------------------------------------------------------------------------
