@@ -133,3 +133,29 @@ def test_trained_generator_samples_near_boltzmann_at_l4(trained):
     untrained = flow.Generator(flow._network(16, 3, True), trained.temperatures, trained.lattice, trained.config)
     worse = fidelity.boltzmann(untrained.sample(SCHEDULE, 500, seed=2, members=4, store=None, threads=1))
     assert (worse.kl_energy > 0.25).all() and (abs(worse.energy - worse.energy_exact) > 0.3).all()
+
+
+# --- fidelity measures, on samples of known law ------------------------------------------------------------------
+def test_fidelity_measures_on_exact_draws_and_ordered_lattices():
+    """Exact Boltzmann draws at L = 4 (from the enumeration): the energy-histogram KL is near its
+    finite-n bias (levels - 1) / 2n and <E> within 4 standard errors; G(r) of the ordered and the
+    checkerboard lattices is 1 and (-1)^r."""
+    t, n = 2.5, 4000
+    states = theory.all_states(4, 4)
+    e = theory.energy(spin=states, coupling=1.0, field=0.0)
+    p = np.exp(-16 * (e - e.min()) / t)
+    p /= p.sum()
+    draws = states[np.random.default_rng(1).choice(len(p), size=(n, 2), p=p)]
+    system = eq.create("ising", size=4, temperature=t, members=2, seed=0)
+    found = fidelity.boltzmann(eq.write_samples(system, {"spin": draws}, None, source="exact"))
+    levels = len(np.unique(np.round(16 * e)))
+    assert float(found.kl_energy) < 5 * (levels - 1) / (2 * 2 * n)
+    sem = np.sqrt((p @ e**2 - (p @ e) ** 2) / (2 * n))
+    assert abs(float(found.energy) - float(found.energy_exact)) < 4 * sem
+    ordered = np.ones((3, 2, 4, 4), np.int8)
+    checker = np.broadcast_to(np.where(np.add.outer(np.arange(4), np.arange(4)) % 2, 1, -1).astype(np.int8),
+                              (3, 2, 4, 4)).copy()
+    for spins, expected in ((ordered, [1, 1, 1]), (checker, [1, -1, 1])):
+        g = fidelity.correlation(eq.write_samples(system, {"spin": spins}, None, source="fixed"))
+        np.testing.assert_array_equal(g.correlation.values, expected)
+        assert g.r.values.tolist() == [0, 1, 2]
