@@ -337,7 +337,6 @@ def train(history: xr.Dataset, *, iterations: int = 2000, batch: int = 128, hidd
     """
     import torch
 
-    temperatures, spins, lattice = training_data(history, thin)
     for name, value in (("iterations", iterations), ("batch", batch), ("hidden", hidden), ("layers", layers),
                         ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -345,9 +344,10 @@ def train(history: xr.Dataset, *, iterations: int = 2000, batch: int = 128, hidd
     for name, value in (("learning_rate", learning_rate), ("sigma", sigma)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name}: expected a positive number, got {value!r}")
-    symmetric = lattice["field"] == 0 if symmetric is None else bool(symmetric)
     if coupling not in ("ot", "independent"):
         raise ValueError(f"coupling: expected 'ot' or 'independent', got {coupling!r}")
+    temperatures, spins, lattice = training_data(history, thin)  # checks the history, then reads it
+    symmetric = lattice["field"] == 0 if symmetric is None else bool(symmetric)
     config = {"iterations": int(iterations), "batch": int(batch), "hidden": int(hidden), "layers": int(layers),
               "learning_rate": float(learning_rate), "sigma": float(sigma), "steps": int(steps), "thin": int(thin),
               "seed": int(seed), "symmetric": symmetric, "coupling": coupling,
