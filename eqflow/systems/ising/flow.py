@@ -18,18 +18,18 @@ Model (all choices ours where the abstract is silent):
   Phi(-1/sigma) ~ 3e-5 of the sites).
 - Path: the K distinct schedule temperatures sorted hot to cold, T_1 > ... > T_K, sit at flow
   times tau_k = k / K; tau_0 = 0 is the noise N(0, 1) (the infinite-temperature end, beta = 0).
-  Segment k (tau_{k-1} -> tau_k) is conditional flow matching with the independent coupling
-  between the encoded equilibria at T_{k-1} and T_k (Lipman et al. 2023, "Flow matching for
-  generative modeling", ICLR; Tong et al. 2024, TMLR, multi-marginal form), the pairs by default
-  matched by minibatch optimal transport (OT-CFM, same paper; spin-flip aware): x_tau =
+  Segment k (tau_{k-1} -> tau_k) is conditional flow matching between the encoded equilibria
+  at T_{k-1} and T_k (Lipman et al. 2023, "Flow matching for generative modeling", ICLR), the
+  pairs matched by minibatch optimal transport (Tong et al. 2024, TMLR, OT-CFM; spin-flip aware)
+  or, with ``coupling="independent"``, drawn independently; chaining the K segments is ours: x_tau =
   (1 - s) x_{k-1} + s x_k, s = K tau - (k - 1), regressed onto u = K (x_k - x_{k-1}). The
   learned marginal field then carries N(0, 1) through every stage's equilibrium in turn: the
   flow's intermediate states are the equilibria of the cooling schedule.
 - Vector field: v(x, tau, beta) = a periodic convolutional network (3x3 kernels on the torus,
   written as wrapped windows and one matrix product per layer), SiLU, conditioned by two
   constant input planes tau and J beta(tau) (beta interpolated linearly between the knots);
-  it is translation-equivariant on the torus, so it respects the lattice's symmetries and
-  works for any L (the weights do not depend on L). At h = 0 it is made odd,
+  it is translation-equivariant on the torus (rotations and reflections of the lattice are
+  learned, not built in) and works for any L (the weights do not depend on L). At h = 0 it is made odd,
   v(-x) = -v(x), so the spin-flip symmetry holds exactly.
 - Projector: s = sign(x) per site (a deterministic map that keeps the lattice), +1 at 0.
 - Sampling at T: tau(T) from beta(T) by the same interpolation (T within the schedule's
