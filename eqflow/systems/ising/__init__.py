@@ -11,7 +11,9 @@ step = every cluster), see :mod:`.clusters`. Each has a ``numba`` kernel (:mod:`
 which ``eq.run(kernel="auto")`` picks on NumPy when numba is installed.
 Observables: ``energy``, ``magnetization`` and ``abs_magnetization`` per spin. ``theory``: exact
 values (Onsager, Yang, Kaufman's finite lattice, enumeration); ``thermodynamics``: specific heat,
-susceptibility and Binder cumulant with errors from a history.
+susceptibility and Binder cumulant with errors from a history. :mod:`.flow`: a flow-matching
+generator of equilibria trained on an anneal store (torch, imported when used); :mod:`.fidelity`:
+samples against exact Boltzmann (small L), G(r), and side-by-side tables.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import numpy as np
 from ... import random
 from ...dataset import finish_system, point_values, system_coords
 from ...system import Operator, System
-from . import clusters, flow, observables, operators, theory, variants
+from . import clusters, fidelity, flow, observables, operators, theory, variants
 from .clusters import swendsen_wang, swendsen_wang_probability, wolff, wolff_probability
 from .observables import abs_magnetization, energy, magnetization
 from .operators import heat_bath, heat_bath_probability, metropolis, metropolis_acceptance
@@ -86,4 +88,4 @@ SYSTEM = System(
 )
 
 __all__ = ["SYSTEM", "abs_magnetization", "clusters", "create", "energy", "heat_bath", "magnetization", "metropolis",
-           "flow", "observables", "operators", "swendsen_wang", "theory", "thermodynamics", "wolff"]
+           "fidelity", "flow", "observables", "operators", "swendsen_wang", "theory", "thermodynamics", "wolff"]
