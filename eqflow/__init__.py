@@ -18,6 +18,7 @@ from .registry import available, register
 from .registry import get as get_system
 from .results import final_state, final_values, open
 from .runner import run
+from .samples import write_samples
 from .summary import summarize
 from .system import Kernel, Operator, System
 from .units import ureg
@@ -46,5 +47,5 @@ __all__ = [
     "anneal",
     "Kernel", "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
     "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
-    "ureg", "validate", "verify", "__version__",
+    "ureg", "validate", "verify", "write_samples", "__version__",
 ]

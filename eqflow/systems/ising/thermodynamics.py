@@ -34,7 +34,8 @@ def thermodynamics(history: xr.Dataset, start: int | None = None, member_dim: st
 
     ``history``: from ``eq.run``/``eq.open`` with ``energy`` and ``magnetization`` recorded on
     the same step dim. ``start``: the first step of the equilibrium window (default: the second
-    half of the records). Needs at least 2 members.
+    half of the records; every record of a history of independent samples, attribute
+    ``eqflow_samples``, see :func:`eqflow.write_samples`). Needs at least 2 members.
     """
     for name in ("energy", "magnetization"):
         if name not in history:
@@ -48,7 +49,9 @@ def thermodynamics(history: xr.Dataset, start: int | None = None, member_dim: st
     if members < 2:
         raise ValueError(f"history: expected >= 2 members for jackknife errors, got {members}")
     steps = history[dim].values
-    start = int(steps[len(steps) // 2]) if start is None else int(start)
+    if start is None:
+        start = int(steps[0 if history.attrs.get("eqflow_samples") == "independent" else len(steps) // 2])
+    start = int(start)
     window = history[["energy", "magnetization"]].sel({dim: steps[steps >= start]})
     if window.sizes[dim] < 2:
         raise ValueError(f"start: expected a window of >= 2 records, got {window.sizes[dim]} from step {start}")
