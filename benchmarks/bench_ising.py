@@ -304,7 +304,8 @@ def clusters(sizes=(16, 32, 64, 128)):
                 per_step = float(window.flipped.mean()) / size**2  # sweep-equivalents per step
             tau = {q: per_step * float(eq.diagnostics.integrated_time(series.load(), dim="step", chain_dim="member"))
                    for q, series in (("|m|", abs(window.magnetization)), ("E", window.energy))}
-            per_sample = wall / (n * 16) * 2 * tau["|m|"] / per_step  # seconds of one member per independent sample
+            # seconds of one member per independent sample: tau steps (tau = 1 + 2 sum rho, N / tau independent)
+            per_sample = wall / (n * 16) * tau["|m|"] / per_step
             for q in tau:
                 taus[op, q].append(tau[q])
             line += (f" | {op} ({n} steps, {n * per_step / tau['|m|']:.0f} tau) tau |m| {tau['|m|']:8.2f} E "
