@@ -1,6 +1,7 @@
 """Array backends for the hot loop: NumPy on the CPU, PyTorch on the CPU or a GPU."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,11 +82,20 @@ def set_torch_threads(backend: Backend, threads: int | None) -> None:
         torch.set_num_threads(threads or 1)
 
 
-def set_numba_threads(kernel, alone: bool) -> None:
-    """A numba kernel's parallel loops: every numba thread when its task runs alone (one ensemble
-    chunk, local scheduler), one thread when tasks run side by side in dask threads or workers
-    (they already fill the cores; more would oversubscribe them). numba's setting is per thread."""
-    if kernel is not None and "numba" in kernel.requires:
-        import numba
+@contextlib.contextmanager
+def numba_threads(kernel, alone: bool):
+    """A numba kernel's parallel loops: as many numba threads as the calling thread has when its
+    task runs alone (one ensemble chunk, local scheduler), one thread when tasks run side by side
+    in dask threads or workers (they already fill the cores; more would oversubscribe them). The
+    thread's own setting (numba's is per thread) is restored afterwards."""
+    if kernel is None or alone or "numba" not in kernel.requires:
+        yield
+        return
+    import numba
 
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if alone else 1)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import outcomes, provenance, random, registry, store
 from . import stop as stop_rules
-from .backends import Backend, dtype_of, namespace, set_numba_threads, set_torch_threads
+from .backends import Backend, dtype_of, namespace, numba_threads, set_torch_threads
 from .errors import StoreError
 from .inputs import working_dtype
 from .store import CHECKPOINT, RecordPlan
@@ -70,7 +70,9 @@ def advance_chunk(task: ChunkTask) -> dict:
     if task.record_start:
         recorder.record(task.start, state, {})
     if (found["stop_reason"] == outcomes.RUNNING).any():
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is data, not a warning
+        kernel = op.kernels[task.kernel] if task.kernel != "reference" else None
+        # divergence is data, not a warning
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), numba_threads(kernel, task.alone):
             _loop(task, op, spec, backend, state, inputs, found, recorder, working)
     recorder.pad_to_end(state)
     out = {k: backend.to_numpy(v) for k, v in state.items()}
@@ -108,7 +110,6 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
     draws = _draws(op, working)
     keys = backend.asarray(random.cell_keys(task.seed, task.member_labels, task.point_ids)) if draws else None
     kernel = op.kernels[task.kernel] if task.kernel != "reference" else None
-    set_numba_threads(kernel, task.alone)
     if kernel is not None and kernel.inline_draws:  # the kernel makes the draws itself, from the keys
         inputs["keys"], inputs["slots"] = keys, {name: slot for slot, name, _ in draws}
         draws = []

@@ -6,6 +6,7 @@ Philox blocks straddle rows, and the smallest 2 x 2), temperatures, fields, coup
 either sign, member counts, chunkings and resume points. Lattices stay small: the kernels
 compile once per process (and are cached on disk).
 """
+import dask
 import numpy as np
 import pytest
 
@@ -187,20 +188,25 @@ def test_runs_of_rows_that_split_philox_blocks(op, parallel_sites, monkeypatch, 
 
 
 def test_numba_threads_follow_the_number_of_tasks(monkeypatch, tmp_path):
-    """A lone task's kernel uses every numba thread; tasks side by side use one each (no
-    oversubscription); histories are the same either way."""
+    """A lone task's kernel keeps its thread's numba threads; tasks side by side use one each (no
+    oversubscription) and give the thread its setting back; histories are the same either way."""
+    import contextlib
+
     import numba
 
     from eqflow import backends, segment
 
     seen = []
-    original = backends.set_numba_threads
 
+    @contextlib.contextmanager
     def spy(kernel, alone):
-        original(kernel, alone)
-        seen.append((alone, numba.get_num_threads(), kernel is None))
+        before = numba.get_num_threads()
+        with backends.numba_threads(kernel, alone):
+            seen.append((alone, numba.get_num_threads(), kernel is None))
+            yield
+        assert numba.get_num_threads() == before  # restored
 
-    monkeypatch.setattr(segment, "set_numba_threads", spy)
+    monkeypatch.setattr(segment, "numba_threads", spy)
     ds = eq.create("ising", size=8, temperature=[2.0, 3.0], members=4, seed=3)
     whole = _run(ds, "metropolis", tmp_path / "one.zarr", kernel="numba")
     assert seen == [(True, numba.config.NUMBA_NUM_THREADS, False)]
@@ -211,3 +217,10 @@ def test_numba_threads_follow_the_number_of_tasks(monkeypatch, tmp_path):
     seen.clear()
     _run(ds, "metropolis", tmp_path / "again.zarr", kernel="numba")  # a lone task again, maybe in the same thread
     assert seen == [(True, numba.config.NUMBA_NUM_THREADS, False)]
+    with dask.config.set(scheduler="synchronous"):  # the caller's own thread keeps its setting
+        numba.set_num_threads(1)
+        try:
+            _run(ds, "metropolis", tmp_path / "sync.zarr", kernel="numba")
+            assert numba.get_num_threads() == 1
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
