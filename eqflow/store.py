@@ -114,15 +114,24 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
     arrays.update(extra or {})
     root = {**attrs, FORMAT_ATTR: FORMAT, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
     loc = as_location(loc)
-    if loc.is_local:
-        building = _sibling(loc.target, "new")
+    if not loc.is_local:
+        try:
+            _create(loc, root, arrays, replace=replace)
+        except OSError as exc:  # a full disk or a lost connection: the store reads as never finished
+            raise StoreError(f"store {loc.name!r}: laying it out failed ({exc}); it is marked as never finished: "
+                             f"fix the cause and run again with overwrite=True") from None
+        return
+    building = _sibling(loc.target, "new")
+    try:
         if sum(spec[-1].nbytes for spec in arrays.values() if spec[-1] is not None) <= IN_MEMORY_LAYOUT:
             _write_folder(_in_memory(root, arrays), building)
         else:  # large constants (a molecule's integrals): straight to disk, chunk by chunk
             _create(Location(building), root, arrays, replace=False)
-        _move_into_place(building, loc.target, replace)
-    else:
-        _create(loc, root, arrays, replace=replace)
+    except OSError as exc:  # a full disk: the half-made layout goes, whatever was at the path stays
+        shutil.rmtree(building, ignore_errors=True)
+        raise StoreError(f"store {loc.name!r}: laying out the new store failed ({exc}); nothing at its path was "
+                         f"changed: fix the cause (e.g. free disk space) and run again") from None
+    _move_into_place(building, loc.target, replace)
 
 
 def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool) -> None:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -411,6 +412,31 @@ def test_a_full_disk_is_named_and_the_run_resumes(tmp_path, small_ising, monkeyp
     monkeypatch.undo()
     assert_same_history(run(small_ising, tmp_path / "ref.zarr", segment=2), run(small_ising, path, segment=2,
                                                                                   resume=True))
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_a_full_disk_while_laying_out_is_named_and_the_old_store_stays(tmp_path, small_ising, monkeypatch, large):
+    """The layout (made in memory then written as files, or for large constants written by zarr
+    straight to disk) fails on a full disk: a StoreError names it, no hidden half-made layout is
+    left, and the store an overwrite was to replace is untouched."""
+    import errno
+
+    path = tmp_path / "h.zarr"
+    old = run(small_ising, path, segment=2)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if large:
+        monkeypatch.setattr(store, "IN_MEMORY_LAYOUT", -1)
+        monkeypatch.setattr(store, "_in_threads", full)
+    else:
+        monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(eq.StoreError, match=r"laying out the new store failed \(\[Errno 28\] No space left"):
+        run(small_ising, path, segment=2, overwrite=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.zarr"]
+    assert_same_history(old, eq.open(path))
 
 
 def test_a_corrupted_root_metadata_file_is_named_and_overwrite_replaces_the_store(tmp_path, small_ising):
