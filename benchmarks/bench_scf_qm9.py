@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -124,6 +125,7 @@ def main():
                 last = e[np.max(np.where(np.isnan(e), -1, np.arange(len(e))))]
                 results[op].append((bool(hist.stop_reason.values[0] == "converged"), int(hist.stopped_at.values[0]),
                                     float(last)))
+                shutil.rmtree(Path(folder) / f"{index}-{op}.zarr")  # each holds the molecule's ERI (~1 GB)
             for key, value in spent.items():
                 seconds[key] += value
             if args.cache is not None:
