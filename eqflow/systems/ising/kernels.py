@@ -139,10 +139,16 @@ def _colour_row(spin, words, table, colour, c, y, new, site):
 
 
 @njit(inline="always", cache=True)
+def _rows_per_task(ny, nx):
+    """Rows of one task (about SITES_PER_TASK sites) and runs of them per cell."""
+    per = max(1, min(ny, SITES_PER_TASK // nx))
+    return per, -(-ny // per)
+
+
+@njit(inline="always", cache=True)
 def _rows_of(task, ny, nx):
     """Cell and rows [y0, y1) of a task: runs of about SITES_PER_TASK sites."""
-    per = max(1, min(ny, SITES_PER_TASK // nx))
-    runs = -(-ny // per)
+    per, runs = _rows_per_task(ny, nx)
     y0 = (task % runs) * per
     return task // runs, y0, min(y0 + per, ny)
 
@@ -181,8 +187,7 @@ def _whole_cell(spin, keys, table, slot, step_lo, step_hi, words, c, site):
 @njit(inline="always", cache=True)
 def _tasks(spin):
     cells, ny, nx = spin.shape
-    per = max(1, min(ny, SITES_PER_TASK // nx))
-    return cells * -(-ny // per), np.empty((cells, ((ny * nx + 3) >> 2) * 4), np.uint32)
+    return cells * _rows_per_task(ny, nx)[1], np.empty((cells, ((ny * nx + 3) >> 2) * 4), np.uint32)
 
 
 @njit(parallel=True, cache=True, nogil=True)
