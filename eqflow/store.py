@@ -15,8 +15,9 @@ Every function takes a :class:`eqflow.location.Location` (or a path, URL or Stor
 """
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import ctypes
+import json
 import math
 import os
 import shutil
@@ -28,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import zarr
+import zarr.api.asynchronous
 from zarr.codecs import Crc32cCodec, ZstdCodec
+from zarr.core.sync import sync as zarr_sync
 
 from . import lease, outcomes
 from .errors import StoreError
@@ -135,24 +138,26 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
 
 
 def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool) -> None:
-    """Lay out every array (in parallel threads) and consolidate; the root's final attributes last."""
+    """Lay out every array (concurrently, in zarr's event loop) and consolidate; the root's final attributes last."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         if replace:  # an object store: the old one stops reading as complete in one write
             zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: "creating"})
-        group = zarr.open_group(loc.zarr(), mode="w" if replace or not loc.is_local else "w-", zarr_format=3,
-                                attributes={**root_attrs, STATUS: "creating"})
+        group = zarr_sync(zarr.api.asynchronous.open_group(
+            loc.zarr(), mode="w" if replace or not loc.is_local else "w-", zarr_format=3,
+            attributes={**root_attrs, STATUS: "creating"}))
 
-        def one(name, spec):
+        async def one(name, spec):
             dims, shape, chunks, dtype, fill, attrs, values = spec
             # every chunk is written and checksummed: a missing or damaged one is detectable (eq.verify)
-            array = group.create_array(name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill,
-                                       overwrite=True, dimension_names=dims, attributes=attrs,
-                                       compressors=[ZstdCodec(), Crc32cCodec()], config={"write_empty_chunks": True})
+            array = await group.create_array(
+                name, shape=shape, chunks=chunks or shape, dtype=dtype, fill_value=fill, overwrite=True,
+                dimension_names=dims, attributes=attrs, compressors=[ZstdCodec(), Crc32cCodec()],
+                config={"write_empty_chunks": True})
             if values is not None:
-                array[...] = values
+                await array.setitem(Ellipsis, values)
 
-        _in_threads(one, arrays.items())
+        _gather(one(name, spec) for name, spec in arrays.items())
         zarr.consolidate_metadata(loc.zarr())
         zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: root_attrs[STATUS]})
 
@@ -188,16 +193,13 @@ def _write_folder(contents: dict, folder: Path) -> None:
         target.write_bytes(contents[key])
 
 
-def _in_threads(function, items) -> None:
-    """``function(*item)`` for every item, a few at a time (zarr's sync API is thread-safe)."""
-    items = list(items)
-    if len(items) <= 1:
-        for item in items:
-            function(*item)
-        return
-    with concurrent.futures.ThreadPoolExecutor(min(8, len(items))) as pool:
-        for future in [pool.submit(function, *item) for item in items]:
-            future.result()
+def _gather(coroutines) -> list:
+    """Run zarr coroutines side by side in zarr's own event loop, in one call from this thread
+    (no thread per array: zarr's per-call cost is mostly the hop into its loop)."""
+    async def every():
+        return await asyncio.gather(*coroutines)
+
+    return zarr_sync(every())
 
 
 def consolidate(loc) -> None:
@@ -209,16 +211,28 @@ def consolidate(loc) -> None:
 def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> None:
     """Write each ``(array name, index, values)`` region, concurrently (whole-object atomic chunk writes)."""
     target = as_location(loc).zarr()
+    if isinstance(target, str):  # one LocalStore for all regions, not one per array
+        target = zarr.storage.LocalStore(target)
 
-    def one(var, index, values):
-        array = zarr.open_array(store=target, path=var, mode="r+")
-        array.with_config({"write_empty_chunks": True})[index] = values  # a missing chunk then always means damage
+    async def one(var, index, values):
+        array = await zarr.api.asynchronous.open_array(store=target, path=var, mode="r+")
+        # every chunk written, even one equal to the fill value: a missing chunk then always means damage
+        await array.with_config({"write_empty_chunks": True}).setitem(index, values)
 
-    _in_threads(one, regions)
+    _gather(one(*region) for region in regions)
 
 
 def read_attrs(loc) -> dict:
+    """The root attributes. A local v3 root is read as the one JSON file it is: zarr would also
+    parse every array's consolidated metadata (a few ms a call; called several times per segment)."""
     loc = as_location(loc)
+    if loc.is_local:
+        try:
+            root = json.loads((Path(loc.target) / "zarr.json").read_bytes())
+            if isinstance(root, dict) and root.get("node_type") == "group" and root.get("zarr_format") == 3:
+                return dict(root.get("attributes") or {})
+        except (OSError, ValueError):
+            pass  # not there, or not JSON: zarr below names the problem
     try:
         return dict(zarr.open_group(loc.zarr(), mode="r").attrs)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError,
@@ -349,10 +363,12 @@ def open_history(loc, storage_options: dict | None = None, check_chunks: bool = 
         if done is not None and check_chunks:
             _refuse_missing_records(loc, done)
         ds = xr.open_zarr(loc.zarr(), consolidated=True)
-        step_dims = [d for d in ds.dims if is_step_dim(d)]
-        ds = ds.isel({d: ds[d].values <= (-1 if done is None else done) for d in step_dims})
+        kept = {d: ds[d].values <= (-1 if done is None else done) for d in ds.dims if is_step_dim(d)}
+        if not all(k.all() for k in kept.values()):  # steps laid out but not yet done (or cut by an early stop)
+            ds = ds.isel(kept)
         small = [k for k, c in ds.coords.items() if k not in ds.dims and c.ndim == 1 and is_step_dim(c.dims[0])]
-        ds = ds.assign_coords({k: ds[k].load() for k in small})  # per-step labels (an anneal's stage): in memory
+        if small:  # per-step labels (an anneal's stage): in memory
+            ds = ds.assign_coords({k: ds[k].load() for k in small})
     except StoreError:
         raise
     except Exception as exc:  # a damaged coordinate chunk (checksum, decompression): named, not raw
@@ -360,10 +376,10 @@ def open_history(loc, storage_options: dict | None = None, check_chunks: bool = 
                          f"damaged arrays; rerun with overwrite=True") from None
     if done is not None and "stop_reason" in ds:
         found = read_outcomes(loc) if found is None else found
-        ds["stop_reason"] = (ds.stop_reason.dims, outcomes.names(found["stop_reason"]),
-                             {"long_name": "why the member stopped"})
-        for name in ("stopped_at", "equilibrated_at"):
-            ds[name] = (ds[name].dims, found[name], ds[name].attrs)
+        ds = ds.assign(stop_reason=(ds.stop_reason.dims, outcomes.names(found["stop_reason"]),
+                                    {"long_name": "why the member stopped"}),
+                       **{name: (ds[name].dims, found[name], ds[name].attrs)
+                          for name in ("stopped_at", "equilibrated_at")})
     ds.attrs[STORE_ATTR] = loc.name
     ds.encoding[LOCATION_KEY] = loc  # eq.final_state(hist) reaches the same store, options and all
     return ds
@@ -457,7 +473,7 @@ def check_replaceable(loc) -> dict:
     Returns its root attributes."""
     loc = as_location(loc)
     try:
-        attrs = dict(zarr.open_group(loc.zarr(), mode="r").attrs)
+        attrs = read_attrs(loc)
     except Exception:  # anything zarr cannot open as a group is not ours to delete ...
         attrs = _damaged_eqflow_root(loc)  # ... unless only its root metadata is damaged
     if not isinstance(attrs, dict) or "eqflow_kind" not in attrs:

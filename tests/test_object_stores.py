@@ -196,13 +196,12 @@ CREATE_KILL = textwrap.dedent("""
     import eqflow as eq
     from eqflow import store
     url, options, overwrite = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1"
-    real = store._in_threads
-    calls = {"n": 0}
-    def die_in_the_layout(function, items):
-        items = list(items)
-        real(function, items[: len(items) // 2])
+    real = store._gather
+    def die_in_the_layout(coroutines):
+        coroutines = list(coroutines)
+        real(coroutines[: len(coroutines) // 2])
         os.kill(os.getpid(), signal.SIGKILL)
-    store._in_threads = die_in_the_layout
+    store._gather = die_in_the_layout
     system = eq.create("ising", size=6, temperature=[1.5, 2.5], members=4, seed=21)
     eq.run(system, "metropolis", steps=12, record={"energy": 1, "magnetization": 1, "spin": 3}, segment=3,
            store=url, storage_options=options, progress=False, overwrite=overwrite)

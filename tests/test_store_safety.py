@@ -429,7 +429,7 @@ def test_a_full_disk_while_laying_out_is_named_and_the_old_store_stays(tmp_path,
 
     if large:
         monkeypatch.setattr(store, "IN_MEMORY_LAYOUT", -1)
-        monkeypatch.setattr(store, "_in_threads", full)
+        monkeypatch.setattr(store, "_gather", full)
     else:
         monkeypatch.setattr(Path, "write_bytes", full)
     with pytest.raises(eq.StoreError, match=r"laying out the new store failed \(\[Errno 28\] No space left"):
