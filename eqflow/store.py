@@ -129,7 +129,7 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
         if sum(spec[-1].nbytes for spec in arrays.values() if spec[-1] is not None) <= IN_MEMORY_LAYOUT:
             _write_folder(_in_memory(root, arrays), building)
         else:  # large constants (a molecule's integrals): straight to disk, chunk by chunk
-            _create(Location(building), root, arrays, replace=False)
+            _create(Location(building), root, arrays, replace=False, hidden=True)
     except OSError as exc:  # a full disk: the half-made layout goes, whatever was at the path stays
         shutil.rmtree(building, ignore_errors=True)
         raise StoreError(f"store {loc.name!r}: laying out the new store failed ({exc}); nothing at its path was "
@@ -137,15 +137,16 @@ def create_layout(loc, system: xr.Dataset, plan: RecordPlan, ensemble: list[str]
     _move_into_place(building, loc.target, replace)
 
 
-def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool) -> None:
-    """Lay out every array (concurrently, in zarr's event loop) and consolidate; the root's final attributes last."""
+def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool, hidden: bool = False) -> None:
+    """Lay out every array (concurrently, in zarr's event loop) and consolidate; the root's final
+    attributes last, unless the layout is ``hidden`` (made aside and renamed into place whole)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         if replace:  # an object store: the old one stops reading as complete in one write
             zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: "creating"})
         group = zarr_sync(zarr.api.asynchronous.open_group(
             loc.zarr(), mode="w" if replace or not loc.is_local else "w-", zarr_format=3,
-            attributes={**root_attrs, STATUS: "creating"}))
+            attributes=root_attrs if hidden else {**root_attrs, STATUS: "creating"}))
 
         async def one(name, spec):
             dims, shape, chunks, dtype, fill, attrs, values = spec
@@ -159,7 +160,8 @@ def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool) -> Non
 
         _gather(one(name, spec) for name, spec in arrays.items())
         zarr.consolidate_metadata(loc.zarr())
-        zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: root_attrs[STATUS]})
+        if not hidden:
+            zarr.open_group(loc.zarr(), mode="r+").update_attributes({STATUS: root_attrs[STATUS]})
 
 
 IN_MEMORY_LAYOUT = 64 * 2**20  # bytes of coordinates up to which a local layout is made in memory first
@@ -180,7 +182,7 @@ def _coordinate_chunks(shape: tuple, itemsize: int) -> tuple | None:
 def _in_memory(root_attrs: dict, arrays: dict) -> dict:
     """{key: bytes} of the layout, made by zarr in memory (zarr's per-array cost without file I/O)."""
     contents = {}
-    _create(Location(zarr.storage.MemoryStore(store_dict=contents)), root_attrs, arrays, replace=False)
+    _create(Location(zarr.storage.MemoryStore(store_dict=contents)), root_attrs, arrays, replace=False, hidden=True)
     return {key: value.to_bytes() for key, value in contents.items()}
 
 
