@@ -59,8 +59,8 @@ KILL_SCRIPT = textwrap.dedent("""
     from eqflow import store
     point = sys.argv[2]
     real_create, real_move, real_rmtree = store._create, store._move_into_place, store.shutil.rmtree
-    def create_then_die(loc, root, arrays, replace):
-        real_create(loc, root, arrays, replace)
+    def create_then_die(loc, root, arrays, replace, **kwargs):
+        real_create(loc, root, arrays, replace, **kwargs)
         if point == "after-layout":
             os._exit(9)
     def die_before_move(building, path, replace):
