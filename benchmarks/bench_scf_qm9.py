@@ -21,6 +21,7 @@ shorter runs, goes on where it stopped and prints the same table.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shutil
 import sys
@@ -56,7 +57,7 @@ def qm9_sample(count, seed):
     out = []
     for row in rows:
         elements = [e.strip().strip("'") for e in table.Elements[row].strip("[]").split(",")]
-        xyz = np.array(json.loads(table.XYZ_Ang[row]), dtype=float)
+        xyz = np.array(ast.literal_eval(table.XYZ_Ang[row]), dtype=float)  # "0." is not JSON
         out.append((int(table.Index[row]), list(zip(elements, xyz.tolist()))))
     return out
 
