@@ -142,3 +142,19 @@ def test_large_lattice_against_onsager_and_yang(tmp_path):
         check_against_exact(energy[:, j], float(ising.theory.onsager_energy(t)), f"energy at T={t}")
         if t < ising.theory.critical_temperature():
             check_against_exact(abs_m[:, j], float(ising.theory.spontaneous_magnetization(t)), f"|m| at T={t}")
+
+
+@pytest.mark.parametrize("shape", [(127, 129), (128, 128), (2, 16383), (2, 16384), (3, 5)])
+def test_energy_and_magnetization_sums_are_exact_at_the_narrow_type_limits(shape):
+    """The observables sum in int16 where the sum fits: an all-up lattice (the largest sums,
+    2 L_y L_x bonds) on each side of the int16 limits gives E = -2 - h and M = 1 exactly, and a
+    random lattice the same values as a sum in int64 throughout."""
+    up = np.ones((2, *shape), np.int8)
+    np.testing.assert_array_equal(ising.energy(spin=up, coupling=1.0, field=0.5), -2.5)
+    np.testing.assert_array_equal(ising.magnetization(spin=up), 1.0)
+    spin = np.random.default_rng(3).choice(np.array([-1, 1], np.int8), size=(2, *shape))
+    right, down = np.roll(spin, -1, axis=-1).astype(np.int64), np.roll(spin, -1, axis=-2).astype(np.int64)
+    bonds, total = (spin * (right + down)).sum(axis=(-2, -1)), spin.astype(np.int64).sum(axis=(-2, -1))
+    np.testing.assert_array_equal(ising.energy(spin=spin, coupling=1.0, field=0.5),
+                                  -(bonds + 0.5 * total) / spin[0].size)
+    np.testing.assert_array_equal(ising.magnetization(spin=spin), total / spin[0].size)
