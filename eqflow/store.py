@@ -197,11 +197,16 @@ def _write_folder(contents: dict, folder: Path) -> None:
 
 def _gather(coroutines) -> list:
     """Run zarr coroutines side by side in zarr's own event loop, in one call from this thread
-    (no thread per array: zarr's per-call cost is mostly the hop into its loop)."""
+    (no thread per array: zarr's per-call cost is mostly the hop into its loop). Every one
+    finishes before the first failure is raised: nothing still writes when the caller cleans up."""
     async def every():
-        return await asyncio.gather(*coroutines)
+        return await asyncio.gather(*coroutines, return_exceptions=True)
 
-    return zarr_sync(every())
+    results = zarr_sync(every())
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 def consolidate(loc) -> None:

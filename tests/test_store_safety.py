@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -463,3 +464,28 @@ def test_a_damaged_step_coordinate_is_named(tmp_path, small_ising):
         eq.verify(path)
     with pytest.raises(eq.StoreError, match=r"h.zarr': unreadable \(ValueError: Stored and computed checksum"):
         eq.open(path)
+
+
+def test_a_layout_whose_one_array_fails_cleans_up_after_every_other_write(tmp_path, small_ising, monkeypatch):
+    """The arrays of a layout are written side by side: when one fails (a full disk), the others
+    finish before the half-made layout is removed, so none of them recreates it afterwards."""
+    import asyncio
+    import errno
+
+    from zarr.storage import LocalStore
+
+    real_set = LocalStore.set
+
+    async def one_fails_the_others_are_slow(self, key, value):
+        if key == "energy/zarr.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        await asyncio.sleep(0.05)
+        await real_set(self, key, value)
+
+    monkeypatch.setattr(store, "IN_MEMORY_LAYOUT", -1)  # zarr straight to disk, array by array
+    monkeypatch.setattr(LocalStore, "set", one_fails_the_others_are_slow)
+    with pytest.raises(eq.StoreError, match=r"laying out the new store failed \(\[Errno 28\] No space left"):
+        run(small_ising, tmp_path / "h.zarr", segment=2)
+    monkeypatch.undo()
+    time.sleep(0.3)  # anything still writing would have recreated the layout by now
+    assert list(tmp_path.iterdir()) == []
