@@ -56,12 +56,63 @@ def test_missing_pyscf_names_the_extra(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"density_fit": True, "molecule": "h2o_sto-3g"}, "density_fit: needs mol=<PySCF Mole>"),
     ({"auxbasis": "weigend", "molecule": "h2o_sto-3g"}, "auxbasis: only with mol=<PySCF Mole>, got 'weigend'"),
+    ({"density_fit": True, "molecule": "h2o_sto-3g"},
+     r"density_fit: the Cholesky factor is made for one geometry, got 3 \(pick one with geometry"),
+    ({"density_fit": "ri", "molecule": "h2o_sto-3g"}, r"density_fit: expected False, True .* or 'cholesky', got 'ri'"),
+    ({"cholesky_tol": 1e-6, "molecule": "h2o_sto-3g"},
+     "cholesky_tol: only with density_fit='cholesky', got density_fit=False"),
+    ({"density_fit": "cholesky", "cholesky_tol": -1.0, "molecule": "h2o_sto-3g", "geometry": 1.4},
+     r"cholesky_tol: expected a finite number > 0 \(hartree\), got -1.0"),
 ])
-def test_density_fit_needs_a_mole(kwargs, message):
+def test_density_fit_arguments_are_checked(kwargs, message):
     with pytest.raises(eq.SchemaError, match=message):
         eq.create("scf", problem="molecule", **kwargs)
+
+
+@pytest.mark.parametrize("tol", [1e-4, 1e-7, 1e-10])
+def test_cholesky_factor_bounds_every_integral(tol):
+    """The pivoted Cholesky factor: |(ij|kl) - sum_P B_Pij B_Pkl| <= tol for every integral (the
+    residual is positive semidefinite with diagonal <= tol), B symmetric in (i, j), and at most
+    n (n + 1) / 2 vectors (the distinct pairs)."""
+    from eqflow.systems.scf import problems
+    eri = problems.load_molecule("n2_6-31g")["eri"][0]
+    n = eri.shape[-1]
+    errors = []
+    b = problems.cholesky_factor(eri, tol, errors)
+    assert errors == [] and b.shape[0] <= n * (n + 1) // 2
+    assert np.abs(np.einsum("pij,pkl->ijkl", b, b) - eri).max() <= tol
+    np.testing.assert_array_equal(b, np.swapaxes(b, -1, -2))
+    coarser = problems.cholesky_factor(eri, tol * 1e3, errors)
+    assert coarser.shape[0] < b.shape[0]
+
+
+def test_cholesky_factor_refuses_integrals_that_are_not_positive_semidefinite():
+    from eqflow.systems.scf import problems
+    eri = problems.load_molecule("h2_sto-3g")["eri"][0].copy()
+    eri[0, 0, 0, 0] = eri[1, 1, 1, 1] = -1.0  # negative self-repulsion: no Gram matrix
+    errors = []
+    assert problems.cholesky_factor(eri, 1e-10, errors) is None
+    assert errors and errors[0].startswith("eri: expected a positive semidefinite (ij|kl)")
+
+
+@pytest.mark.parametrize("name", ["h2o_6-31g", "n2_sto-3g", "h2_6-31gss"])
+def test_cholesky_density_fit_reaches_the_exact_rhf_energy(name, tmp_path):
+    """No PySCF needed: B from the pivoted Cholesky decomposition of a data/ molecule's exact
+    integrals (default tolerance 1e-10 hartree); diis and adaptive_online from PySCF's minao guess
+    reach PySCF's exact-integral RHF energy within 1e-8 Eh (numpy, and torch for diis)."""
+    from eqflow.systems import scf
+    geometry = float(scf.load_molecule(name)["geometry"][0])
+    ds = eq.create("scf", problem="molecule", molecule=name, geometry=geometry, density_fit="cholesky",
+                   guess="minao")
+    assert "eri" not in ds and ds.cderi.dims == ("aux", "orbital_i", "orbital_j")
+    reference = scf.theory.molecule_reference(name, "minao")["energy"][0]
+    for op, backend in (("diis", "numpy"), ("diis", "torch"), ("adaptive_online", "numpy")):
+        hist = eq.run(ds, op, steps=80, store=tmp_path / f"{op}-{backend}.zarr", backend=backend, progress=False,
+                      record={"energy": 1, "residual": 1}, options={"max_inner": 500} if op != "diis" else {},
+                      stop=eq.stop.converged("residual", 1e-9))
+        assert hist.stop_reason.values.ravel()[0] == "converged", (op, backend)
+        assert abs(_final_energy(hist).ravel()[0] - reference) < 1e-8, (op, backend)
 
 
 def test_bad_cderi_shape_is_reported():

@@ -7,6 +7,7 @@ the physical parameters, the number of spin channels and of orbitals, and a list
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,11 +241,48 @@ def _check_cderi(cderi, h, problems):
     return b
 
 
-def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, geometry=None, cderi=None) -> Problem:
+def cholesky_factor(eri, tol: float, problems: list) -> np.ndarray | None:
+    """B[P, i, j] with (ij|kl) = sum_P B_Pij B_Pkl + R and |R| <= ``tol`` (hartree) everywhere: the
+    pivoted, incomplete Cholesky decomposition of (ij|kl) as an (n^2, n^2) positive semidefinite
+    matrix, stopped when the largest remaining diagonal is <= tol (LAPACK dpstrf through SciPy);
+    for a PSD residual |R_ab| <= sqrt(R_aa R_bb) <= tol. Density fitting without an auxiliary basis
+    (Beebe & Linderberg, Int. J. Quantum Chem. 12, 683 (1977); Koch, Sanchez de Meras & Pedersen,
+    J. Chem. Phys. 118, 9481 (2003)). P runs over the pivots taken (at most n (n + 1) / 2)."""
+    from scipy.linalg import lapack
+
+    n = eri.shape[-1]
+    matrix = np.ascontiguousarray(eri, dtype=np.float64).reshape(n * n, n * n)
+    factor, pivots, rank, info = lapack.dpstrf(matrix, tol=float(tol), lower=1)
+    if info < 0:
+        problems.append(f"eri: the Cholesky decomposition failed (LAPACK dpstrf info {info})")
+        return None
+    rows = np.empty((n * n, rank))
+    rows[pivots - 1] = np.tril(factor)[:, :rank]
+    left = np.diagonal(matrix) - np.einsum("ap,ap->a", rows, rows)
+    if left.max(initial=0.0) > 2 * tol or left.min(initial=0.0) < -2 * tol:
+        problems.append(f"eri: expected a positive semidefinite (ij|kl) (as two-electron integrals are), got a "
+                        f"Cholesky residual diagonal in [{left.min():.3g}, {left.max():.3g}] hartree at "
+                        f"tolerance {tol:g}")
+        return None
+    b = rows.T.reshape(rank, n, n)
+    return (b + np.swapaxes(b, -1, -2)) / 2  # (ij) and (ji) rows are equal; make B exactly symmetric
+
+
+def _one_geometry_factor(eri, lead: tuple, tol: float, problems: list) -> np.ndarray | None:
+    if lead:
+        problems.append(f"density_fit: the Cholesky factor is made for one geometry, got {lead[0]} (pick one "
+                        f"with geometry=<bond length>)")
+        return None
+    return cholesky_factor(eri, tol, problems)
+
+
+def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, geometry=None, cderi=None,
+             cholesky_tol=None) -> Problem:
     """RHF from integrals: F(D) = h + 2 J[D] - K[D], D = C_occ C_occ^T (the alpha density, P / 2).
 
     ``cderi`` B (P, n, n) instead of ``eri``: the density-fitted (ij|kl) ~ sum_P B_Pij B_Pkl
-    (one geometry).
+    (one geometry). ``cholesky_tol`` (hartree): replace ``eri`` by its pivoted Cholesky factor
+    (:func:`cholesky_factor`, one geometry).
     """
     p = Problem(parameters={"geometry": geometry})
     h = _matrix("core_hamiltonian", core_hamiltonian, "hartree", p.errors)
@@ -266,6 +304,8 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
         p.errors.append(f"overlap: expected a positive definite matrix, got smallest eigenvalue {lowest:.3g}")
     if g is not None and _check_eri(g, n, p.errors) and g.shape[:-4] != lead:
         p.errors.append(f"eri: expected leading (geometry) shape {lead} like core_hamiltonian, got {g.shape[:-4]}")
+    if cholesky_tol is not None and not any(e.startswith("eri:") for e in p.errors):
+        b = cderi = _one_geometry_factor(g, lead, cholesky_tol, p.errors)
     if e_nuc is not None and e_nuc.shape not in ((), lead):
         p.errors.append(f"nuclear_repulsion: expected a scalar or shape {lead}, got shape {e_nuc.shape}")
     if not is_int(electrons) or electrons <= 0 or electrons % 2 or electrons > 2 * n:
@@ -287,7 +327,7 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
     return p
 
 
-def molecule_from_file(name: str, geometry=None) -> tuple[Problem, dict]:
+def molecule_from_file(name: str, geometry=None, cholesky_tol=None) -> tuple[Problem, dict]:
     """:func:`molecule` from ``data/<name>.npz``, optionally only the bond lengths in ``geometry``."""
     data = load_molecule(name)
     keep = np.arange(len(data["geometry"]))
@@ -304,17 +344,18 @@ def molecule_from_file(name: str, geometry=None) -> tuple[Problem, dict]:
     if np.ndim(geometry) == 0 and geometry is not None:
         arrays = {k: v[0] for k, v in arrays.items()}
     p = molecule(arrays["core_hamiltonian"], arrays["overlap"], arrays["eri"], data["electrons"],
-                 arrays["nuclear_repulsion"], arrays["geometry"])
+                 arrays["nuclear_repulsion"], arrays["geometry"], cholesky_tol=cholesky_tol)
     return p, {**data, **arrays}
 
 
 CHEM_EXTRA = "pip install eqflow[chem]"
 
 
-def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None) -> Problem:
+def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None, cholesky_tol=None) -> Problem:
     """:func:`molecule` from a PySCF ``Mole``: h = T + V_nuc, S, E_nuc, the electron count and either
-    the exact (ij|kl) or, with ``density_fit``, PySCF's density-fitting factor B[P, i, j] on
-    ``auxbasis`` (default: PySCF's choice for the basis). ``basis`` rebuilds ``mol`` in that basis.
+    the exact (ij|kl) or, with ``density_fit=True``, PySCF's density-fitting factor B[P, i, j] on
+    ``auxbasis`` (default: PySCF's choice for the basis), or with ``density_fit="cholesky"`` the
+    pivoted Cholesky factor of the exact (ij|kl) to ``cholesky_tol``. ``basis`` rebuilds ``mol``.
     PySCF is an optional extra (``pip install eqflow[chem]``), imported only here.
     """
     try:
@@ -330,14 +371,32 @@ def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None) -> Prob
         mol.build(dump_input=False, parse_arg=False)
     h = mol.intor("int1e_kin") + mol.intor("int1e_nuc")
     s = mol.intor("int1e_ovlp")
-    if density_fit:
+    if density_fit is True:
         aux = auxbasis if auxbasis is not None else df.make_auxbasis(mol)
         b = lib.unpack_tril(df.incore.cholesky_eri(mol, auxbasis=aux))
         return molecule(h, s, None, mol.nelectron, mol.energy_nuc(), cderi=b)
     from pyscf import ao2mo  # the 8-fold packed integrals, unpacked: several times faster than aosym="s1"
 
     return molecule(h, s, ao2mo.restore(1, mol.intor("int2e", aosym="s8"), mol.nao), mol.nelectron,
-                    mol.energy_nuc())
+                    mol.energy_nuc(), cholesky_tol=cholesky_tol if density_fit == "cholesky" else None)
+
+
+CHOLESKY_TOL = 1e-10  # hartree: the default bound on every (ij|kl) of the Cholesky factor
+
+
+def _cholesky_tol(fit, tol, with_mol: bool) -> tuple[float | None, str | None]:
+    """The Cholesky tolerance (None: no Cholesky factor), or the error in ``density_fit`` / ``cholesky_tol``."""
+    if not (isinstance(fit, (bool, np.bool_)) or (isinstance(fit, str) and fit == "cholesky")):
+        return None, (f"density_fit: expected False, True (with mol: PySCF's auxiliary basis; without: Cholesky) "
+                      f"or 'cholesky', got {fit!r}")
+    cholesky = fit == "cholesky" or (bool(fit) and not with_mol)
+    if tol is not None and not cholesky:
+        return None, f"cholesky_tol: only with density_fit='cholesky', got density_fit={fit!r}"
+    tol = CHOLESKY_TOL if tol is None else tol
+    if not (isinstance(tol, (int, float, np.integer, np.floating)) and not isinstance(tol, bool)
+            and math.isfinite(tol) and tol > 0):
+        return None, f"cholesky_tol: expected a finite number > 0 (hartree), got {tol!r}"
+    return (float(tol) if cholesky else None), None
 
 
 def build(problem: str, args: dict) -> tuple[Problem, dict | None]:
@@ -350,25 +409,26 @@ def build(problem: str, args: dict) -> tuple[Problem, dict | None]:
         names = ("sites", "hopping", "interaction", "electrons_up", "electrons_down", "lattice")
         return hubbard(*(args[k] for k in names)), None
     arrays = ("core_hamiltonian", "overlap", "eri", "electrons")
+    fit = args["density_fit"]
+    tol, error = _cholesky_tol(fit, args["cholesky_tol"], args["mol"] is not None)
+    if error:
+        return Problem(errors=[error]), None
     if args["mol"] is not None:
         given = [k for k in (*arrays, "molecule") if args[k] is not None]
         if given:
             return Problem(errors=[f"mol: expected either a PySCF Mole or {given}, got both"]), None
-        return molecule_from_mol(args["mol"], args["basis"], args["density_fit"], args["auxbasis"]), None
+        return molecule_from_mol(args["mol"], args["basis"], fit, args["auxbasis"], tol), None
     for k in ("basis", "auxbasis"):
         if args[k] is not None:
             return Problem(errors=[f"{k}: only with mol=<PySCF Mole>, got {args[k]!r}"]), None
-    if args["density_fit"]:
-        return Problem(errors=[f"density_fit: needs mol=<PySCF Mole> (PySCF builds the factor; {CHEM_EXTRA}), "
-                               f"got density_fit=True without mol"]), None
     if args["molecule"] is not None:
         given = [k for k in arrays if args[k] is not None]
         if given:
             return Problem(errors=[f"molecule: expected either a molecule name or integral arrays, got both "
                                    f"({args['molecule']!r} and {given})"]), None
-        return molecule_from_file(args["molecule"], args["geometry"])
+        return molecule_from_file(args["molecule"], args["geometry"], tol)
     missing = [k for k in arrays if args[k] is None]
     if missing:
         return Problem(errors=[f"{k}: required for problem='molecule' without molecule=<name>, got nothing"
                                for k in missing]), None
-    return molecule(*(args[k] for k in (*arrays, "nuclear_repulsion", "geometry"))), None
+    return molecule(*(args[k] for k in (*arrays, "nuclear_repulsion", "geometry")), cholesky_tol=tol), None
