@@ -176,15 +176,21 @@ def test_the_parallel_loops_equal_the_reference(op, monkeypatch, tmp_path):
 def test_runs_of_rows_that_split_philox_blocks(op, parallel_sites, monkeypatch, tmp_path):
     """A lattice larger than one task's run of rows (kernels.SITES_PER_TASK), whose runs end inside a
     Philox block (109 rows x 150 sites = 16,350 words, 2 mod 4): each task makes only its own words,
-    the partial blocks at its ends word by word, on one thread and in parallel."""
+    the partial blocks at its ends word by word, on one thread and in parallel. Such cells take the
+    split layout (each colour's sites of a row packed contiguously; L is even by the schema)."""
     from eqflow.systems.ising import kernels
 
     per = kernels.SITES_PER_TASK // 150
     assert per < 120 and (per * 150) % 4, "the case no longer splits a block: choose another width"
     monkeypatch.setattr(kernels, "PARALLEL_SITES", parallel_sites)
+    sweeps = []
+    monkeypatch.setattr(kernels, "_sweep", lambda work, real=kernels._sweep: sweeps.append(real(work)) or sweeps[-1])
     ds = eq.create("ising", size=(120, 150), temperature=[2.269], members=2, seed=2**33 + 5)
     assert_same_history(_run(ds, op, tmp_path / "ref.zarr", kernel="reference", steps=3),
                         _run(ds, op, tmp_path / "numba.zarr", kernel="numba", steps=3))
+    parallel = parallel_sites == 1 and kernels.numba.get_num_threads() > 1
+    expected = kernels.split_sweep if parallel else kernels.split_sweep_serial
+    assert sweeps and all(sweep is expected for sweep in sweeps)
 
 
 def test_numba_threads_follow_the_number_of_tasks(monkeypatch, tmp_path):
