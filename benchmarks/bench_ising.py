@@ -223,6 +223,8 @@ def bare_sweeps(spin, steps, temperature, seed=0):
 def kernels():
     import time
 
+    import numba
+
     from eqflow import random
     from eqflow.systems import ising
     from eqflow.systems.ising import kernels as numba_kernels
@@ -255,8 +257,14 @@ def kernels():
             for step in range(n):
                 sweep(work, keys, table, False, np.uint64(0), np.uint64(step), np.uint64(0))
 
-        t_alone, _ = best_time(lambda: alone(numba_kernels.checkerboard_sweep), 3)
-        t_serial, _ = best_time(lambda: alone(numba_kernels.checkerboard_sweep_serial), 3)
+        def chosen(work, *args):  # the loop the operator picks for these cells (split layout or full rows)
+            numba_kernels._sweep(work)(work, *args)
+
+        t_alone, _ = best_time(lambda: alone(chosen), 3)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)  # the operator then picks the one-thread loop
+        t_serial, _ = best_time(lambda: alone(chosen), 3)
+        numba.set_num_threads(threads)
         draw = random.bits("y", "x")
         keys_e = random.cell_keys(1, np.arange(members), np.zeros((1,), np.uint64))
         start = time.perf_counter()
