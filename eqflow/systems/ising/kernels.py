@@ -244,23 +244,19 @@ def checkerboard_sweep_serial(spin, keys, table, heat_bath, slot, step_lo, step_
 
 
 @njit(inline="always", cache=True)
-def _pack_rows(spin, even, odd, c, y0, y1):
+def _repack_rows(spin, even, odd, c, y0, y1, pack):
+    """Rows [y0, y1) of cell c into the packed even-x and odd-x rows (``pack``), or back."""
     half = spin.shape[2] >> 1
     for y in range(y0, y1):
         row, e, o = spin[c, y], even[c, y], odd[c, y]
-        for k in range(half):
-            e[k] = row[2 * k]
-            o[k] = row[2 * k + 1]
-
-
-@njit(inline="always", cache=True)
-def _unpack_rows(spin, even, odd, c, y0, y1):
-    half = spin.shape[2] >> 1
-    for y in range(y0, y1):
-        row, e, o = spin[c, y], even[c, y], odd[c, y]
-        for k in range(half):
-            row[2 * k] = e[k]
-            row[2 * k + 1] = o[k]
+        if pack:
+            for k in range(half):
+                e[k] = row[2 * k]
+                o[k] = row[2 * k + 1]
+        else:
+            for k in range(half):
+                row[2 * k] = e[k]
+                row[2 * k + 1] = o[k]
 
 
 @njit(inline="always", cache=True)
@@ -302,7 +298,7 @@ def _split_rows_task(spin, keys, table, heat_bath, slot, step_lo, step_hi, words
     c, y0, y1 = _rows_of(task, ny, nx)
     if phase == 0:
         _words(words, keys, slot, step_lo, step_hi, c, y0 * nx, y1 * nx)
-        _pack_rows(spin, even, odd, c, y0, y1)
+        _repack_rows(spin, even, odd, c, y0, y1, True)
         return
     for y in range(y0, y1):
         if heat_bath:
@@ -310,7 +306,15 @@ def _split_rows_task(spin, keys, table, heat_bath, slot, step_lo, step_hi, words
         else:
             _split_colour_row(even, odd, words, table, phase - 1, c, y, _metropolis_site)
     if phase == 2:
-        _unpack_rows(spin, even, odd, c, y0, y1)
+        _repack_rows(spin, even, odd, c, y0, y1, False)
+
+
+@njit(inline="always", cache=True)
+def _split_buffers(spin):
+    """The number of row tasks, the words of every cell, and the packed even-x and odd-x rows."""
+    cells, ny, nx = spin.shape
+    even, odd = np.empty((cells, ny, nx >> 1), np.int8), np.empty((cells, ny, nx >> 1), np.int8)
+    return cells * _rows_per_task(ny, nx)[1], np.empty((cells, ((ny * nx + 3) >> 2) * 4), np.uint32), even, odd
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -318,10 +322,7 @@ def split_sweep(spin, keys, table, heat_bath, slot, step_lo, step_hi):
     """:func:`checkerboard_sweep` for cells of more than SITES_PER_TASK sites and even L_x, in the
     split layout: tasks of runs of rows make their words and pack their rows; after a barrier,
     their colour-0 sites; after another, their colour-1 sites, then unpack them."""
-    cells, ny, nx = spin.shape
-    tasks = cells * _rows_per_task(ny, nx)[1]
-    words = np.empty((cells, ((ny * nx + 3) >> 2) * 4), np.uint32)
-    even, odd = np.empty((cells, ny, nx >> 1), np.int8), np.empty((cells, ny, nx >> 1), np.int8)
+    tasks, words, even, odd = _split_buffers(spin)
     for phase in range(3):
         for task in prange(tasks):
             _split_rows_task(spin, keys, table, heat_bath, slot, step_lo, step_hi, words, even, odd, task, phase)
@@ -330,10 +331,7 @@ def split_sweep(spin, keys, table, heat_bath, slot, step_lo, step_hi):
 @njit(cache=True, nogil=True)
 def split_sweep_serial(spin, keys, table, heat_bath, slot, step_lo, step_hi):
     """:func:`split_sweep` on one thread (the same tasks in order: their rows stay in cache)."""
-    cells, ny, nx = spin.shape
-    tasks = cells * _rows_per_task(ny, nx)[1]
-    words = np.empty((cells, ((ny * nx + 3) >> 2) * 4), np.uint32)
-    even, odd = np.empty((cells, ny, nx >> 1), np.int8), np.empty((cells, ny, nx >> 1), np.int8)
+    tasks, words, even, odd = _split_buffers(spin)
     for phase in range(3):
         for task in range(tasks):
             _split_rows_task(spin, keys, table, heat_bath, slot, step_lo, step_hi, words, even, odd, task, phase)
