@@ -120,3 +120,13 @@ def test_bad_cderi_shape_is_reported():
     h = np.eye(3)
     p = problems.molecule(h, np.eye(3), None, 2, cderi=np.zeros((5, 3, 4)))
     assert p.errors == ["cderi: expected shape (aux, n, n) with n = 3 for one geometry, got (5, 3, 4)"]
+
+
+def test_numpy_true_takes_pyscfs_auxiliary_basis_like_true():
+    """density_fit=numpy.True_ (e.g. read from an array of options) is True: PySCF's factor, not the exact (ij|kl)."""
+    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow[chem]) is not installed")
+    mol = pyscf.gto.M(atom=WATER, basis="sto-3g", verbose=0)
+    ds = eq.create("scf", problem="molecule", mol=mol, density_fit=np.True_, auxbasis="weigend")
+    reference = eq.create("scf", problem="molecule", mol=mol, density_fit=True, auxbasis="weigend")
+    assert "eri" not in ds
+    np.testing.assert_array_equal(ds.cderi.values, reference.cderi.values)

@@ -313,8 +313,8 @@ def _split_rows_task(spin, keys, table, heat_bath, slot, step_lo, step_hi, words
 def _split_buffers(spin):
     """The number of row tasks, the words of every cell, and the packed even-x and odd-x rows."""
     cells, ny, nx = spin.shape
-    even, odd = np.empty((cells, ny, nx >> 1), np.int8), np.empty((cells, ny, nx >> 1), np.int8)
-    return cells * _rows_per_task(ny, nx)[1], np.empty((cells, ((ny * nx + 3) >> 2) * 4), np.uint32), even, odd
+    tasks, words = _tasks(spin)
+    return tasks, words, np.empty((cells, ny, nx >> 1), np.int8), np.empty((cells, ny, nx >> 1), np.int8)
 
 
 @njit(parallel=True, cache=True, nogil=True)

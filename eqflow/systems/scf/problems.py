@@ -371,7 +371,7 @@ def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None, cholesk
         mol.build(dump_input=False, parse_arg=False)
     h = mol.intor("int1e_kin") + mol.intor("int1e_nuc")
     s = mol.intor("int1e_ovlp")
-    if density_fit is True:
+    if density_fit and not isinstance(density_fit, str):  # True (or numpy's True): PySCF's auxiliary basis
         aux = auxbasis if auxbasis is not None else df.make_auxbasis(mol)
         b = lib.unpack_tril(df.incore.cholesky_eri(mol, auxbasis=aux))
         return molecule(h, s, None, mol.nelectron, mol.energy_nuc(), cderi=b)
