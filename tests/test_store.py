@@ -185,21 +185,125 @@ def test_property_k_steps_then_resume_equals_n_steps(tmp_path_factory, steps, cr
     assert_same_history(reference, resumed)
 
 
-def test_marker_is_one_metadata_write(small_ising, tmp_path, monkeypatch):
+def test_marker_is_one_atomic_replace(small_ising, tmp_path, monkeypatch):
     """steps-done and checkpoint slot change together: a kill between two saves of the root
-    metadata once paired a new step with the old slot (found by killing runs in a loop)."""
-    from zarr.storage import LocalStore
+    metadata once paired a new step with the old slot (found by killing runs in a loop). A local
+    root is rewritten aside and renamed over the old one once; the consolidated metadata stays."""
+    import os
+
+    import zarr
 
     from eqflow import store
 
-    eq.run(small_ising, "metropolis", steps=2, store=tmp_path / "h.zarr", progress=False)
-    saves = []
-    real_set = LocalStore.set
+    path = tmp_path / "h.zarr"
+    eq.run(small_ising, "metropolis", steps=2, store=path, progress=False)
+    before = json.loads((path / "zarr.json").read_text())
+    replaced, real_replace = [], os.replace
+    monkeypatch.setattr(store.os, "replace", lambda a, b: (replaced.append(Path(b).name), real_replace(a, b)))
+    store.mark(path, **{store.STEPS_DONE: 2, store.SLOT: 1, store.STATUS: "running", "extra": np.int64(3)})
+    assert replaced == ["zarr.json"]
+    after = json.loads((path / "zarr.json").read_text())
+    assert after["consolidated_metadata"] == before["consolidated_metadata"]
+    attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    assert attrs == {**before["attributes"], store.STEPS_DONE: 2, store.SLOT: 1, store.STATUS: "running", "extra": 3}
+    assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []  # nothing left aside
 
-    async def counting_set(self, key, value, *args, **kwargs):
-        saves.append(key)
-        return await real_set(self, key, value, *args, **kwargs)
+    def killed(a, b):
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(LocalStore, "set", counting_set)
-    store.mark(tmp_path / "h.zarr", **{store.STEPS_DONE: 2, store.SLOT: 1, store.STATUS: "running"})
-    assert saves == ["zarr.json"]
+    monkeypatch.setattr(store.os, "replace", killed)
+    with pytest.raises(OSError):
+        store.mark(path, **{store.STEPS_DONE: 0, store.SLOT: 0})
+    assert json.loads((path / "zarr.json").read_text()) == after  # the old marker whole
+    assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_layout_made_in_memory_equals_zarrs_own(tmp_path):
+    """The in-memory layout (metadata from zarr's classes, the root consolidated by hand) holds
+    the very documents and chunks that creating each array through zarr and consolidating makes."""
+    import zarr
+
+    from eqflow import store
+    from eqflow.location import Location
+
+    arrays = {  # name -> (dims, shape, chunks, dtype, fill, attrs, values)
+        "member": (("member",), (3,), (3,), np.dtype(np.int64), 0, {}, np.array([0, 4, 9])),
+        "molecule": (("point",), (2,), (2,), np.dtype("<U7"), "", {"long_name": "x"}, np.array(["h2o", "benzene"])),
+        "temperature": ((), (), None, np.dtype(np.float64), 0, {"units": "K"}, np.array(2.5)),
+        "flag": (("member",), (3,), (3,), np.dtype(bool), False, {}, np.array([True, False, True])),
+        "energy": (("step", "member", "point"), (11, 3, 2), (5, 2, 2), np.dtype(np.float32), np.nan,
+                   {"units": "1", "record_every": 1, "coordinates": "temperature"}, None),
+        "spin": (("step_10", "member", "y", "x"), (2, 3, 4, 6), (1, 3, 4, 6), np.dtype(np.int8), 0, {}, None),
+        "_checkpoint/spin": (("slot", "member", "y", "x"), (2, 3, 4, 6), (1, 3, 4, 6), np.dtype(np.int8), 0, {}, None),
+        "extra/deep/state": (("slot", "member"), (2, 3), (1, 3), np.dtype(np.complex128), 0, {}, None),
+    }
+    root = {"eqflow_kind": "toy", "eqflow_seed": 3, store.STATUS: "starting", "nested": {"a": [1, 2.5]}}
+    ours = store._in_memory(root, arrays)
+    theirs = {}
+    store._create(Location(zarr.storage.MemoryStore(store_dict=theirs)), root, arrays, replace=False, hidden=True)
+    theirs = {key: value.to_bytes() for key, value in theirs.items()}
+    assert sorted(ours) == sorted(theirs)
+    for key in theirs:
+        if key.endswith("zarr.json"):
+            assert json.loads(ours[key]) == json.loads(theirs[key]), key
+        else:
+            assert ours[key] == theirs[key], key
+    store._write_folder(ours, tmp_path / "s.zarr")
+    opened = xr.open_zarr(tmp_path / "s.zarr", consolidated=True)
+    assert list(opened.molecule.values) == ["h2o", "benzene"] and opened.energy.isnull().all()
+
+
+def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
+    """Regions of whole chunks are encoded by eqflow (bytes, zstd, crc32c) and written file by
+    file: the same files as zarr's own region writes, byte for byte; other regions go to zarr."""
+    import zarr
+
+    from eqflow import store
+
+    arrays = {
+        "energy": (("step", "member"), (11, 3), (5, 3), np.dtype(np.float64), np.nan, {}, None),
+        "spin": (("step_10", "member", "y", "x"), (3, 3, 4, 6), (1, 2, 4, 6), np.dtype(np.int8), 0, {}, None),
+        "done": (("member",), (3,), (3,), np.dtype(bool), False, {}, None),
+        "psi": (("slot", "member", "k"), (2, 3, 5), (1, 3, 5), np.dtype(np.complex128), 0, {}, None),
+        "_checkpoint/stopped_at": (("slot", "member"), (2, 3), (1, 3), np.dtype(np.int64), 0, {}, None),
+        "label": (("member",), (3,), (3,), np.dtype("<U4"), "", {}, None),
+    }
+    rng = np.random.default_rng(0)
+    regions = [
+        ("energy", (slice(0, 10),), rng.normal(size=(10, 3))),  # two whole chunks
+        ("energy", (slice(10, 11),), rng.normal(size=(1, 3))),  # the edge chunk, padded with NaN
+        ("spin", (slice(1, 3),), rng.choice(np.array([-1, 1], np.int8), size=(2, 3, 4, 6))),  # edge along member
+        ("done", (Ellipsis,), np.array([True, False, True])),
+        ("psi", (1,), rng.normal(size=(3, 5)) + 1j * rng.normal(size=(3, 5))),  # an integer index drops its dim
+        ("_checkpoint/stopped_at", (0,), np.array([3, -1, 7])),
+        ("energy", (slice(2, 4),), rng.normal(size=(2, 3))),  # part of a chunk: zarr
+        ("label", (Ellipsis,), np.array(["a", "bb", "ccc"])),  # a string: zarr
+        ("spin", (0, slice(0, 2)), np.ones((2, 4, 6), np.int8)),  # one whole chunk, a dim dropped
+    ]
+    root = {store.STATUS: "starting"}
+    for name in ("ours", "zarrs"):
+        store._write_folder(store._in_memory(root, arrays), tmp_path / name)
+    left = store._write_whole_chunks(store.as_location(tmp_path / "ours"), regions)
+    assert [r[0] for r in left] == ["energy", "label"]  # the partial chunk and the strings
+    store.write(tmp_path / "ours", left)
+    target = zarr.storage.LocalStore(str(tmp_path / "zarrs"))
+    for name, index, values in regions:
+        zarr.open_array(store=target, path=name, mode="r+").with_config({"write_empty_chunks": True})[index] = values
+
+    def files(folder):
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    ours, theirs = files(tmp_path / "ours"), files(tmp_path / "zarrs")
+    assert sorted(ours) == sorted(theirs) and all(ours[k] == theirs[k] for k in theirs)
+    assert not [k for k in ours if ".partial" in k]
+    read = zarr.open_array(store=target, path="psi", mode="r")[1]
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "ours" / "psi"), mode="r")[1], read)
+
+    def full(path, data):  # a full disk on the chunk's file: a named OSError, nothing half-written left
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError, match="No space"):
+        store.write(tmp_path / "ours", regions[:1])
+    monkeypatch.undo()
+    assert files(tmp_path / "ours") == ours

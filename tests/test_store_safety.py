@@ -60,8 +60,13 @@ KILL_SCRIPT = textwrap.dedent("""
     from eqflow import store
     point = sys.argv[2]
     real_create, real_move, real_rmtree = store._create, store._move_into_place, store.shutil.rmtree
-    def create_then_die(loc, root, arrays, replace, **kwargs):
+    real_write = store._write_folder
+    def create_then_die(loc, root, arrays, replace, **kwargs):  # laid out through zarr (hidden or object store)
         real_create(loc, root, arrays, replace, **kwargs)
+        if point == "after-layout":
+            os._exit(9)
+    def write_then_die(contents, folder):  # laid out in memory, written as files
+        real_write(contents, folder)
         if point == "after-layout":
             os._exit(9)
     def die_before_move(building, path, replace):
@@ -72,7 +77,7 @@ KILL_SCRIPT = textwrap.dedent("""
         if point == "after-swap" and ".eqflow-" in str(path):
             os._exit(9)
         real_rmtree(path, *args, **kwargs)
-    store._create, store._move_into_place = create_then_die, die_before_move
+    store._create, store._write_folder, store._move_into_place = create_then_die, write_then_die, die_before_move
     store.shutil.rmtree = die_before_deleting_the_old
     system = eq.create("ising", size=4, temperature=[1.5, 2.5], members=2, seed=5)
     eq.run(system, "metropolis", steps=5, store=sys.argv[1], record={"energy": 1}, overwrite=True, progress=False)
