@@ -118,6 +118,8 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
     owned = [*system_variables(task), *registry.get(task.kind).schema.operators[task.operator].state]
     watched = [k for k in owned if dtype_of(state[k]).kind in "fc"]  # NaN/inf here: the member diverged
     running = found["stop_reason"] == outcomes.RUNNING
+    everyone = bool(running.all())  # no member stopped: nothing to freeze
+    checks = bool(task.rules or watched)  # without rules or float state, no member can stop
     diagnostics = tuple(spec.diagnostics)
     bar = provenance.live_progress(task.progress_key)
     reported, next_report = task.start, time.monotonic() + provenance.REPORT_SECONDS
@@ -133,13 +135,15 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
         diag = {k: new.pop(k) for k in diagnostics if k in new}
         if step == task.start:
             _check_update_keys(task, new, state)
-        if not running.all():
+        if not everyone:
             new = {k: _freeze(v, state[k], running, backend) for k, v in new.items()}
         state.update(new)
         inputs["step"] = step + 1
-        running = _check_stops(task, state, found, recorder, watched, step + 1, backend)
+        if checks:
+            running = _check_stops(task, state, found, recorder, watched, step + 1, backend)
+            everyone = bool(running.all())
         recorder.record(step + 1, state, diag)
-        if not running.any():
+        if not everyone and not running.any():
             return
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import math
 import os
@@ -33,7 +34,6 @@ import xarray as xr
 import zarr
 import zarr.api.asynchronous
 from zarr.codecs import BytesCodec, Crc32cCodec, ZstdCodec
-from zarr.core.buffer import default_buffer_prototype
 from zarr.core.dtype import get_data_type_from_native_dtype
 from zarr.core.group import ConsolidatedMetadata, GroupMetadata
 from zarr.core.metadata.v3 import ArrayV3Metadata
@@ -196,34 +196,51 @@ def _in_memory(root_attrs: dict, arrays: dict) -> dict:
     groups = sorted({"/".join(parts[:i]) for parts in (name.split("/") for name in arrays)
                      for i in range(1, len(parts))})
     for name in groups:
-        contents[f"{name}/zarr.json"] = GroupMetadata(zarr_format=3).to_buffer_dict(_BUFFERS)["zarr.json"]
+        contents[f"{name}/zarr.json"] = _document(GroupMetadata(zarr_format=3))
     for name, meta in metadata.items():
-        contents[f"{name}/zarr.json"] = meta.to_buffer_dict(_BUFFERS)["zarr.json"]
+        contents[f"{name}/zarr.json"] = _document(meta)
+    through_zarr = []
+    for name, spec in arrays.items():
+        if spec[-1] is not None:
+            chunks = _whole_chunks(metadata[name], (Ellipsis,), spec[-1])
+            if chunks is None:  # strings, or large: zarr encodes them
+                through_zarr.append(name)
+            contents.update({f"{name}/{key}": data for key, data in chunks or []})
 
-    async def fill(name, values):
+    async def fill(name):
         array = zarr.AsyncArray(metadata[name], zarr.storage.StorePath(store, name),
                                 config={"write_empty_chunks": True})
-        await array.setitem(Ellipsis, values)
+        await array.setitem(Ellipsis, arrays[name][-1])
 
-    _gather(fill(name, spec[-1]) for name, spec in arrays.items() if spec[-1] is not None)
+    if through_zarr:
+        _gather(fill(name) for name in through_zarr)
     # as zarr.consolidate_metadata lays it out: the groups first (each with its own empty
     # consolidated metadata), then every array, by depth and name
     nodes = {**{name: GroupMetadata(zarr_format=3, consolidated_metadata=ConsolidatedMetadata(metadata={}))
                 for name in groups}, **metadata}
     ordered = dict(sorted(nodes.items(), key=lambda item: (item[0].count("/"), item[0])))
-    root = GroupMetadata(attributes=root_attrs, zarr_format=3, consolidated_metadata=ConsolidatedMetadata(ordered))
-    contents["zarr.json"] = root.to_buffer_dict(_BUFFERS)["zarr.json"]
-    return {key: value.to_bytes() for key, value in contents.items()}
+    contents["zarr.json"] = _document(GroupMetadata(attributes=root_attrs, zarr_format=3,
+                                                    consolidated_metadata=ConsolidatedMetadata(ordered)))
+    return {key: value if isinstance(value, bytes) else value.to_bytes() for key, value in contents.items()}
 
 
-_BUFFERS = default_buffer_prototype()
+def _document(meta) -> bytes:
+    """A node's ``zarr.json`` as zarr writes it, without the indentation (which sends json to
+    its pure-Python encoder: most of the time of making a layout)."""
+    return json.dumps(meta.to_dict(), allow_nan=True).encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _zarr_dtype(dtype: np.dtype):
+    """zarr's data type of a NumPy dtype (zarr matches it against every registered type: cached)."""
+    return get_data_type_from_native_dtype(dtype)
 
 
 def _array_metadata(dims, shape, chunks, dtype, fill, attrs) -> ArrayV3Metadata:
     """The metadata ``create_array`` makes for an eqflow array: regular chunks, "/" keys, and
     every chunk zstd-compressed and crc32c-checksummed."""
     return ArrayV3Metadata(
-        shape=shape, data_type=get_data_type_from_native_dtype(np.dtype(dtype)),
+        shape=shape, data_type=_zarr_dtype(np.dtype(dtype)),
         chunk_grid={"name": "regular", "configuration": {"chunk_shape": chunks or shape}},
         chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}}, fill_value=fill,
         codecs=[BytesCodec(), ZstdCodec(), Crc32cCodec()], attributes=attrs, dimension_names=tuple(dims) or None)
@@ -299,37 +316,34 @@ def _write_whole_chunks(loc: Location, regions: list) -> list:
     known = ((root or {}).get("consolidated_metadata") or {}).get("metadata") or {}
     rest = []
     for name, index, values in regions:
-        plan = _whole_chunks(known.get(name), index, values)
-        if plan is None:
+        chunks = _whole_chunks(_eqflow_metadata(known.get(name)), index, values)
+        if chunks is None:
             rest.append((name, index, values))
             continue
-        meta, region, values = plan
-        folder = Path(loc.target, *name.split("/"), "c")
-        for chunk in np.ndindex(*(-(-(r.stop - r.start) // c) for r, c in zip(region, meta.chunks))):
-            where = tuple(r.start // c + i for r, c, i in zip(region, meta.chunks, chunk))
-            block = values[tuple(slice(i * c, (i + 1) * c) for i, c in zip(chunk, meta.chunks))]
-            if block.shape != meta.chunks:  # an edge chunk: stored whole, padded with the fill value
-                whole = np.full(meta.chunks, meta.fill_value, dtype=block.dtype)
-                whole[tuple(slice(0, n) for n in block.shape)] = block
-                block = whole
-            _atomic_write(folder.joinpath(*map(str, where)), _encode(block))
+        for key, data in chunks:
+            _atomic_write(Path(loc.target, *name.split("/"), *key.split("/")), data)
     return rest
 
 
-def _whole_chunks(document, index, values):
-    """(metadata, region as slices, values shaped as the region) if the region can be written
-    chunk by chunk here, else None."""
+def _eqflow_metadata(document) -> ArrayV3Metadata | None:
+    """An array's metadata document as zarr parses it, if it has eqflow's codecs and chunk keys."""
     if not isinstance(document, dict) or document.get("node_type") != "array" or document.get("codecs") not in CODECS \
             or document.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}} \
-            or not isinstance(document.get("data_type"), str) or not document.get("shape"):
+            or not isinstance(document.get("data_type"), str):
         return None
     try:
-        meta = ArrayV3Metadata.from_dict(dict(document))
-        dtype = meta.dtype.to_native_dtype()
-    except Exception:  # anything zarr itself would parse differently: zarr writes it
+        return ArrayV3Metadata.from_dict(dict(document))
+    except Exception:  # anything zarr would parse differently: zarr writes it
+        return None
+
+
+def _whole_chunks(meta: ArrayV3Metadata | None, index, values) -> list | None:
+    """[(chunk key, encoded bytes)] of ``array[index] = values``, if the region is whole chunks
+    of numeric values of the array's dtype (up to DIRECT_WRITE_BYTES), else None."""
+    if meta is None or meta.dtype.to_native_dtype().kind not in "biufc":
         return None
     values = np.asarray(values)
-    if dtype.kind not in "biufc" or values.dtype != dtype or values.nbytes > DIRECT_WRITE_BYTES:
+    if values.dtype != meta.dtype.to_native_dtype() or values.nbytes > DIRECT_WRITE_BYTES:
         return None
     selected = _region(index, meta.shape)
     if selected is None:
@@ -342,7 +356,16 @@ def _whole_chunks(document, index, values):
     # an integer index drops its dim from the values; otherwise the shapes must agree
     if values.shape not in (shape, tuple(n for n, d in zip(shape, dropped) if not d)):
         return None
-    return meta, region, values.reshape(shape)
+    values, out = values.reshape(shape), []
+    for chunk in np.ndindex(*(-(-n // c) for n, c in zip(shape, meta.chunks))):
+        block = values[tuple(slice(i * c, (i + 1) * c) for i, c in zip(chunk, meta.chunks))]
+        if block.shape != meta.chunks:  # an edge chunk: stored whole, padded with the fill value
+            whole = np.full(meta.chunks, meta.fill_value, dtype=block.dtype)
+            whole[tuple(slice(0, n) for n in block.shape)] = block
+            block = whole
+        where = (r.start // c + i for r, c, i in zip(region, meta.chunks, chunk))
+        out.append(("/".join(["c", *map(str, where)]), _encode(block)))
+    return out
 
 
 def _region(index, shape: tuple):
@@ -471,7 +494,7 @@ def mark(loc, token: str | None = None, **attrs) -> None:
     target = Path(loc.target) / "zarr.json"
     written = target.with_name(f".zarr.json.{uuid.uuid4().hex[:12]}")
     try:
-        written.write_text(json.dumps(root, indent=2, default=_json_value, allow_nan=True))
+        written.write_text(json.dumps(root, default=_json_value, allow_nan=True))
         os.replace(written, target)
     except BaseException:
         written.unlink(missing_ok=True)
