@@ -119,7 +119,10 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     if done is None:  # nothing complete yet: start (again) from the system itself
         state = job.initial_state() if state is None else state
         found = outcomes.new(tuple(system.sizes[d] for d in dims))
-    found = _advance(job, state, found, done, slot, segment, progress)
+    try:
+        found = _advance(job, state, found, done, slot, segment, progress)
+    finally:
+        zarr_store.settle()  # a replaced store, deleted while the run went on, is gone
     # just written: no listing of every chunk, and the outcomes as this run holds them
     return zarr_store.open_history(path, check_chunks=False, found=found)
 
@@ -354,7 +357,10 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
             alone=len(regions) == 1 and _local_scheduler(job.client))
         # the dashboard and the logs say which run, steps and chunk a task is
         name = f"eqflow-{job.sys_.kind}-{job.operator}-steps-{start}-{stop}-chunk-{index}-{job.token}"
-        tasks.append(dask.delayed(advance_chunk, pure=False)(task, dask_key_name=name))
+        # the task as one opaque literal: dask would otherwise walk every field and array of it
+        # looking for dask collections (about 0.3 ms a task)
+        given_task = dask.delayed(task, name=f"{name}-input", traverse=False)
+        tasks.append(dask.delayed(advance_chunk, pure=False)(given_task, dask_key_name=name))
     results = dask.compute(*tasks, scheduler=job.client.get if job.client is not None else None)
     new_state = {k: np.empty_like(v) for k, v in state.items()}
     new_found = {k: np.empty_like(v) for k, v in found.items()}

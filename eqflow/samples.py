@@ -101,15 +101,18 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
     checkpoint = {k: records[k] for k in states}
     zarr_store.create_layout(path, system, plan, dims, chunks, dict.fromkeys(plan.every, block), records,
                              checkpoint, attrs, replace=exists)
-    regions = [(k, (slice(None),), v) for k, v in (*states.items(), *observed.items())]
-    regions += [(f"{zarr_store.CHECKPOINT}/{k}", (0,), v[-1]) for k, v in states.items()]
-    zarr_store.write(path, regions)
-    found = outcomes.new(tuple(system.sizes[d] for d in dims))
-    found["equilibrated_at"][...] = 0
-    outcomes.finish(found, n - 1)
-    zarr_store.write_outcomes(path, found, 0)
-    zarr_store.mark(path, **{zarr_store.STEPS_DONE: n - 1, zarr_store.SLOT: 0, zarr_store.STATUS: "complete",
-                             "eqflow_finished": now(), "eqflow_source": json.dumps(source)})
+    try:
+        regions = [(k, (slice(None),), v) for k, v in (*states.items(), *observed.items())]
+        regions += [(f"{zarr_store.CHECKPOINT}/{k}", (0,), v[-1]) for k, v in states.items()]
+        zarr_store.write(path, regions)
+        found = outcomes.new(tuple(system.sizes[d] for d in dims))
+        found["equilibrated_at"][...] = 0
+        outcomes.finish(found, n - 1)
+        zarr_store.write_outcomes(path, found, 0)
+        zarr_store.mark(path, **{zarr_store.STEPS_DONE: n - 1, zarr_store.SLOT: 0, zarr_store.STATUS: "complete",
+                                 "eqflow_finished": now(), "eqflow_source": json.dumps(source)})
+    finally:
+        zarr_store.settle()  # the store this one replaced is gone
     return zarr_store.open_history(path, check_chunks=False)
 
 

@@ -494,3 +494,22 @@ def test_a_layout_whose_one_array_fails_cleans_up_after_every_other_write(tmp_pa
     monkeypatch.undo()
     time.sleep(0.3)  # anything still writing would have recreated the layout by now
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_replaced_store_that_cannot_be_deleted_is_named_after_the_run(tmp_path, small_ising, monkeypatch):
+    """The replaced store is deleted on a thread while the new run goes on; its failure reaches the
+    caller when the run ends, with the new store complete in place."""
+    from eqflow import store
+
+    path = tmp_path / "h.zarr"
+    run(small_ising, path, steps=3)
+
+    def refuse(folder, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr(store.shutil, "rmtree", refuse)
+    with pytest.raises(PermissionError):
+        run(small_ising, path, steps=5, overwrite=True)
+    monkeypatch.undo()
+    assert store._DELETING == []
+    assert eq.open(path).sizes["step"] == 6
