@@ -144,11 +144,20 @@ def test_large_lattice_against_onsager_and_yang(tmp_path):
             check_against_exact(abs_m[:, j], float(ising.theory.spontaneous_magnetization(t)), f"|m| at T={t}")
 
 
-@pytest.mark.parametrize("shape", [(127, 129), (128, 128), (2, 16383), (2, 16384), (3, 5)])
-def test_energy_and_magnetization_sums_are_exact_at_the_narrow_type_limits(shape):
+@pytest.mark.parametrize("path", ["array-api", "compiled"])
+@pytest.mark.parametrize("shape", [(127, 129), (128, 128), (2, 16383), (2, 16384), (3, 5), (1, 7), (6, 1)])
+def test_energy_and_magnetization_sums_are_exact_at_the_narrow_type_limits(shape, path, monkeypatch):
     """The observables sum in int16 where the sum fits: an all-up lattice (the largest sums,
     2 L_y L_x bonds) on each side of the int16 limits gives E = -2 - h and M = 1 exactly, and a
-    random lattice the same values as a sum in int64 throughout."""
+    random lattice the same values as a sum in int64 throughout. The same for the compiled sums
+    (numba, one pass) the observables use where a numba kernel runs."""
+    from eqflow.systems.ising import observables
+
+    if path == "compiled":
+        pytest.importorskip("numba")
+        assert observables.compiled_sums(np.ones((2, 3), np.int8)) is not None
+    else:
+        monkeypatch.setattr(observables, "compiled_sums", lambda spin: None)
     up = np.ones((2, *shape), np.int8)
     np.testing.assert_array_equal(ising.energy(spin=up, coupling=1.0, field=0.5), -2.5)
     np.testing.assert_array_equal(ising.magnetization(spin=up), 1.0)

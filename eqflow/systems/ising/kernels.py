@@ -453,6 +453,56 @@ def swendsen_wang_step_serial(spin, keys, threshold, sign, slots, step_lo, step_
 # --------------------------------------------------------------------------------------------
 
 
+@njit(inline="always", cache=True)
+def _row_sums(spin, c, y):
+    """(sum over x of s (s_right + s_down), sum over x of s) of row y of cell c, periodic; int32
+    accumulators (|sums| <= 2 L_x), so LLVM vectorises the loop."""
+    ny, nx = spin.shape[1], spin.shape[2]
+    row, down = spin[c, y], spin[c, y + 1 if y + 1 < ny else 0]
+    bonds, total = np.int32(0), np.int32(0)
+    for x in range(nx - 1):
+        s = np.int32(row[x])
+        bonds += s * (np.int32(row[x + 1]) + np.int32(down[x]))
+        total += s
+    s = np.int32(row[nx - 1])
+    return bonds + s * (np.int32(row[0]) + np.int32(down[nx - 1])), total + s
+
+
+@njit(cache=True, nogil=True)
+def lattice_sums_serial(spin):
+    """The exact int64 (bond sum, spin sum) of each cell of ``spin`` (cells, L_y, L_x) int8, one pass."""
+    cells, ny = spin.shape[0], spin.shape[1]
+    bonds, total = np.zeros(cells, np.int64), np.zeros(cells, np.int64)
+    for c in range(cells):
+        for y in range(ny):
+            b, t = _row_sums(spin, c, y)
+            bonds[c] += b
+            total[c] += t
+    return bonds, total
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def lattice_sums(spin):
+    """:func:`lattice_sums_serial`, rows in parallel (each row's sums kept, then added per cell)."""
+    cells, ny = spin.shape[0], spin.shape[1]
+    row_bonds, row_total = np.empty((cells, ny), np.int64), np.empty((cells, ny), np.int64)
+    for i in prange(cells * ny):
+        c, y = i // ny, i % ny
+        b, t = _row_sums(spin, c, y)
+        row_bonds[c, y], row_total[c, y] = b, t
+    return row_bonds.sum(axis=1), row_total.sum(axis=1)
+
+
+def ising_sums(spin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_<ij> s_i s_j, sum_i s_i) per lattice of int8 ``spin`` (..., L_y, L_x), periodic, as
+    exact int64 arrays of shape ``spin.shape[:-2]``: the integers the array-API observables
+    compute, in one compiled pass (about 8x NumPy's E and M on 64², 2.4x on 1024²)."""
+    work = np.ascontiguousarray(spin).reshape(-1, *spin.shape[-2:])
+    fn = lattice_sums if _parallel(work) else lattice_sums_serial
+    bonds, total = fn(work)
+    return bonds.reshape(spin.shape[:-2]), total.reshape(spin.shape[:-2])
+
+
 PARALLEL_SITES = 2**18  # below this many sites per call one thread is faster (thread barriers; see RESULTS.md)
 
 
