@@ -496,7 +496,7 @@ def lattice_sums(spin):
 def ising_sums(spin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sum_<ij> s_i s_j, sum_i s_i) per lattice of int8 ``spin`` (..., L_y, L_x), periodic, as
     exact int64 arrays of shape ``spin.shape[:-2]``: the integers the array-API observables
-    compute, in one compiled pass (about 8x NumPy's E and M on 64², 2.4x on 1024²)."""
+    compute, in one compiled pass (E and M of 64²: 44 -> 28 us; of 1024²: 0.86 -> 0.41 ms)."""
     work = np.ascontiguousarray(spin).reshape(-1, *spin.shape[-2:])
     fn = lattice_sums if _parallel(work) else lattice_sums_serial
     bonds, total = fn(work)

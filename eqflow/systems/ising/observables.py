@@ -41,13 +41,19 @@ def magnetization(*, spin):
     return xp.astype(total, xp.float64) / (spin.shape[-1] * spin.shape[-2])
 
 
+COMPILED_ROW = 64  # sites per row from which the compiled sums beat NumPy's (64²: 44 -> 28 us for E and M)
+
+
 def compiled_sums(spin):
     """The exact (bond sum, spin sum) per lattice from the numba kernels
     (:func:`eqflow.systems.ising.kernels.ising_sums`: the same integers, so the same energies bit
     for bit) where ``spin`` is a NumPy int8 array and numba is already loaded (a numba kernel
     runs): NumPy's E and M of a 64² lattice (~40 us, a dozen small calls) cost more than its
-    compiled sweep. Else None: the array-API code above, and no numba import for it."""
-    if type(spin) is not np.ndarray or spin.dtype != np.int8 or spin.ndim < 2 or "numba" not in sys.modules:
+    compiled sweep. Only rows of at least COMPILED_ROW sites: the compiled pass goes row by row,
+    and on 32-site rows NumPy's whole-array passes were faster (RESULTS.md). Else None: the
+    array-API code above, and no numba import for it."""
+    if type(spin) is not np.ndarray or spin.dtype != np.int8 or spin.ndim < 2 or spin.shape[-1] < COMPILED_ROW \
+            or "numba" not in sys.modules:
         return None
     try:
         from .kernels import ising_sums
