@@ -341,8 +341,8 @@ def _eqflow_metadata(document) -> ArrayV3Metadata | None:
 def _whole_chunks(meta: ArrayV3Metadata | None, index, values) -> list | None:
     """[(chunk key, encoded bytes)] of ``array[index] = values``, if the region is whole chunks
     of numeric values of the array's dtype (up to DIRECT_WRITE_BYTES), else None."""
-    if meta is None or meta.dtype.to_native_dtype().kind not in "biufc":
-        return None
+    if meta is None or meta.dtype.to_native_dtype().kind not in "biufc" or 0 in meta.shape or 0 in meta.chunks:
+        return None  # (an empty array: zarr writes what it writes for one)
     values = np.asarray(values)
     if values.dtype != meta.dtype.to_native_dtype() or values.nbytes > DIRECT_WRITE_BYTES:
         return None
@@ -652,7 +652,8 @@ def _read_whole(loc: Location, name: str, document) -> np.ndarray | None:
     checksum checked), or None where zarr must read it. A missing chunk reads as the fill value,
     as in zarr."""
     meta = _eqflow_metadata(document)
-    if meta is None or not meta.shape or meta.dtype.to_native_dtype().kind not in "biuf":
+    if meta is None or not meta.shape or meta.dtype.to_native_dtype().kind not in "biuf" or 0 in meta.shape \
+            or 0 in meta.chunks:
         return None
     dtype = meta.dtype.to_native_dtype()
     if math.prod(meta.shape) * dtype.itemsize > DIRECT_WRITE_BYTES:

@@ -231,6 +231,7 @@ def test_layout_made_in_memory_equals_zarrs_own(tmp_path):
         "molecule": (("point",), (2,), (2,), np.dtype("<U7"), "", {"long_name": "x"}, np.array(["h2o", "benzene"])),
         "temperature": ((), (), None, np.dtype(np.float64), 0, {"units": "K"}, np.array(2.5)),
         "flag": (("member",), (3,), (3,), np.dtype(bool), False, {}, np.array([True, False, True])),
+        "edge": (("edge", "member"), (0, 3), (0, 3), np.dtype(np.int64), 0, {}, np.zeros((0, 3), np.int64)),
         "energy": (("step", "member", "point"), (11, 3, 2), (5, 2, 2), np.dtype(np.float32), np.nan,
                    {"units": "1", "record_every": 1, "coordinates": "temperature"}, None),
         "spin": (("step_10", "member", "y", "x"), (2, 3, 4, 6), (1, 3, 4, 6), np.dtype(np.int8), 0, {}, None),
