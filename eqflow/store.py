@@ -300,9 +300,8 @@ def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> None:
 
 # eqflow's arrays: bytes (little-endian, C order; one-byte types name no endianness), then zstd
 # level 0, then a crc32c checksum
-CODECS = [[{"name": "bytes", "configuration": {"endian": "little"}}], [{"name": "bytes"}]]
-CODECS = [first + [{"name": "zstd", "configuration": {"level": 0, "checksum": False}}, {"name": "crc32c"}]
-          for first in CODECS]
+_COMPRESS = [{"name": "zstd", "configuration": {"level": 0, "checksum": False}}, {"name": "crc32c"}]
+CODECS = [[{"name": "bytes", "configuration": {"endian": "little"}}, *_COMPRESS], [{"name": "bytes"}, *_COMPRESS]]
 DIRECT_WRITE_BYTES = 4 * 2**20  # larger regions go through zarr, which encodes chunks on several threads
 
 
@@ -313,8 +312,7 @@ def _write_whole_chunks(loc: Location, regions: list) -> list:
     region write costs 1-2 ms (its codecs and file writes each hop onto a thread); this, tens of
     microseconds. Returns the regions left for zarr (other codecs, partial chunks, strings, the
     metadata unreadable here)."""
-    root = _local_root(loc)
-    known = ((root or {}).get("consolidated_metadata") or {}).get("metadata") or {}
+    known = _consolidated(loc)
     rest = []
     for name, index, values in regions:
         chunks = _whole_chunks(_eqflow_metadata(known.get(name)), index, values)
@@ -324,6 +322,18 @@ def _write_whole_chunks(loc: Location, regions: list) -> list:
         for key, data in chunks:
             _atomic_write(Path(loc.target, *name.split("/"), *key.split("/")), data)
     return rest
+
+
+def _consolidated(loc: Location) -> dict:
+    """{array or group path: metadata document} from a local root's consolidated metadata ({} if none)."""
+    return ((_local_root(loc) or {}).get("consolidated_metadata") or {}).get("metadata") or {}
+
+
+def _direct(meta: ArrayV3Metadata | None) -> bool:
+    """Whether eqflow encodes and decodes this array's chunks itself: numeric, and not empty
+    (zarr writes what it writes for an empty one)."""
+    return meta is not None and meta.dtype.to_native_dtype().kind in "biufc" and 0 not in meta.shape \
+        and 0 not in meta.chunks
 
 
 def _eqflow_metadata(document) -> ArrayV3Metadata | None:
@@ -341,8 +351,8 @@ def _eqflow_metadata(document) -> ArrayV3Metadata | None:
 def _whole_chunks(meta: ArrayV3Metadata | None, index, values) -> list | None:
     """[(chunk key, encoded bytes)] of ``array[index] = values``, if the region is whole chunks
     of numeric values of the array's dtype (up to DIRECT_WRITE_BYTES), else None."""
-    if meta is None or meta.dtype.to_native_dtype().kind not in "biufc" or 0 in meta.shape or 0 in meta.chunks:
-        return None  # (an empty array: zarr writes what it writes for one)
+    if not _direct(meta):
+        return None
     values = np.asarray(values)
     if values.dtype != meta.dtype.to_native_dtype() or values.nbytes > DIRECT_WRITE_BYTES:
         return None
@@ -492,14 +502,7 @@ def mark(loc, token: str | None = None, **attrs) -> None:
     # it is), then renamed over the old one: one atomic replace, as zarr's own writes are, without
     # zarr parsing every array's metadata first (a few ms per segment)
     root["attributes"] = {**current, **attrs}
-    target = Path(loc.target) / "zarr.json"
-    written = target.with_name(f".zarr.json.{uuid.uuid4().hex[:12]}")
-    try:
-        written.write_text(json.dumps(root, default=_json_value, allow_nan=True))
-        os.replace(written, target)
-    except BaseException:
-        written.unlink(missing_ok=True)
-        raise
+    _atomic_write(Path(loc.target) / "zarr.json", json.dumps(root, default=_json_value, allow_nan=True).encode())
 
 
 def read_checkpoint(loc, variables) -> tuple[dict[str, xr.Variable], int]:
@@ -625,7 +628,7 @@ def _open_zarr(loc: Location) -> xr.Dataset:
     if not loc.is_local:
         return xr.open_zarr(loc.zarr(), consolidated=True)
     ds = xr.open_zarr(loc.zarr(), consolidated=True, create_default_indexes=False)
-    known = ((_local_root(loc) or {}).get("consolidated_metadata") or {}).get("metadata") or {}
+    known = _consolidated(loc)
     variables = dict(ds.variables)
     for name in [d for d in ds.dims if d in variables]:
         variable = variables[name]
@@ -652,8 +655,7 @@ def _read_whole(loc: Location, name: str, document) -> np.ndarray | None:
     checksum checked), or None where zarr must read it. A missing chunk reads as the fill value,
     as in zarr."""
     meta = _eqflow_metadata(document)
-    if meta is None or not meta.shape or meta.dtype.to_native_dtype().kind not in "biuf" or 0 in meta.shape \
-            or 0 in meta.chunks:
+    if not _direct(meta) or not meta.shape:
         return None
     dtype = meta.dtype.to_native_dtype()
     if math.prod(meta.shape) * dtype.itemsize > DIRECT_WRITE_BYTES:
