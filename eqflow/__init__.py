@@ -19,6 +19,7 @@ from .registry import get as get_system
 from .results import final_state, final_values, open
 from .runner import run
 from .samples import write_samples
+from .store import HistoryStore
 from .summary import summarize
 from .system import Kernel, Operator, System
 from .units import ureg
@@ -44,7 +45,7 @@ def create(kind: str, **kwargs):
 
 
 __all__ = [
-    "anneal",
+    "anneal", "HistoryStore",
     "Kernel", "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
     "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
     "ureg", "validate", "verify", "write_samples", "__version__",

@@ -123,18 +123,18 @@ def test_resume_equals_uninterrupted(kind, op, tmp_path, monkeypatch):
 
 def crash_after_marks(monkeypatch, n):
     """Make the run die (like a crash) after its n-th steps-done marker."""
-    from eqflow import store
+    from eqflow.store import STEPS_DONE, root
 
-    real, count = store.mark, {"n": 0}
+    real, count = root.mark, {"n": 0}
 
     def mark(path, **attrs):
         real(path, **attrs)
-        if store.STEPS_DONE in attrs:
+        if STEPS_DONE in attrs:
             count["n"] += 1
             if count["n"] >= n:
                 raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(store, "mark", mark)
+    monkeypatch.setattr(root, "mark", mark)
 
 
 @pytest.mark.parametrize("kind,op", [c for c in CASES if registry.get(c.values[0]).operators[c.values[1]].draws])
