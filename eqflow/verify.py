@@ -32,8 +32,9 @@ def verify(path, storage_options: dict | None = None) -> str:
     'h.zarr'
     """
     store = HistoryStore(path, storage_options)
-    attrs, record = store.check(trailers=True)
-    problems = _decode_every_chunk(store, record)
+    attrs, record, problems = store.problems(trailers=True)
+    flagged = {problem.split(":", 1)[0] for problem in problems}
+    problems += _decode_every_chunk(store, record, skip=flagged)
     manifest.raise_problems(store.loc, problems, attrs.get("eqflow_steps_done"))
     left = store.leftovers()
     if left:
@@ -43,13 +44,16 @@ def verify(path, storage_options: dict | None = None) -> str:
     return store.name
 
 
-def _decode_every_chunk(store: HistoryStore, record: manifest.Record) -> list[str]:
-    """Read every recorded chunk through zarr (each checksum and decompression checked)."""
+def _decode_every_chunk(store: HistoryStore, record: manifest.Record, skip=()) -> list[str]:
+    """Read every recorded chunk through zarr (each checksum and decompression checked), but
+    those of the arrays in ``skip`` (already named)."""
     import zarr
 
     group = zarr.open_group(store.loc.zarr(), mode="r")
     problems = []
     for name, chunks in sorted(record.chunks.items()):
+        if name in skip:
+            continue
         array = group[name]
         if array.nbytes <= 2**28:
             try:
@@ -63,6 +67,8 @@ def _decode_every_chunk(store: HistoryStore, record: manifest.Record) -> list[st
             if any(i * c >= n for i, c, n in zip(parts, array.chunks, array.shape)):
                 continue  # outside the array since an early stop trimmed it
             index = tuple(slice(i * c, (i + 1) * c) for i, c in zip(parts, array.chunks))
+            if store.loc.object_tail(f"{name}/{key}") is None:
+                continue  # missing: already named
             try:
                 array[index]
             except Exception as exc:  # checksum or decompression failure

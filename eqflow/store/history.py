@@ -124,13 +124,20 @@ class HistoryStore:
     def check(self, select=None, trailers: bool = True) -> tuple[dict, manifest.Record]:
         """Check the sealed root, every array's metadata and the selected chunks against the
         commit record; raise one StoreError naming every problem. Returns (root attributes, record)."""
+        attrs, record, problems = self.problems(select, trailers)
+        manifest.raise_problems(self.loc, problems, attrs.get(STEPS_DONE))
+        return attrs, record
+
+    def problems(self, select=None, trailers: bool = True) -> tuple[dict, manifest.Record, list[str]]:
+        """(root attributes, record, every problem found) of :meth:`check`; a changed root or a
+        broken chain of commits raises at once (nothing below it can be trusted)."""
         attrs = self.eqflow_attrs()
         check_format(self.loc, attrs)
         record = manifest.load(self.loc, attrs)
         problems, documents = manifest.check_metadata(self.loc, record)
-        problems += manifest.check_chunks(self.loc, record, documents, select=select, trailers=trailers)
-        manifest.raise_problems(self.loc, problems, attrs.get(STEPS_DONE))
-        return attrs, record
+        problems += manifest.check_chunks(self.loc, record, documents, select=select, trailers=trailers,
+                                          where=_StepsHeld(self.loc, documents))
+        return attrs, record, problems
 
     def checkpoint(self, variables) -> tuple[dict[str, xr.Variable], int | None]:
         """The named checkpointed arrays at the marker's step as xarray Variables, and that step.
@@ -255,6 +262,33 @@ class HistoryStore:
                              f"choose another store or remove it yourself")
         lease.refuse_if_held(loc.name, attrs, "overwrite")
         return attrs
+
+
+class _StepsHeld:
+    """where(array, chunk key) -> "steps a-b" for a record chunk (its rows along the step dim)."""
+
+    def __init__(self, loc: Location, documents: dict):
+        self.loc, self.documents, self.steps = loc, documents, {}
+
+    def __call__(self, name: str, key: str) -> str | None:
+        document = self.documents.get(name) or {}
+        dims = document.get("dimension_names") or []
+        parts = key.split("/")[1:]
+        if name.startswith(CHECKPOINT + "/") and parts:
+            return f"checkpoint slot {parts[0]}"
+        if not dims or not is_step_dim(dims[0]) or name == dims[0] or not parts:
+            return None
+        if dims[0] not in self.steps:
+            import zarr
+
+            try:
+                self.steps[dims[0]] = zarr.open_array(store=self.loc.zarr(), path=dims[0], mode="r")[:]
+            except Exception:  # a damaged step coordinate: reported for itself
+                self.steps[dims[0]] = None
+        steps = self.steps[dims[0]]
+        rows = document["chunk_grid"]["configuration"]["chunk_shape"][0]
+        held = None if steps is None else steps[int(parts[0]) * rows:(int(parts[0]) + 1) * rows]
+        return f"steps {int(held[0])}-{int(held[-1])}" if held is not None and len(held) else None
 
 
 def _trim_to_done(ds: xr.Dataset, done) -> xr.Dataset:

@@ -155,9 +155,11 @@ def _in_bounds(key: str, document: dict) -> bool:
         return True
 
 
-def check_chunks(loc, record: Record, documents: dict, select=None, trailers: bool = True) -> list[str]:
+def check_chunks(loc, record: Record, documents: dict, select=None, trailers: bool = True,
+                 where=None) -> list[str]:
     """Problems with the recorded chunks: missing, or (``trailers``) holding other bytes than the
-    commit wrote. ``select(array, key, (steps before, after) of its commit)`` limits the check; ``documents`` are the verified metadata."""
+    commit wrote. ``where(array, key)`` says which steps a chunk holds (for the message);
+    ``select(array, key, (steps before, after) of its commit)`` limits the check; ``documents`` are the verified metadata."""
     problems, listed = [], None
     if not trailers:
         listed = loc.list_keys()
@@ -181,22 +183,22 @@ def check_chunks(loc, record: Record, documents: dict, select=None, trailers: bo
                 missing.append(key)
             elif tail.hex() != crc:
                 stale.append(key)
-        problems += [_chunk_problem(record, name, keys, what) for keys, what in
+        problems += [_chunk_problem(record, name, keys, what, where) for keys, what in
                      ((missing, "missing"), (stale, "holding other bytes than eqflow wrote there (a stale, "
                                                      "rolled-back, moved or overwritten chunk)")) if keys]
     return problems
 
 
-def _chunk_problem(record: Record, name: str, keys: list, what: str) -> str:
+def _chunk_problem(record: Record, name: str, keys: list, what: str, where=None) -> str:
     keys = sorted(keys, key=lambda k: [int(p) if p.isdigit() else 0 for p in k.split("/")[1:]])
-    where = []
+    named = []
     for key in keys[:5]:
-        before, after = record.steps.get(name, {}).get(key, (None, None))
-        when = "the layout" if after is None else f"the segment to step {after}" + \
-            (f" (steps {before + 1}-{after})" if before is not None else "")
-        where.append(f"{key} (written by {when})")
+        after = record.steps.get(name, {}).get(key, (None, None))[1]
+        held = where(name, key) if where is not None else None
+        when = "the layout" if after is None else f"the commit at step {after}"
+        named.append(f"{key} ({held + ', ' if held else ''}written by {when})")
     more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
-    return f"{name}: {len(keys)} chunk(s) {what}: {', '.join(where)}{more}"
+    return f"{name}: {len(keys)} chunk(s) {what}: {', '.join(named)}{more}"
 
 
 def raise_problems(loc, problems: list[str], done=None, remedy: str = "rerun with overwrite=True") -> None:
