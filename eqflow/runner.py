@@ -241,6 +241,7 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
                   + [position + r.check_every - position % r.check_every for r in checks]
                   + ([job.schedule.next_boundary(position)] if job.schedule is not None else []))
         slot = 1 - slot
+        job.history.require_present()
         lease.check_owner(job.path, job.history.attrs(), job.token)  # nobody took the store over
         state, found, written = _run_segment(job, state, found, position, end, done is None, slot)
         for rule in checks:
@@ -255,12 +256,12 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
             end = end if running.any() else int(found["stopped_at"].max())  # the last member's stop
             outcomes.finish(found, end)
         merge(written, _write_outcomes(job, found, slot, end))
-        marker, resized = {zarr_store.STATUS: "running"}, None
+        marker = {zarr_store.STATUS: "running"}
         if finished:
-            if end < plan.last:
-                resized = job.history.trim(plan, end)
             marker.update({zarr_store.STATUS: "complete", "eqflow_finished": now(), lease.WRITER_ATTR: ""})
-        job.history.commit(written, steps_done=end, slot=slot, token=job.token, metadata=resized, **marker)
+        job.history.commit(written, steps_done=end, slot=slot, token=job.token, **marker)
+        if finished and end < plan.last:
+            job.history.trim(plan, end)
         _log_outcomes(found, end, finished)
         done = position = end
         bar.update(done)
@@ -418,9 +419,9 @@ def _resume_point(job: _Job):
     kernels = attrs.get(KERNEL_ATTR, "reference").split(", ")  # variants agree bit for bit: any may resume
     used = ", ".join(kernels + [job.kernel] if job.kernel != kernels[-1] else kernels)
     names = [n for n in _checkpoint_names(job) if n not in outcomes.ARRAYS]
-    # everything a resume relies on is checked before this run takes the store: the checkpoint
-    # slot, the layout's coordinates and every array's metadata
-    state, done = job.history.checkpoint(names)
+    # the whole store is checked against its commit record before this run takes it: the
+    # checkpoint slot it continues from, and every record it will extend
+    state, done = job.history.checkpoint(names, everything=True)
     found = job.history.outcomes() if done is not None else None
     job.history.mark(**{lease.WRITER_ATTR: lease.writer(job.token), KERNEL_ATTR: used})  # this run writes it now
     job.chunks.update(json.loads(attrs["eqflow_chunks"]))

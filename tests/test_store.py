@@ -303,8 +303,8 @@ def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
     root = {"eqflow_status": "starting"}
     for name in ("ours", "zarrs"):
         layout.write_folder(layout.in_memory(root, arrays), tmp_path / name)
-    written = {}
-    left = chunks._write_whole_chunks(as_location(tmp_path / "ours"), regions, written, set())
+    written = {"chunks": {}}
+    left = chunks._write_whole_chunks(as_location(tmp_path / "ours"), regions, written["chunks"], set())
     assert [r[0] for r in left] == ["energy", "label"]  # the partial chunk and the strings
     chunks.merge(written, store.write(tmp_path / "ours", left))
     target = zarr.storage.LocalStore(str(tmp_path / "zarrs"))
@@ -318,7 +318,10 @@ def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
     assert sorted(ours) == sorted(theirs) and all(ours[k] == theirs[k] for k in theirs)
     assert not [k for k in ours if ".partial" in k]
     # every chunk written is reported with its stored crc32c (its last four bytes)
-    reported = {f"{name}/{key}": crc for name, keys in written.items() for key, crc in keys.items()}
+    reported = {f"{name}/{key}": crc for name, keys in written["chunks"].items() for key, crc in keys.items()}
+    # the partial write (energy rows 2-3 of the chunk of rows 0-4) also reports its values
+    [(box, sha)] = written["pieces"]["energy"]["c/0/0"]
+    assert box == [[2, 4], [0, 3]] and sha == chunks.value_digest(regions[6][2])
     assert reported and all(ours[key][-4:].hex() == crc for key, crc in reported.items())
     assert {k for k in ours if "/c/" in k or k.endswith("/c")} - {"_eqflow"} >= set(reported)
     read = zarr.open_array(store=target, path="psi", mode="r")[1]

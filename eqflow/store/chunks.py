@@ -1,12 +1,17 @@
 """Writing and reading chunks: region writes that report what they wrote.
 
-Every write returns ``{array name: {chunk key: crc32c}}`` of the chunks it stored: the crc32c
-is the chunk's own checksum (its last four bytes, appended by eqflow's codec chain), so the
-commit manifest pins exactly which bytes each chunk must hold. On a local store every chunk
-file and its folder are fsynced before the write returns.
+Every write returns ``{"chunks": {array: {chunk key: crc32c}}, "pieces": {array: {chunk key:
+[[box, sha256], ...]}}}``. The crc32c is the chunk's own checksum (its last four bytes, appended
+by eqflow's codec chain), so the commit manifest pins exactly which bytes each chunk must hold.
+A region that covers only part of a chunk (a segment's records that end inside a chunk the
+next segment completes) also reports a *piece*: the box it wrote (``[[start, stop], ...]`` per
+dim) and the SHA-256 of its values, so the committed part of a chunk that a later, unfinished
+segment rewrote is still checked exactly, by value. On a local store every chunk file and its
+folder are fsynced before the write returns.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -60,14 +65,17 @@ def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> dict:
     zarr's public API, and its chunks are then read back for their checksums (and fsynced)."""
     from ..location import as_location
 
+    from .history import HistoryStore
+
     loc = as_location(loc)
-    written: dict = {}
+    HistoryStore(loc).require_present()  # never recreate the folders of a store deleted meanwhile
+    written: dict = {"chunks": {}, "pieces": {}}
     touched: set = set()
     if loc.is_local and fast.enabled():
-        regions = _write_whole_chunks(loc, regions, written, touched)
+        regions = _write_whole_chunks(loc, regions, written["chunks"], touched)
     if regions:
         _write_through_zarr(loc, regions)
-        for name, index, _ in regions:
+        for name, index, values in regions:
             shape, chunks = _grid(loc, name)
             for chunk in chunk_indices(index, shape, chunks):
                 key = f"{name}/{chunk_key(chunk)}"
@@ -77,9 +85,46 @@ def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> dict:
                     touched.add(path.parent)
                 tail = loc.object_tail(key)
                 if tail is not None:
-                    written.setdefault(name, {})[chunk_key(chunk)] = tail.hex()
+                    written["chunks"].setdefault(name, {})[chunk_key(chunk)] = tail.hex()
+                piece = _piece(index, values, shape, chunks, chunk)
+                if piece is not None:
+                    written["pieces"].setdefault(name, {}).setdefault(chunk_key(chunk), []).append(piece)
     sync_folders(touched)
     return written
+
+
+def _box(index, shape: tuple) -> list[list[int]]:
+    """[[start, stop], ...] of ``array[index]`` (integers and unit-step slices)."""
+    index = index if isinstance(index, tuple) else (index,)
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (len(shape) - len(index) + 1) + index[at + 1:]
+    index = index + (slice(None),) * (len(shape) - len(index))
+    return [list(i.indices(n)[:2]) if isinstance(i, slice) else [int(i) % n, int(i) % n + 1]
+            for i, n in zip(index, shape)]
+
+
+def _piece(index, values, shape: tuple, chunks: tuple, chunk: tuple):
+    """[box, sha256] of the part of ``chunk`` that ``array[index] = values`` wrote, if that is
+    not the whole chunk (else None: the chunk's checksum pins it)."""
+    region = _box(index, shape)
+    cell = [[i * c, min((i + 1) * c, n)] for i, c, n in zip(chunk, chunks, shape)]
+    inside = [[max(a, c), min(b, d)] for (a, b), (c, d) in zip(region, cell)]
+    if inside == cell:
+        return None
+    values = np.asarray(values).reshape([b - a for a, b in region])
+    part = values[tuple(slice(a - r, b - r) for (a, b), (r, _) in zip(inside, region))]
+    return [inside, value_digest(part)]
+
+
+def value_digest(values) -> str:
+    """SHA-256 of an array's values (dtype, shape and little-endian C-order bytes)."""
+    values = np.asarray(values)
+    data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<") if values.dtype.kind in "biufc"
+                                else values.dtype)
+    digest = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
+    digest.update(data.tobytes())
+    return digest.hexdigest()
 
 
 def _grid(loc, name: str) -> tuple[tuple, tuple]:
@@ -132,9 +177,12 @@ def _write_through_zarr(loc, regions: list) -> None:
 
 
 def merge(into: dict, written: dict) -> dict:
-    """Add one write's {array: {chunk key: crc}} to another (the later write of a chunk wins)."""
-    for name, chunks in written.items():
-        into.setdefault(name, {}).update(chunks)
+    """Add one write's report to another (the later crc of a chunk wins; pieces add up)."""
+    for name, chunks in written.get("chunks", {}).items():
+        into.setdefault("chunks", {}).setdefault(name, {}).update(chunks)
+    for name, chunks in written.get("pieces", {}).items():
+        for key, pieces in chunks.items():
+            into.setdefault("pieces", {}).setdefault(name, {}).setdefault(key, []).extend(pieces)
     return into
 
 

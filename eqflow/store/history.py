@@ -66,11 +66,19 @@ class HistoryStore:
                metadata: dict | None = None, **attrs) -> None:
         """Record what a segment wrote (its manifest, fsynced), then the marker: the root's steps
         done, checkpoint slot and commit pointer, sealed, in one atomic write (the last write)."""
+        self.require_present()
         n, previous = self._last_commit()
-        sha = manifest.write_commit(self.loc, n + 1, previous, steps_done, slot, written, metadata)
+        sha = manifest.write_commit(self.loc, n + 1, previous, steps_done, slot, written.get("chunks", {}), metadata,
+                                    written.get("pieces"))
         root_document.mark(self.loc, token=token, **attrs,
                            **{STEPS_DONE: steps_done, SLOT: slot, COMMIT: {"n": n + 1, "sha256": sha}})
         self._commit = (n + 1, sha)
+
+    def require_present(self) -> None:
+        """A StoreError if a local store was deleted (or moved) while a run writes it."""
+        if self.loc.is_local and not (self.loc.target / "zarr.json").exists():
+            raise StoreError(f"store {self.name!r}: no longer exists (deleted or moved while this run wrote it); "
+                             f"nothing of it is left at its path, so this run stops: start it again")
 
     def mark(self, token: str | None = None, **attrs) -> None:
         """Update root attributes (sealed) without a commit: the writer's lease, the kernel used."""
@@ -82,25 +90,36 @@ class HistoryStore:
             self._commit = (pointer.get("n", 0), pointer.get("sha256"))
         return self._commit
 
-    def trim(self, plan, last: int) -> dict:
-        """Cut every step dimension to the records at or before ``last`` (a run that ended early);
-        returns the resized arrays' metadata digests for the commit that follows."""
+    def trim(self, plan, last: int, token: str | None = None) -> None:
+        """Cut every step dimension to the records at or before ``last`` (a run that ended early,
+        after its last commit), as a commit of its own: the cut arrays' metadata is recorded first
+        (a kill in between leaves a store whose cut arrays match that record), then the arrays are
+        resized and the root's consolidated entries updated, then the marker."""
         import zarr
 
         group = zarr.open_group(self.loc.zarr(), mode="r+")
-        resized = {}
+        cut = {}
         for var in plan.every:
             n = int((plan.steps(var) <= last).sum())
             for name in (var, plan.dim(var)):
-                array = group[name]
-                if array.shape[0] != n:
-                    array.resize((n, *array.shape[1:]))
-                    resized[name] = json.loads(self.loc.read_object(f"{name}/zarr.json"))
-        if resized:  # the root's consolidated entries of these arrays, updated in place
-            root = json.loads(self.loc.read_object("zarr.json"))
-            root["consolidated_metadata"]["metadata"].update(resized)
-            self.loc.write_object("zarr.json", json.dumps(root, allow_nan=True).encode())
-        return {name: manifest.metadata_digest(document) for name, document in resized.items()}
+                if group[name].shape[0] != n:
+                    document = json.loads(self.loc.read_object(f"{name}/zarr.json"))
+                    cut[name] = (n, {**document, "shape": [n, *document["shape"][1:]]})
+        if not cut:
+            return
+        attrs = self.attrs()
+        n_commit, previous = self._last_commit()
+        sha = manifest.write_commit(self.loc, n_commit + 1, previous, attrs.get(STEPS_DONE), attrs.get(SLOT, 0), {},
+                                    {name: manifest.metadata_digest(doc) for name, (_, doc) in cut.items()})
+        for name, (n, _) in cut.items():
+            array = group[name]
+            array.resize((n, *array.shape[1:]))
+        root = json.loads(self.loc.read_object("zarr.json"))  # the consolidated entries, updated in place
+        root["consolidated_metadata"]["metadata"].update(
+            {name: json.loads(self.loc.read_object(f"{name}/zarr.json")) for name in cut})
+        self.loc.write_object("zarr.json", json.dumps(root, allow_nan=True).encode())
+        root_document.mark(self.loc, token=token, **{COMMIT: {"n": n_commit + 1, "sha256": sha}})
+        self._commit = (n_commit + 1, sha)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -139,12 +158,16 @@ class HistoryStore:
                                           where=_StepsHeld(self.loc, documents))
         return attrs, record, problems
 
-    def checkpoint(self, variables) -> tuple[dict[str, xr.Variable], int | None]:
+    def checkpoint(self, variables, everything: bool = False) -> tuple[dict[str, xr.Variable], int | None]:
         """The named checkpointed arrays at the marker's step as xarray Variables, and that step.
-        Their chunks, the layout's coordinates and every array's metadata are checked first."""
+        Their chunks, the layout's coordinates and every array's metadata are checked first
+        (``everything``: every recorded chunk too, as a resume that will extend the store does)."""
         import zarr
 
-        attrs, _ = self.check(select=self._checkpoint_and_layout(self.attrs()))
+        if everything:
+            attrs, _ = self.check(trailers=self.loc.is_local)
+        else:
+            attrs, _ = self.check(select=self._checkpoint_and_layout(self.attrs()))
         slot, done = attrs.get(SLOT, 0), attrs.get(STEPS_DONE)
         group = zarr.open_group(self.loc.zarr(), mode="r")
         state = {}
