@@ -7,9 +7,9 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, registry, store
-from .store import HistoryStore
 from .errors import StoreError
 from .location import as_location
+from .store import HistoryStore
 
 
 def open(path, storage_options: dict | None = None) -> xr.Dataset:  # noqa: A001  (the public name is eq.open)

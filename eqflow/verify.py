@@ -32,7 +32,7 @@ def verify(path, storage_options: dict | None = None) -> str:
     'h.zarr'
     """
     store = HistoryStore(path, storage_options)
-    attrs, record, problems = store.problems(trailers=True)
+    attrs, record, problems = store.problems(trailers=True, full=True)
     flagged = {problem.split(":", 1)[0] for problem in problems}
     problems += _decode_every_chunk(store, record, skip=flagged)
     manifest.raise_problems(store.loc, problems, attrs.get("eqflow_steps_done"))

@@ -234,8 +234,8 @@ def test_layout_made_in_memory_equals_zarrs_own(tmp_path):
     and consolidating makes."""
     import zarr
 
-    from eqflow.store import layout
     from eqflow.location import Location
+    from eqflow.store import layout
 
     arrays = _specs({  # name -> (dims, shape, chunks, dtype, fill, attrs, values)
         "member": (("member",), (3,), (3,), np.dtype(np.int64), 0, {}, np.array([0, 4, 9])),

@@ -11,8 +11,21 @@ from .atomic import settle
 from .chunks import write
 from .history import HistoryStore, NoIntegrityRecord, is_step_dim, location_of
 from .layout import ArraySpec, RecordPlan, VariableSpec, plan_arrays
-from .root import (CHECKPOINT, COMMIT, DIGEST, FORMAT, FORMAT_ATTR, LOCATION_KEY, SLOT, STATUS, STEPS_DONE,
-                   STORE_ATTR, check_format, mark, read_attrs)
+from .root import (
+                   CHECKPOINT,
+                   COMMIT,
+                   DIGEST,
+                   FORMAT,
+                   FORMAT_ATTR,
+                   LOCATION_KEY,
+                   SLOT,
+                   STATUS,
+                   STEPS_DONE,
+                   STORE_ATTR,
+                   check_format,
+                   mark,
+                   read_attrs,
+)
 
 __all__ = ["ArraySpec", "CHECKPOINT", "COMMIT", "DIGEST", "FORMAT", "FORMAT_ATTR", "HistoryStore", "LOCATION_KEY",
            "NoIntegrityRecord", "RecordPlan", "SLOT", "STATUS", "STEPS_DONE", "STORE_ATTR", "VariableSpec",

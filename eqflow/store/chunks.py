@@ -64,7 +64,6 @@ def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> dict:
     chunk file written atomically (the quarantined fast path); every other region goes through
     zarr's public API, and its chunks are then read back for their checksums (and fsynced)."""
     from ..location import as_location
-
     from .history import HistoryStore
 
     loc = as_location(loc)

@@ -20,8 +20,18 @@ from . import chunks as chunk_io
 from . import layout, manifest
 from . import root as root_document
 from .atomic import leftover_siblings
-from .root import (CHECKPOINT, COMMIT, LOCATION_KEY, SLOT, STATUS, STEPS_DONE, STORE_ATTR, check_format,
-                   has_integrity_record, read_attrs)
+from .root import (
+    CHECKPOINT,
+    COMMIT,
+    LOCATION_KEY,
+    SLOT,
+    STATUS,
+    STEPS_DONE,
+    STORE_ATTR,
+    check_format,
+    has_integrity_record,
+    read_attrs,
+)
 
 
 class NoIntegrityRecord(UserWarning):
@@ -140,14 +150,15 @@ class HistoryStore:
         check_format(self.loc, attrs)
         return manifest.load(self.loc, attrs)
 
-    def check(self, select=None, trailers: bool = True) -> tuple[dict, manifest.Record]:
+    def check(self, select=None, trailers: bool = True, full: bool = False) -> tuple[dict, manifest.Record]:
         """Check the sealed root, every array's metadata and the selected chunks against the
         commit record; raise one StoreError naming every problem. Returns (root attributes, record)."""
-        attrs, record, problems = self.problems(select, trailers)
+        attrs, record, problems = self.problems(select, trailers, full)
         manifest.raise_problems(self.loc, problems, attrs.get(STEPS_DONE))
         return attrs, record
 
-    def problems(self, select=None, trailers: bool = True) -> tuple[dict, manifest.Record, list[str]]:
+    def problems(self, select=None, trailers: bool = True, full: bool = False) -> tuple[dict, manifest.Record,
+                                                                                       list[str]]:
         """(root attributes, record, every problem found) of :meth:`check`; a changed root or a
         broken chain of commits raises at once (nothing below it can be trusted)."""
         attrs = self.eqflow_attrs()
@@ -155,7 +166,7 @@ class HistoryStore:
         record = manifest.load(self.loc, attrs)
         problems, documents = manifest.check_metadata(self.loc, record)
         problems += manifest.check_chunks(self.loc, record, documents, select=select, trailers=trailers,
-                                          where=_StepsHeld(self.loc, documents))
+                                          where=_StepsHeld(self.loc, documents), full=full and self.loc.is_local)
         return attrs, record, problems
 
     def checkpoint(self, variables, everything: bool = False) -> tuple[dict[str, xr.Variable], int | None]:
@@ -165,9 +176,9 @@ class HistoryStore:
         import zarr
 
         if everything:
-            attrs, _ = self.check(trailers=self.loc.is_local)
+            attrs, _ = self.check(trailers=self.loc.is_local, full=True)
         else:
-            attrs, _ = self.check(select=self._checkpoint_and_layout(self.attrs()))
+            attrs, _ = self.check(select=self._checkpoint_and_layout(self.attrs()), full=True)
         slot, done = attrs.get(SLOT, 0), attrs.get(STEPS_DONE)
         group = zarr.open_group(self.loc.zarr(), mode="r")
         state = {}
@@ -223,7 +234,7 @@ class HistoryStore:
         if not self._has_record(attrs):
             return self._open_unrecorded(attrs)
         if check:
-            self.check(trailers=self.loc.is_local)
+            self.check(trailers=self.loc.is_local, full=True)
         else:
             check_format(self.loc, attrs)
         done = attrs.get(STEPS_DONE)

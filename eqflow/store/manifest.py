@@ -21,6 +21,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+import google_crc32c
+
 from ..errors import StoreError
 from .chunks import consolidated, crc_of
 from .root import COMMIT
@@ -175,12 +177,18 @@ def _in_bounds(key: str, document: dict) -> bool:
         return True
 
 
+FULL_CHECK_BYTES = 2**30  # a local store's chunks whose every byte is checked at open (the rest: trailers)
+
+
 def check_chunks(loc, record: Record, documents: dict, select=None, trailers: bool = True,
-                 where=None) -> list[str]:
+                 where=None, full: bool = False) -> list[str]:
     """Problems with the recorded chunks: missing, or (``trailers``) holding other bytes than the
     commit wrote. ``where(array, key)`` says which steps a chunk holds (for the message);
-    ``select(array, key, (steps before, after) of its commit)`` limits the check; ``documents`` are the verified metadata."""
-    problems, listed = [], None
+    ``select(array, key, (steps before, after) of its commit)`` limits the check; ``documents``
+    are the verified metadata; ``full`` (local stores) also checks each chunk's bytes against its
+    own crc32c, up to FULL_CHECK_BYTES in all (a flipped byte is then named when the store is
+    opened, not when its data are first read)."""
+    problems, listed, budget = [], None, FULL_CHECK_BYTES if full else 0
     if not trailers:
         listed = loc.list_keys()
         trailers = listed is None  # a store that cannot list: read each chunk's checksum instead
@@ -188,7 +196,7 @@ def check_chunks(loc, record: Record, documents: dict, select=None, trailers: bo
         document = documents.get(name)
         if document is None:
             continue  # its metadata is already reported
-        missing, stale = [], []
+        missing, stale, corrupted = [], [], []
         for key, crc in record.chunks[name].items():
             when = record.steps.get(name, {}).get(key, (None, None))
             if (select is not None and not select(name, key, when)) or not _in_bounds(key, document):
@@ -198,14 +206,19 @@ def check_chunks(loc, record: Record, documents: dict, select=None, trailers: bo
                 if path not in listed:
                     missing.append(key)
                 continue
-            tail = loc.object_tail(path)
+            data = loc.read_object(path) if budget > 0 else None
+            budget -= len(data) if data is not None else 0
+            tail = data[-4:] if data is not None else loc.object_tail(path)
             if tail is None:
                 missing.append(key)
             elif tail.hex() != crc and not _rewritten_since(loc, record, name, key):
                 stale.append(key)
+            elif data is not None and google_crc32c.value(data[:-4]).to_bytes(4, "little") != data[-4:]:
+                corrupted.append(key)
         problems += [_chunk_problem(record, name, keys, what, where) for keys, what in
                      ((missing, "missing"), (stale, "holding other bytes than eqflow wrote there (a stale, "
-                                                     "rolled-back, moved or overwritten chunk)")) if keys]
+                                                     "rolled-back, moved or overwritten chunk)"),
+                      (corrupted, "corrupted (their bytes do not match their own crc32c checksum)")) if keys]
     return problems
 
 
