@@ -114,12 +114,18 @@ def _sizes(neurons, patterns, members, problems):
     if values.ndim == 3 and values.shape[0] != members:
         problems.append(f"patterns: expected shape {shapes} with members = {members}, got {values.shape}")
     if not np.isin(values, (-1, 1)).all():
-        problems.append(f"patterns: expected values -1 and +1 only, got {np.unique(values)[:6].tolist()}")
+        problems.append(f"patterns: expected values -1 and +1 only, got {_others(values)}")
     if n < 2:
         problems.append(f"patterns: expected N >= 2 neurons (the last axis), got shape {values.shape}")
     if neurons is not None and neurons != n:
         problems.append(f"neurons: expected {n} (the patterns' last axis) or None, got {neurons!r}")
     return n, k, values.astype(np.int8)
+
+
+def _others(values) -> list:
+    """Up to six distinct values of ``values`` other than -1 and +1 (for error messages)."""
+    values = np.asarray(values)
+    return np.unique(values[~np.isin(values, (-1, 1))])[:6].tolist() if values.ndim else [values.tolist()]
 
 
 def _check_start(start, problems):
@@ -130,8 +136,8 @@ def _check_start(start, problems):
         return None
     values = np.asarray(start)
     if values.ndim == 0 or not np.isin(values, (-1, 1)).all():
-        problems.append(f"start: expected 'pattern', 'random' or an array of +-1, got values "
-                        f"{np.unique(values)[:6].tolist()} of shape {values.shape}")
+        problems.append(f"start: expected 'pattern', 'random' or an array of +-1, got values {_others(values)} of "
+                        f"shape {values.shape}")
         return None
     return values.astype(np.int8)
 
