@@ -13,7 +13,9 @@ detailed balance with exp(-beta H). To leading order h_i = sum_mu xi_i^mu (m_mu^
 Everything that decides a move is an integer: the overlaps N m_mu (int64, computed once per sweep
 and updated after every flip, so a sweep costs O(N K)) and G_i = sum_mu xi_i^mu Q_P(A_i^mu)
 (int64, exact while K N^P < 2^62, checked by ``create``). NumPy and torch therefore take the same
-decisions; the heat-bath probability is the one float, 1 / (1 + exp(-2 beta h_i)).
+decisions; the heat bath compares 2 beta h_i = G_i scale (one float product) with a threshold
+made from its uniform draw by IEEE-exact operations (:func:`logit_thresholds`), so it too is
+the same bit for bit on every backend and in the numba kernel (:mod:`.kernels`).
 Vectorised over the ensemble: the C cells (members x temperatures) update one neuron each at a time.
 """
 from __future__ import annotations
@@ -23,6 +25,8 @@ import math
 import numpy as np
 
 from ...backends import namespace
+from ...random.gaussian import exact_log
+from ...random.philox import ops_for
 
 
 def field_coefficients(order: int) -> list[int]:
@@ -115,23 +119,45 @@ def _sweep(spin, order, power, tables, decide):
     return {"spin": out, "flips": xp.reshape(flips, spin.shape[:-1])}
 
 
-def glauber(*, spin, sequence, uniforms, table, table_float, row_base, spin_base, scale, power):
-    """One heat-bath (Glauber) sweep: N sequential updates in the random ``order`` of this sweep.
+def logit_thresholds(uniforms):
+    """log(u / (1 - u)) of each uniform draw u in [0, 1), float64 (-inf at u = 0).
 
-    The t-th update sets neuron j = sequence[t] to +1 when u_t < 1 / (1 + exp(-2 beta h_j)), else
-    -1 (Glauber, J. Math. Phys. 4, 294 (1963)); at T = 0 a neuron with h_j = 0 gets +1 when
-    u_t < 1/2. spin : int8 (..., N); sequence : int64 (..., N), a permutation per cell and sweep;
-    uniforms : float64 (..., N) in [0, 1). Returns the new ``spin`` and ``flips`` (int64 (...)).
+    The heat bath sets a neuron up when u < 1 / (1 + exp(-z)), z = 2 beta h, that is when
+    z > log(u / (1 - u)). The log is :func:`eqflow.random.gaussian.exact_log` (IEEE-exact
+    operations in a fixed order, within 2 ulp), so NumPy, torch and the numba kernel compare
+    against the same thresholds bit for bit; 1 - u is exact and the ratio rounds once.
+    """
+    xp = namespace(uniforms)
+    ratio = uniforms / (1.0 - uniforms)
+    positive = ratio > 0.0
+    safe = xp.where(positive, ratio, xp.ones_like(ratio))
+    return xp.where(positive, exact_log(ops_for(safe), safe), xp.full_like(ratio, -math.inf))
+
+
+def heat_bath_argument(g, scale):
+    """z = 2 beta h = G scale (float64), 0 where G = 0 (at T = 0, 0 * inf would be NaN; h = 0 is a fair coin)."""
+    xp = namespace(g)
+    z = xp.astype(g, xp.float64) * scale
+    return xp.where(g == 0, xp.zeros_like(z), z)
+
+
+def glauber(*, spin, sequence, uniforms, table, table_float, row_base, spin_base, scale, power):
+    """One heat-bath (Glauber) sweep: N sequential updates in the random order ``sequence`` of this sweep.
+
+    The t-th update sets neuron j = sequence[t] to +1 with probability 1 / (1 + exp(-2 beta h_j)),
+    decided as 2 beta h_j > log(u_t / (1 - u_t)) (:func:`logit_thresholds`), else to -1
+    (Glauber, J. Math. Phys. 4, 294 (1963)); at T = 0 the sign of h_j, a fair coin (u_t < 1/2)
+    where h_j = 0. spin : int8 (..., N); sequence : int64 (..., N), a permutation per cell and
+    sweep; uniforms : float64 (..., N) in [0, 1). Returns the new ``spin`` and ``flips`` (int64 (...)).
     """
     xp = namespace(spin)
     c = spin_base.shape[0]
-    order, u = xp.reshape(sequence, (c, -1)), xp.reshape(uniforms, (c, -1))
+    order = xp.reshape(sequence, (c, -1))
+    threshold = logit_thresholds(xp.reshape(uniforms, (c, -1)))
     one = xp.ones_like(spin_base)
 
     def decide(t, g, s):
-        p = 1.0 / (1.0 + xp.exp(-(xp.astype(g, xp.float64) * scale)))
-        p = xp.where(g == 0, xp.full_like(p, 0.5), p)  # T = 0: 0 * inf is NaN
-        return xp.where(u[:, t] < p, one, -one)
+        return xp.where(heat_bath_argument(g, scale) > threshold[:, t], one, -one)
 
     return _sweep(spin, order, power, (table, table_float, row_base, spin_base), decide)
 
