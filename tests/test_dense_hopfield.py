@@ -187,3 +187,28 @@ def test_all_problems_are_reported_at_once():
         eq.create("dense_hopfield", neurons=1, patterns=2, order=1, start="up")
     text = str(info.value)
     assert "order:" in text and "neurons:" in text and "start:" in text
+
+
+# ---------------------------------------------------------------------------- the numba kernel
+
+
+def _history(ds, op, path=None, **kw):
+    return eq.run(ds, op, steps=8, store=path, progress=False, record={"spin": 1, "flips": 1, "energy": 1},
+                  **kw).load()
+
+
+@pytest.mark.parametrize("op", ["glauber", "zero_temperature"])
+@pytest.mark.parametrize("order,shared", [(2, False), (3, True), (4, False), (5, True)])
+def test_numba_kernel_reproduces_the_reference_bit_for_bit(op, order, shared, tmp_path):
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(order)
+    patterns = rng.choice([-1, 1], size=(6, 17)) if shared else 6
+    ds = eq.create("dense_hopfield", neurons=None if shared else 17, patterns=patterns, order=order,
+                   temperature=[0.0, 0.2, 0.6, 2.0], members=3, seed=order, start="random")
+    reference = _history(ds, op, kernel="reference")
+    fast = _history(ds, op, tmp_path / "a.zarr", kernel="numba", chunks={"member": 1}, segment=3)
+    assert fast.attrs["eqflow_kernel"] == "numba"
+    for name in ("spin", "flips", "energy"):
+        np.testing.assert_array_equal(fast[name].values, reference[name].values, err_msg=name)
+    if op == "glauber":  # the chain moved (a kernel that did nothing would fail above only by luck)
+        assert fast.flips.values[1:].sum() > 0

@@ -16,7 +16,8 @@ depends only on the other neurons, and a flip of sigma_i changes H by exactly 2 
 State ``spin(member, *sweeps, neuron)`` int8. Constant ``patterns(pattern, neuron)`` int8, per
 member when drawn. Parameters: ``temperature`` (sweepable), ``order`` (an integer, not sweepable).
 Operators: ``glauber`` (heat bath) and ``zero_temperature`` (asynchronous sign updates), one step
-= one sweep of N sequential updates in a random order drawn per sweep. Observables: ``overlap``
+= one sweep of N sequential updates in a random order drawn per sweep; each has a ``numba``
+kernel (:mod:`.kernels`, the same history bit for bit) that ``kernel="auto"`` picks on NumPy. Observables: ``overlap``
 (pattern), ``energy`` (per neuron), ``retrieval`` = max_mu |m_mu|, ``unstable`` (neurons against
 their field; ``eq.stop.converged("unstable", 0.5)`` ends a zero-temperature run ``converged``).
 ``theory``: the low-load self-consistency m = tanh(beta m^(P-1)), its spinodal and transition,
@@ -30,7 +31,7 @@ from ... import random
 from ...dataset import finish_system, system_coords
 from ...errors import SchemaError
 from ...system import Operator, System
-from . import observables, operators, theory
+from . import observables, operators, theory, variants
 from .observables import energy, overlap, retrieval, unstable
 from .operators import glauber, prepare, zero_temperature
 
@@ -167,8 +168,10 @@ SYSTEM = System(
     kind=KIND,
     create=create,
     operators={
-        "glauber": Operator(glauber, prepare=prepare, draws={**_DRAWS, "uniforms": random.uniform("neuron")}),
-        "zero_temperature": Operator(zero_temperature, prepare=prepare, draws=dict(_DRAWS)),
+        "glauber": Operator(glauber, prepare=prepare, draws={**_DRAWS, "uniforms": random.uniform("neuron")},
+                            kernels=variants.numba("glauber")),
+        "zero_temperature": Operator(zero_temperature, prepare=prepare, draws=dict(_DRAWS),
+                                     kernels=variants.numba("zero_temperature")),
     },
     observables={"overlap": overlap, "energy": energy, "retrieval": retrieval, "unstable": unstable},
     theory=theory,
