@@ -12,8 +12,9 @@ capacity : retrieval at T = 0 against the load alpha = K / N^(P-1) (Baldi & Venk
            variance K (2P - 3)!! / N^(P-1) makes (2P - 3)!! alpha the comparable load (15 alpha at P = 4).
 lowload  : K = 2 patterns, N = 400, P = 3 and 4: Glauber from the first pattern at temperatures on
            both sides of the spinodal; mean overlap after burn-in against m = tanh(beta m^(P-1)).
-cost     : seconds per sweep against N and K (the reference operator on NumPy, 8 members), to show
-           the O(N K) cost of a sweep with incrementally updated overlaps.
+cost     : milliseconds per Glauber sweep against N and K, the NumPy reference operator and the
+           numba kernel side by side (8 members): the O(N K) of a sweep with incrementally updated
+           overlaps. The capacity and low-load runs use eq.run's default kernel="auto" (numba).
 """
 import argparse
 import sys
@@ -45,9 +46,9 @@ def final_overlap(neurons, patterns, order, members, seed):
 def capacity(quick):
     grids = {2: ([100, 200, 400, 800] if not quick else [100, 200],
                  [0.06, 0.09, 0.11, 0.13, 0.15, 0.17, 0.20, 0.25]),
-             4: ([12, 16, 24, 32] if not quick else [12, 16],
+             4: ([12, 16, 24, 32, 40] if not quick else [12, 16],
                  [0.002, 0.004, 0.006, 0.008, 0.010, 0.013, 0.017, 0.025, 0.035])}
-    members = 16 if quick else 32
+    members = 16 if quick else 48
     for order, (sizes, loads) in grids.items():
         print(f"\n## Capacity, P = {order}: fraction retrieving (final m_1 >= {THRESHOLD}) | mean final m_1 "
               f"+- SE, {members} members, start at pattern 1, T = 0")
@@ -86,28 +87,38 @@ def lowload(quick):
                   f"{x.std(ddof=1) / np.sqrt(members):.4f} | {theory.retrieval_overlap(beta, order):.4f} |")
 
 
+def _best(fn, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def cost(quick):
-    from eqflow.systems.dense_hopfield import operators
+    from eqflow.systems.dense_hopfield import kernels, operators
 
     members = 8
-    print(f"\n## Cost of one sweep (reference operator, NumPy, {members} members, T = 0.5, best of 3)")
-    print("| N | K | ms / sweep | ns / (neuron x pattern x member) |")
-    print("|---|---|---|---|")
-    for n, k in ([(100, 10), (100, 100), (400, 10), (400, 100), (400, 400)] if not quick else [(100, 10), (100, 100)]):
+    print(f"\n## Cost of one Glauber sweep, P = 2, {members} members, T = 0.5 (NumPy reference vs numba kernel, "
+          f"one thread, best of 3)")
+    print("| N | K | reference ms | numba ms | ratio | numba ns / (neuron x pattern x member) |")
+    print("|---|---|---|---|---|---|")
+    sizes = [(100, 10), (100, 100), (400, 10), (400, 100), (400, 400), (1600, 200)]
+    for n, k in (sizes if not quick else sizes[:2]):
         ds = eq.create("dense_hopfield", neurons=n, patterns=k, order=2, temperature=0.5, members=members)
-        t = np.full((members,), 0.5)
-        given = operators.prepare(patterns=ds.patterns.values, temperature=t, order=2,
+        given = operators.prepare(patterns=ds.patterns.values, temperature=np.full((members,), 0.5), order=2,
                                   sizes={"neuron": n, "pattern": k})
         given.pop("cells")
         rng = np.random.default_rng(0)
-        seq = np.argsort(rng.random((members, n)), axis=-1)
-        u = rng.random((members, n))
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            operators.glauber(spin=ds.spin.values, sequence=seq, uniforms=u, **given)
-            best = min(best, time.perf_counter() - t0)
-        print(f"| {n} | {k} | {1e3 * best:.2f} | {1e9 * best / (n * k * members):.1f} |")
+        draws = {"sequence": np.argsort(rng.random((members, n)), axis=-1), "uniforms": rng.random((members, n))}
+        spin = ds.spin.values
+        kernels.glauber(spin=spin, **draws, table=given["table"], scale=given["scale"], power=2)  # compile / load
+        slow = _best(lambda: operators.glauber(spin=spin, **draws, **given))
+        fast = _best(lambda: kernels.glauber(spin=spin, **draws, table=given["table"], scale=given["scale"],
+                                             power=2))
+        print(f"| {n} | {k} | {1e3 * slow:.2f} | {1e3 * fast:.3f} | {slow / fast:.0f} | "
+              f"{1e9 * fast / (n * k * members):.2f} |")
 
 
 def main():

@@ -42,13 +42,13 @@ def _sweeps(spins, order, threshold, table, graph, scale, coefficients, even, ze
         for i in range(n):
             s = np.int64(spins[c, i])
             for mu in range(k):
-                overlap[mu] += table[g, i, mu] * s
+                overlap[mu] += np.int64(table[g, i, mu]) * s
         for t in range(n):
             j = order[c, t]
             s = np.int64(spins[c, j])
             field = np.int64(0)
             for mu in range(k):
-                x = table[g, j, mu]
+                x = np.int64(table[g, j, mu])
                 field += x * _q(overlap[mu] - x * s, coefficients, even)
             if zero:
                 new = 1 if field > 0 else (-1 if field < 0 else s)
@@ -57,7 +57,7 @@ def _sweeps(spins, order, threshold, table, graph, scale, coefficients, even, ze
                 new = 1 if z > threshold[c, t] else -1
             if new != s:
                 for mu in range(k):
-                    overlap[mu] += 2 * table[g, j, mu] * new
+                    overlap[mu] += 2 * np.int64(table[g, j, mu]) * new
                 spins[c, j] = new
                 flips[c] += 1
     return flips

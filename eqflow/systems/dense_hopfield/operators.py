@@ -57,7 +57,7 @@ def order_of(order) -> int:
 def prepare(*, patterns, temperature, order, sizes):
     """Per-cell tables from the constants and parameters, NumPy, once per run (chunk).
 
-    Returns ``table`` int64 (G, N, K), the patterns neuron-major (G = 1: shared by every cell,
+    Returns ``table`` int8 (G, N, K), the patterns neuron-major (G = 1: shared by every cell,
     else one per cell), ``table_float`` the same in float64 (for the overlaps as a matmul),
     ``cells`` int64 (C,), ``row_base`` int64 (C,) = g(c) N (the first row of a cell's table in
     the flat (G N, K) view), ``spin_base`` = c N, ``scale`` float64 (C,) = 2 / (P N^(P-1) T)
@@ -73,7 +73,7 @@ def prepare(*, patterns, temperature, order, sizes):
         xi = np.broadcast_to(xi, (*ensemble, k, n)).reshape(cells, k, n)
     else:
         xi = xi.reshape(1, k, n)
-    table = np.ascontiguousarray(np.swapaxes(xi, 1, 2)).astype(np.int64)
+    table = np.ascontiguousarray(np.swapaxes(xi, 1, 2)).astype(np.int8)
     index = np.arange(cells, dtype=np.int64)
     t = np.asarray(temperature, dtype=np.float64).reshape(cells)
     with np.errstate(divide="ignore"):
@@ -107,7 +107,7 @@ def _sweep(spin, order, power, tables, decide):
     flips = xp.zeros_like(spin_base)
     for t in range(n):
         j = order[:, t]
-        x = rows[row_base + j]  # (C, K): xi_j^mu of each cell's neuron j
+        x = xp.astype(rows[row_base + j], xp.int64)  # (C, K): xi_j^mu of each cell's neuron j
         at = spin_base + j
         s = spins[at]
         a = overlap - x * s[:, None]  # the overlaps without neuron j
