@@ -30,10 +30,11 @@ from ...random.philox import ops_for
 
 
 def field_coefficients(order: int) -> list[int]:
-    """Coefficients of Q_P in powers of A^2 (Horner order, highest first); Q_P = A^(P mod 2 == 0) poly(A^2).
+    """C(P, k) for k = 1, 3, 5, ... <= P: the coefficients of Q_P as a polynomial in A^2, highest power first.
 
-    Q_P(A) = sum_{k odd} C(P, k) A^(P-k): for even P the powers P-1, P-3, ..., 1 (odd: a factor A
-    times a polynomial in A^2), for odd P the powers P-1, ..., 0.
+    Q_P(A) = sum_{k odd} C(P, k) A^(P-k). For odd P the powers P-1, P-3, ..., 0 are even, so
+    Q_P = poly(A^2); for even P they are odd (P-1, ..., 1), so Q_P = A poly(A^2). E.g. P = 4:
+    [4, 4], Q_4 = A (4 A^2 + 4).
     """
     return [math.comb(order, k) for k in range(1, order + 1, 2)]
 
