@@ -147,6 +147,28 @@ def test_zero_temperature_retrieves_below_and_loses_the_pattern_above_the_ags_ca
 # ---------------------------------------------------------------------------- inputs
 
 
+def test_random_patterns_per_member_or_shared():
+    per = eq.create("dense_hopfield", neurons=64, patterns=3, members=3, temperature=[0.5, 1.0], seed=9)
+    shared = eq.create("dense_hopfield", neurons=64, patterns=3, members=3, seed=9, shared_patterns=True)
+    assert per.patterns.dims == ("member", "pattern", "neuron") and shared.patterns.dims == ("pattern", "neuron")
+    assert len({per.patterns.values[m].tobytes() for m in range(3)}) == 3  # independent per member
+    assert set(np.unique(shared.patterns.values)) == {-1, 1}
+    assert (shared.spin.values == shared.patterns.values[0]).all()  # start="pattern": every member at xi^1
+    # fair +-1: 3 x 64 values, mean within 5 standard deviations (1 / sqrt(192)) of 0
+    assert abs(per.patterns.values.mean()) < 5 / np.sqrt(per.patterns.size)
+    with pytest.raises(SchemaError, match="shared_patterns: only with patterns=K"):
+        eq.create("dense_hopfield", patterns=np.ones((2, 4)), shared_patterns=True)
+
+
+def test_fields_in_blocks_equal_one_block(monkeypatch):
+    rng = np.random.default_rng(0)
+    patterns = rng.choice([-1, 1], size=(2, 1, 7, 23)).astype(np.int8)
+    spins = rng.choice([-1, 1], size=(2, 3, 23)).astype(np.int8)
+    whole = observables.integer_fields(spins, patterns, 4)
+    monkeypatch.setattr(observables, "BLOCK", 90)  # 6 cells x 7 patterns: blocks of 2 neurons
+    np.testing.assert_array_equal(observables.integer_fields(spins, patterns, 4), whole)
+
+
 def test_given_patterns_shared_or_per_member_and_a_start_array():
     shared = np.array([[1, -1, 1, -1], [1, 1, -1, -1]])
     ds = eq.create("dense_hopfield", patterns=shared, members=2, start="pattern")

@@ -36,11 +36,12 @@ from .observables import energy, overlap, retrieval, unstable
 from .operators import glauber, prepare, zero_temperature
 
 KIND = "dense_hopfield"
-PATTERN_SLOT, SPIN_SLOT = 0, 1  # initial-state stream slots
+PATTERN_SLOT, SPIN_SLOT, SHARED_SLOT = 0, 1, 2  # initial-state stream slots
 INTEGER_LIMIT = 2**62  # K N^P below this keeps the integer fields exact in int64
 
 
-def create(neurons=None, patterns=1, *, order=2, temperature=0.0, start="pattern", members=1, seed=0):
+def create(neurons=None, patterns=1, *, order=2, temperature=0.0, start="pattern", members=1, seed=0,
+           shared_patterns=False):
     """A new ensemble of dense Hopfield networks as an xarray Dataset.
 
     Parameters
@@ -57,6 +58,8 @@ def create(neurons=None, patterns=1, *, order=2, temperature=0.0, start="pattern
         an array of +-1 broadcastable to (members, *sweeps, N).
     members : int. Independent replicas per parameter point.
     seed : int in [0, 2**64). Keys the patterns, the random start and every update.
+    shared_patterns : bool. With ``patterns=K``: one set of random patterns for every member
+        (its own stream of the seed) instead of one per member.
 
     Examples
     --------
@@ -75,15 +78,21 @@ def create(neurons=None, patterns=1, *, order=2, temperature=0.0, start="pattern
         problems.append(f"order, neurons, patterns: expected K N^P < 2^62 (exact int64 fields), got K = {k}, "
                         f"N = {n}, P = {order}; use fewer neurons or patterns, or a lower order")
     start_array = _check_start(start, problems)
+    if shared_patterns not in (False, True):
+        problems.append(f"shared_patterns: expected True or False, got {shared_patterns!r}")
+    elif shared_patterns and given is not None:
+        problems.append("shared_patterns: only with patterns=K (a given (K, N) array is already shared)")
     if problems:
         raise SchemaError(problems, kind=KIND)
     parameters = {"temperature": temperature, "order": int(order)}
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters,
                                         site_sizes={"neuron": n, "pattern": k}, seed=seed)
     if given is None:
-        words = random.initial(random.bits("pattern", "neuron"), seed=seed, members=coords["member"], parameters={},
-                               sizes={"pattern": k, "neuron": n}, slot=PATTERN_SLOT)
+        labels, slot = (np.zeros(1, np.int64), SHARED_SLOT) if shared_patterns else (coords["member"], PATTERN_SLOT)
+        words = random.initial(random.bits("pattern", "neuron"), seed=seed, members=labels, parameters={},
+                               sizes={"pattern": k, "neuron": n}, slot=slot)
         given = np.where(words < 2**31, 1, -1).astype(np.int8)
+        given = given[0] if shared_patterns else given
     lead = ("member",) if given.ndim == 3 else ()
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters,
                                         site_sizes={"neuron": n, "pattern": k},

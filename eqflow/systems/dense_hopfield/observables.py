@@ -5,6 +5,8 @@ so they need nothing an operator prepared.
 """
 from __future__ import annotations
 
+import math
+
 from ...backends import namespace
 from .operators import field_sum, order_of
 
@@ -35,17 +37,28 @@ def retrieval(*, spin, patterns):
     return xp.max(xp.abs(overlap(spin=spin, patterns=patterns)), axis=-1)
 
 
+BLOCK = 2**20  # elements of the (..., neurons, K) int64 intermediates per block of neurons
+
+
 def integer_fields(spin, patterns, order):
     """G_i = P N^(P-1) h_i = sum_mu xi_i^mu Q_P(A_i^mu), int64 (..., N), with A_i^mu = N m_mu - xi_i^mu sigma_i.
 
-    O(N K) per cell with an (..., N, K) intermediate (see :mod:`.operators` for Q_P).
+    O(N K) per cell, in blocks of neurons so that the (..., block, K) intermediates stay near
+    ``BLOCK`` elements (see :mod:`.operators` for Q_P).
     """
     xp = namespace(spin)
     p = order_of(order)
-    big = xp.astype(xp.round(_integer_overlaps(spin, patterns)), xp.int64)  # (..., K)
-    xi = xp.astype(xp.matrix_transpose(patterns), xp.int64)  # (..., N, K)
-    a = big[..., None, :] - xi * xp.astype(spin, xp.int64)[..., :, None]
-    return xp.sum(xi * field_sum(a, p), axis=-1)
+    big = xp.astype(xp.round(_integer_overlaps(spin, patterns)), xp.int64)[..., None, :]  # (..., 1, K)
+    s = xp.astype(spin, xp.int64)
+    n, k = spin.shape[-1], patterns.shape[-2]
+    cells = max(1, math.prod(spin.shape[:-1]))
+    step = max(1, BLOCK // (cells * k))
+    out = []
+    for start in range(0, n, step):
+        xi = xp.astype(xp.matrix_transpose(patterns[..., start:start + step]), xp.int64)  # (..., block, K)
+        a = big - xi * s[..., start:start + step, None]
+        out.append(xp.sum(xi * field_sum(a, p), axis=-1))
+    return xp.concat(out, axis=-1)
 
 
 def unstable(*, spin, patterns, order):
