@@ -523,7 +523,7 @@ def read_slot(loc, array, slot: int, done) -> np.ndarray:
     """One checkpoint slot, every chunk present and its crc32c checksum valid, else a StoreError."""
     loc = as_location(loc)
     where = f"store {loc.name!r}: checkpoint {array.path!r} slot {slot} (step {done})"
-    per_slot = math.prod(-(-s // c) for s, c in zip(array.shape[1:], array.chunks[1:]))
+    per_slot = math.prod(-(-s // c) if c else 0 for s, c in zip(array.shape[1:], array.chunks[1:]))  # 0-length dim
     missing = missing_chunks(loc, array, slot, per_slot)
     if missing:
         raise StoreError(f"{where}: {missing} chunk(s) missing; the store was damaged after it was written, "

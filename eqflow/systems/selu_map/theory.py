@@ -40,12 +40,15 @@ def fixed_point(omega: float, tau: float, guess=(0.0, 1.0), tol: float = 1e-14) 
     """(mu*, nu*) with g(mu*, nu*) = (mu*, nu*) at scalar (omega, tau); a ValueError if the solve fails.
 
     Newton-type root solve (scipy.optimize.root, method "hybr") of g(x) - x with the closed-form
-    Jacobian, from ``guess`` (default the fixed point (0, 1) of omega = 0, tau = 1).
+    Jacobian, from ``guess`` (default the fixed point (0, 1) of omega = 0, tau = 1); where that
+    fails (a fixed point far from the guess, e.g. (2.20, 14.9) at omega = 0.6, tau = 1.5), from
+    the point that iterating g from ``guess`` reaches.
     """
     from scipy.optimize import root
 
     def f(x):
-        m, v = selu_moments(x[0], x[1], omega, tau)
+        with np.errstate(invalid="ignore", over="ignore"):  # a trial step to nu < 0 gives NaN: rejected
+            m, v = selu_moments(x[0], x[1], omega, tau)
         return [float(m) - x[0], float(v) - x[1]]
 
     def fprime(x):
@@ -53,11 +56,29 @@ def fixed_point(omega: float, tau: float, guess=(0.0, 1.0), tol: float = 1e-14) 
 
     if not (np.isfinite(omega) and np.isfinite(tau) and tau > 0):
         raise ValueError(f"omega, tau: expected finite numbers with tau > 0, got omega={omega!r}, tau={tau!r}")
+    def solved(solution):  # hybr may report slow progress at a point that already solves g(x) = x to rounding
+        return np.all(np.isfinite(solution.x)) and solution.x[1] > 0 and (solution.success or np.max(
+            np.abs(f(solution.x))) <= 1e-13 * (1 + np.max(np.abs(solution.x))))
+
     solution = root(f, np.asarray(guess, dtype=np.float64), jac=fprime, method="hybr", tol=tol)
-    if not solution.success or not solution.x[1] > 0:
+    if not solved(solution):  # far from the guess: let the map itself bring the start close, then polish
+        solution = root(f, _iterate(guess, omega, tau), jac=fprime, method="hybr", tol=tol)
+    if not solved(solution):
         raise ValueError(f"fixed_point: no fixed point found from {tuple(guess)} at omega={omega}, tau={tau} "
                          f"({solution.message}); try another guess")
     return float(solution.x[0]), float(solution.x[1])
+
+
+def _iterate(start, omega, tau, steps=20_000, tol=1e-10) -> np.ndarray:
+    """g applied to ``start`` until the residual is below ``tol`` (or ``steps`` times): a start for the root solve."""
+    x = np.asarray(start, dtype=np.float64)
+    for _ in range(steps):
+        with np.errstate(invalid="ignore", over="ignore"):
+            y = np.asarray(selu_moments(x[0], x[1], omega, tau), dtype=np.float64)
+        if not np.all(np.isfinite(y)) or np.max(np.abs(y - x)) < tol:
+            return y
+        x = y
+    return x
 
 
 def quadrature_moments(mu: float, nu: float, omega: float, tau: float) -> tuple[float, float]:
