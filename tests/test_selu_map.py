@@ -95,7 +95,8 @@ def test_jacobian_at_the_fixed_point_is_the_papers_contraction():
     np.testing.assert_allclose([float(e) for e in jacobian(*t)], j.reshape(-1), atol=1e-15)
 
 
-@pytest.mark.parametrize("backend,dtype", [("numpy", "float64"), ("torch", "float64"), ("numpy", "float32")])
+@pytest.mark.parametrize("backend,dtype", [("numpy", "float64"), ("torch", "float64"), ("numpy", "float32"),
+                                           ("torch", "float32")])
 def test_iterating_the_map_converges_to_the_root_solve(backend, dtype, tmp_path):
     """The paper's domain omega in [-0.1, 0.1], tau in [0.95, 1.1], mu in [-0.1, 0.1], nu in [0.8, 1.5], and beyond."""
     omegas, taus = [-0.1, 0.05, 0.1, 0.6], [0.95, 1.1, 1.5]
