@@ -31,16 +31,23 @@ def prepare(*, step_size):
     return {}
 
 
-def _local(z, cells, i, xp, gradient=False):
-    """(sum_{j != i} ln|z - z_j|^2, sum_{j != i} (z_j - z) / |z - z_j|^2 or None) for z (C, 2), cells (C, N, 2)."""
+def _offsets(z, cells, i):
+    """(z_j - z, |z - z_j|^2) for z (C, 2) and every particle j of ``cells`` (C, N, 2); entry i set to (0, 1)."""
     d = cells - z[:, None, :]
     r2 = d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]
-    r2[:, i] = 1.0  # j = i contributes ln 1 = 0
-    logs = xp.sum(xp.log(r2), axis=1)
-    if not gradient:
-        return logs, None
     d[:, i, :] = 0.0
-    return logs, xp.sum(d / r2[..., None], axis=1)
+    r2[:, i] = 1.0
+    return d, r2
+
+
+def _pair_change(r2_new, r2_old, xp):
+    """sum_{j != i} ln(|z' - z_j|^2 / |z - z_j|^2), one log per pair (entry i is 1 / 1)."""
+    return xp.sum(xp.log(r2_new / r2_old), axis=1)
+
+
+def _square(v, xp):
+    """|v|^2 of 2-vectors (C, 2)."""
+    return xp.sum(v * v, axis=1)
 
 
 def _flat(position, beta, kick, accept):
@@ -77,9 +84,9 @@ def metropolis(*, position, beta, kick, accept, step_size):
     for i in range(cells.shape[1]):
         z = cells[:, i, :]
         proposal = z + step_size * kick[:, i, :]
-        old, _ = _local(z, cells, i, xp)
-        new, _ = _local(proposal, cells, i, xp)
-        delta = -0.5 * (new - old) + 0.5 * (xp.sum(proposal * proposal, axis=1) - xp.sum(z * z, axis=1))
+        _, r2_old = _offsets(z, cells, i)
+        _, r2_new = _offsets(proposal, cells, i)
+        delta = -0.5 * _pair_change(r2_new, r2_old, xp) + 0.5 * (_square(proposal, xp) - _square(z, xp))
         ok = xp.log(accept[:, i]) < -b[:, 0] * delta
         cells[:, i, :] = xp.where(ok[:, None], proposal, z)
         accepted = accepted + xp.astype(ok, accepted.dtype)
@@ -107,14 +114,14 @@ def mala(*, position, beta, kick, accept, step_size):
     accepted = xp.zeros_like(b[:, 0])
     for i in range(cells.shape[1]):
         z = cells[:, i, :]
-        old, pull = _local(z, cells, i, xp, gradient=True)
-        drift = -b * (z + pull)
+        d, r2_old = _offsets(z, cells, i)
+        drift = -b * (z + xp.sum(d / r2_old[..., None], axis=1))  # g(z) = -beta grad_i E
         proposal = z + h * drift + step_size * kick[:, i, :]
-        new, pull = _local(proposal, cells, i, xp, gradient=True)
-        back = z - proposal + h * b * (proposal + pull)
-        delta = -0.5 * (new - old) + 0.5 * (xp.sum(proposal * proposal, axis=1) - xp.sum(z * z, axis=1))
-        log_ratio = (-b[:, 0] * delta - xp.sum(back * back, axis=1) / (2.0 * step_size * step_size)
-                     + 0.5 * xp.sum(kick[:, i, :] * kick[:, i, :], axis=1))
+        d, r2_new = _offsets(proposal, cells, i)
+        back = z - proposal + h * b * (proposal + xp.sum(d / r2_new[..., None], axis=1))  # z - z' - h g(z')
+        delta = -0.5 * _pair_change(r2_new, r2_old, xp) + 0.5 * (_square(proposal, xp) - _square(z, xp))
+        log_ratio = (-b[:, 0] * delta - _square(back, xp) / (2.0 * step_size * step_size)
+                     + 0.5 * _square(kick[:, i, :], xp))
         ok = xp.log(accept[:, i]) < log_ratio
         cells[:, i, :] = xp.where(ok[:, None], proposal, z)
         accepted = accepted + xp.astype(ok, accepted.dtype)
