@@ -1,7 +1,7 @@
 """Cumulants of the linear statistic sum |z_i|^2 / N of the 2-D Coulomb gas against N, at several beta.
 
-    python benchmarks/bench_coulomb_gas.py [--sizes 8 16 32] [--betas 1 2 4] [--members 192]
-                                           [--sweeps 600] [--burn 100] [--step-size 0.8] [--operator mala]
+    python benchmarks/bench_coulomb_gas.py [--sizes 8 16 32 64] [--betas 1 2 4] [--members 256]
+                                           [--sweeps 800] [--burn 100] [--step-size 0.8] [--operator mala]
 
 De Bruyne, Le Doussal, Majumdar & Schehr, arXiv:2310.16420: for a smooth rotationally invariant
 linear statistic L = sum_i f(z_i / sqrt(N)) the cumulant of order p scales as N^(2 - p). Here
@@ -101,10 +101,10 @@ def table(sizes, results, betas):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--betas", type=float, nargs="+", default=[1.0, 2.0, 4.0])
-    parser.add_argument("--members", type=int, default=192)
-    parser.add_argument("--sweeps", type=int, default=600)
+    parser.add_argument("--members", type=int, default=256)
+    parser.add_argument("--sweeps", type=int, default=800)
     parser.add_argument("--burn", type=int, default=100)
     parser.add_argument("--step-size", type=float, default=0.8)
     parser.add_argument("--operator", default="mala", choices=["mala", "metropolis"])
