@@ -11,7 +11,8 @@ from a random start (uniform in the droplet disk |z| < sqrt(N)); the last 200 sw
 2. The radial density (particles per unit area against |z|^2 / N): at beta = 2 against the exact
    Q(N, |z|^2) / pi, and the droplet value 1/pi; saved as a PNG with ``--out``.
 
-About 20 s on a quiet 2-core CPU (measured 2026-12-07, 25 s with the machine shared).
+Measured 2026-12-07 on a 2-core shared x86-64 VM: 5 s of CPU, 13 s wall with the machine loaded
+(the run itself 5.5 s; the rest is importing eqflow, torch and matplotlib).
 """
 import argparse
 import math
