@@ -6,13 +6,13 @@ gives ||g_e - g|| / ||g|| for the one-sided, symmetric and holomorphic (N points
 implicit differentiation, on the first ``--error-samples`` training images (free and nudged phases of
 200 iterations: converged to rounding). Printed with the log2 ratio of successive errors (the order).
 
-Part 2 (training). The same network, asymmetric, trained by SGD (``--steps`` steps, minibatch 32,
-learning rate 0.1) with each estimator at the same beta, with Jacobian homeostasis (kappa = 1) and
-without; ``--members`` seeds each. Held-out accuracy (360 images, every fifth), the loss, the
-Jacobian symmetry and the wall time, side by side.
+Part 2 (training). The same network, asymmetric (or symmetric with ``--symmetric-init``), trained by
+SGD (``--steps`` steps, minibatch 32, learning rate 0.1) with each estimator at the same beta, with
+Jacobian homeostasis (``--homeostasis`` kappa values); ``--members`` seeds each. Held-out accuracy
+(360 images, every fifth), the loss, the Jacobian symmetry and the wall time, side by side.
 
     python benchmarks/bench_equilibrium_propagation.py [--steps 600] [--members 2] [--betas 0.2,0.5]
-        [--homeostasis 0,1] [--error-samples 200] [--skip-errors] [--skip-training]
+        [--homeostasis 0,1] [--error-samples 200] [--skip-errors] [--skip-training] [--symmetric-init]
 """
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ def errors(samples, betas, points):
         print()
 
 
-def training(steps, members, betas, kappas):
-    print(f"## Training on digits (64-32-10, asymmetric init, SGD lr 0.1, batch 32, {steps} steps, "
+def training(steps, members, betas, kappas, symmetric=False):
+    init = "symmetric" if symmetric else "asymmetric"
+    print(f"## Training on digits (64-32-10, {init} init, SGD lr 0.1, batch 32, {steps} steps, "
           f"{members} seeds; held-out accuracy on 360 images)\n")
     print("| beta | homeostasis | estimator | accuracy (mean) | accuracy per seed | loss | Jacobian symmetry "
           "| wall s |")
@@ -69,7 +70,7 @@ def training(steps, members, betas, kappas):
         for kappa in kappas:
             for estimator in (*ESTIMATORS, "implicit"):
                 ds = ep.create((32, 10), dataset="digits", beta=beta, points=4, homeostasis=kappa, learning_rate=0.1,
-                               members=members, seed=0)
+                               members=members, seed=0, symmetric=symmetric)
                 with tempfile.TemporaryDirectory() as tmp:
                     t = time.perf_counter()
                     hist = eq.run(ds, "train", steps=steps, store=Path(tmp) / "t.zarr", progress=False,
@@ -93,12 +94,13 @@ def main():
     parser.add_argument("--homeostasis", default="0,1")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-errors", action="store_true")
+    parser.add_argument("--symmetric-init", action="store_true", help="train from W_fb = W_ff^T")
     args = parser.parse_args()
     if not args.skip_errors:
         errors(args.error_samples, [0.8, 0.4, 0.2, 0.1, 0.05, 0.025], [3, 4, 6])
     if not args.skip_training:
         training(args.steps, args.members, [float(b) for b in args.betas.split(",")],
-                 [float(k) for k in args.homeostasis.split(",")])
+                 [float(k) for k in args.homeostasis.split(",")], args.symmetric_init)
 
 
 if __name__ == "__main__":

@@ -195,6 +195,7 @@ def test_gradient_error_observable_orders_the_estimators(tmp_path):
     ({"feedforward": np.ones((8, 8))}, r"feedforward: expected zeros outside the layered pattern"),
     ({"input_weights": np.zeros((8, 5))}, r"input_weights: expected finite values of shape \(8, 4\)"),
     ({"time_steps": 0}, r"time_steps: expected integers >= 1"),
+    ({"labels": None}, r"labels: expected class labels \(sample,\)"),
 ])
 def test_bad_inputs_are_named_errors(kwargs, match):
     args = {"layers": (5, 3), "data": X, "labels": Y, **kwargs}

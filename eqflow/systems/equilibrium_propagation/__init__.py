@@ -70,13 +70,8 @@ def create(layers=(32, 10), *, data=None, labels=None, held_out=None, dataset=No
     >>> ds.layer.values.tolist()
     [1, 1, 1, 2, 2]
     """
+    x, y, held = _labelled(data, labels, held_out, dataset)
     problems: list[str] = []
-    given = _data(data, labels, held_out, dataset, problems)
-    if problems:
-        raise SchemaError(problems, kind=KIND)
-    x, y, held = given
-    if y is None:
-        problems.append("labels: expected class labels (sample,) with data=..., or dataset='digits'; got none")
     sizes = _layers(layers, y, problems)
     _check_scalars(points=points, time_steps=time_steps, nudge_steps=nudge_steps, problems=problems)
     if dtype not in ("float64", "float32"):
@@ -104,6 +99,17 @@ def create(layers=(32, 10), *, data=None, labels=None, held_out=None, dataset=No
            "feedback": ("unit", "presynaptic"), "bias": ("unit",)}
     state = {k: ((*dims, *own[k]), weights[k].astype(dtype)) for k in GROUPS}
     return finish_system(schema, coords, state, seed=seed)
+
+
+def _labelled(data, labels, held_out, dataset):
+    """(x (S, m), labels (S,), held_out (S,)) checked by feedback_snn's reader; labels are required here."""
+    problems: list[str] = []
+    given = _data(data, labels, held_out, dataset, problems)
+    if not problems and given[1] is None:
+        problems.append("labels: expected class labels (sample,) with data=..., or dataset='digits'; got none")
+    if problems:
+        raise SchemaError(problems, kind=KIND)
+    return given
 
 
 def _layers(layers, labels, problems):

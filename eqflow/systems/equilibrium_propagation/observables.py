@@ -103,11 +103,11 @@ def gradient_error(*, input_weights, feedforward, feedback, bias, data, labels, 
     common = {"weights": weights, "inputs": inputs, "onehot": _onehot(y, layer, bias.dtype), "layer": layer,
               "beta": beta, "points": points, "time_steps": time_steps, "nudge_steps": nudge_steps,
               "dt": dt}
-    exact, _, _ = estimate(estimator="implicit", **common)
+    exact, u, _ = estimate(estimator="implicit", **common)
     norm = _norm(exact)
     errors = []
     for name in network.ESTIMATORS:
-        grads, _, _ = estimate(estimator=name, **common)
+        grads, _, _ = estimate(estimator=name, free=u, **common)
         diff = _norm({k: grads[k] - exact[k] for k in exact})
         errors.append(diff / xp.where(norm > 0, norm, xp.ones_like(norm)))
     return _wide(xp.stack(errors, axis=-1))

@@ -59,14 +59,17 @@ def prepare_train(*, labels, held_out, sizes, estimator):
     return {"train_index": train_index}
 
 
-def estimate(*, weights, inputs, onehot, layer, beta, points, time_steps, nudge_steps, dt, estimator):
-    """(gradients {group: (*E, ...)}, free state u* (*E, B, D), targets (*E, B, D)) for one estimator."""
+def estimate(*, weights, inputs, onehot, layer, beta, points, time_steps, nudge_steps, dt, estimator, free=None):
+    """(gradients {group: (*E, ...)}, free state u* (*E, B, D), targets (*E, B, D)) for one estimator.
+
+    ``free``: the free state u* when already known (else ``time_steps`` iterations from u = 0).
+    """
     xp = namespace(inputs)
     out = network.output_mask(layer)
     matrix = weights["feedforward"] + weights["feedback"]
     current = network.drive(weights["input_weights"], weights["bias"], inputs)
     target = network.targets(onehot, out)
-    u = network.relax(xp.zeros_like(current), matrix, current, steps=time_steps, dt=dt)
+    u = network.relax(xp.zeros_like(current), matrix, current, steps=time_steps, dt=dt) if free is None else free
     if estimator == "implicit":
         cotangent = network.implicit_cotangent(u, matrix, target, out)
     else:
