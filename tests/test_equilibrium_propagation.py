@@ -211,3 +211,15 @@ def test_bad_options_are_named_before_anything_is_written(tmp_path):
         with pytest.raises(SchemaError, match=match):
             eq.run(ds, "train", steps=2, store=tmp_path / "x.zarr", progress=False, options=options)
         assert not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.parametrize("op", ["free", "train"])
+def test_float32_weights_stay_float32_and_backends_agree(op, tmp_path):
+    """float32 weights (complex64 holomorphic phases); NumPy and torch within float32 rounding (1e-4 relative)."""
+    ds = ep.create((6, 3), data=X, labels=Y, dtype="float32", members=2)
+    runs = [eq.run(ds, op, steps=3, store=tmp_path / f"{b}.zarr", progress=False, backend=b).load()
+            for b in ("numpy", "torch")]
+    for hist in runs:
+        assert eq.final_state(hist).feedback.dtype == np.float32
+    for name in ("loss", "gradient_error", "jacobian_symmetry"):
+        np.testing.assert_allclose(runs[1][name].values, runs[0][name].values, rtol=1e-4, err_msg=name)

@@ -49,6 +49,8 @@ def _nan(bias):
 def residual(*, input_weights, feedforward, feedback, bias, data, time_steps, dt, neurons=None):
     """||F(u)||_inf over samples and units of the free phase (*E), u the owned state or T steps from 0."""
     xp = namespace(bias)
+    if neurons is not None:  # the free operator's float64 state: evaluate F in float64
+        input_weights, feedforward, feedback, bias = (_wide(a) for a in (input_weights, feedforward, feedback, bias))
     inputs = xp.astype(data, bias.dtype)
     if neurons is None:
         neurons, current = _free_state(input_weights, feedforward, feedback, bias, inputs, time_steps, dt)

@@ -31,17 +31,21 @@ KIND = "equilibrium_propagation"
 
 
 def init_free(*, data, bias):
-    """u = 0 for every cell and sample, in the weights' float dtype."""
-    return {"neurons": np.zeros((*bias.shape[:-1], data.shape[-2], bias.shape[-1]), dtype=bias.dtype)}
+    """u = 0 (float64, whatever the weights' dtype) for every cell and sample: (*E, sample, unit)."""
+    return {"neurons": np.zeros((*bias.shape[:-1], data.shape[-2], bias.shape[-1]), dtype=np.float64)}
 
 
 def free(*, input_weights, feedforward, feedback, bias, data, dt, neurons):
-    """One step u <- u + dt (M tanh(u) + W_in x + b - u) of the free phase for every cell and sample."""
+    """One step u <- u + dt (M tanh(u) + W_in x + b - u) of the free phase for every cell and sample.
+
+    Weights (*E, D, m), (*E, D, D), (*E, D), data (S, m), dt (*E), neurons u (*E, S, D) float64; the
+    step is taken in float64 (the owned state's dtype).
+    """
     xp = namespace(neurons)
-    dtype = neurons.dtype
-    current = network.drive(input_weights, bias, xp.astype(data, dtype))
-    dt = xp.astype(dt, dtype)[..., None, None]
-    return {"neurons": neurons + dt * network.vector_field(neurons, feedforward + feedback, current)}
+    wide = [xp.astype(a, xp.float64) for a in (input_weights, feedforward, feedback, bias, data, dt)]
+    w_in, w_ff, w_fb, b, x, step = wide
+    current = network.drive(w_in, b, x)
+    return {"neurons": neurons + step[..., None, None] * network.vector_field(neurons, w_ff + w_fb, current)}
 
 
 def prepare_train(*, labels, held_out, sizes, estimator):
