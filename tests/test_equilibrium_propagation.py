@@ -183,8 +183,9 @@ def test_gradient_error_observable_orders_the_estimators(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"points": 1}, r"points: expected integers >= 2, got 1"),
-    ({"points": 2.5}, r"points: expected integers >= 2, got 2.5"),
+    ({"points": 1}, r"points: expected values >= 2 1, got 1.0"),
+    ({"points": 2.5}, r"points: expected integers, got 2.5"),
+    ({"points": 1, "dt": 0, "layers": (4, 2)}, r"(?s)layers: .*points: .*dt: expected values > 0"),
     ({"beta": 0.0}, r"beta"),
     ({"beta": [0.1, float("nan")]}, r"beta"),
     ({"learning_rate": -1.0}, r"learning_rate"),
@@ -194,7 +195,8 @@ def test_gradient_error_observable_orders_the_estimators(tmp_path):
     ({"feedback": np.full((8, 8), np.nan)}, r"feedback: expected finite values of shape \(8, 8\).*non-finite"),
     ({"feedforward": np.ones((8, 8))}, r"feedforward: expected zeros outside the layered pattern"),
     ({"input_weights": np.zeros((8, 5))}, r"input_weights: expected finite values of shape \(8, 4\)"),
-    ({"time_steps": 0}, r"time_steps: expected integers >= 1"),
+    ({"time_steps": 0}, r"time_steps: expected values >= 1 1, got 0.0"),
+    ({"nudge_steps": [10, 7.5]}, r"nudge_steps: expected integers, got \[10, 7.5\]"),
     ({"labels": None}, r"labels: expected class labels \(sample,\)"),
 ])
 def test_bad_inputs_are_named_errors(kwargs, match):

@@ -78,19 +78,24 @@ def create(layers=(32, 10), *, data=None, labels=None, held_out=None, dataset=No
         problems.append(f"dtype: expected 'float64' or 'float32', got {dtype!r}")
     if not (is_int(batch) and batch >= 1):
         problems.append(f"batch: expected a positive integer minibatch size, got {batch!r}")
-    if problems:
-        raise SchemaError(problems, kind=KIND)
-    layer = np.repeat(np.arange(1, len(sizes) + 1, dtype=np.int64), sizes)
+    layer = np.repeat(np.arange(1, len(sizes or (1,)) + 1, dtype=np.int64), sizes or (1,))
     d, m = layer.size, x.shape[1]
     constants = {"data": (("sample", "input"), x), "labels": (("sample",), y), "held_out": (("sample",), held),
                  "layer": (("unit",), layer)}
     parameters = {"beta": beta, "points": points, "time_steps": time_steps, "nudge_steps": nudge_steps,
                   "dt": dt, "learning_rate": learning_rate, "homeostasis": homeostasis}
-    site_sizes = {"unit": d, "presynaptic": d, "input": m, "sample": x.shape[0], "batch": int(batch),
+    site_sizes = {"unit": d, "presynaptic": d, "input": m, "sample": x.shape[0], "batch": 1,
                   "estimator": len(network.ESTIMATORS)}
+    if is_int(batch) and batch >= 1:
+        site_sizes["batch"] = int(batch)
     schema = SYSTEM.schema
-    coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=site_sizes,
-                                        constants=constants, seed=seed)
+    try:
+        coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=site_sizes,
+                                            constants=constants, seed=seed)
+    except SchemaError as exc:  # reported with the problems found above, all at once
+        problems.extend(p for p in exc.problems if p not in problems)
+    if problems:
+        raise SchemaError(problems, kind=KIND)
     given_arrays = {"input_weights": input_weights, "feedforward": feedforward, "feedback": feedback, "bias": bias}
     weights = _weights(given_arrays, layer, m, len(coords["member"]), shape, seed, gain, symmetric, problems)
     if problems:
@@ -129,12 +134,12 @@ def _layers(layers, labels, problems):
 
 
 def _check_scalars(*, problems, **integers):
-    """points >= 2, time_steps and nudge_steps >= 1, all integers (scalars or sequences)."""
-    lowest = {"points": 2, "time_steps": 1, "nudge_steps": 1}
+    """points, time_steps and nudge_steps are integers (scalars or sequences); the schema checks their bounds."""
     for name, value in integers.items():
         v = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else np.array(np.nan)
-        if not (v.size and np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.all(v >= lowest[name])):
-            problems.append(f"{name}: expected integers >= {lowest[name]}, got {value!r}")
+        finite = v.size and np.all(np.isfinite(v))
+        if finite and not np.all(v == np.round(v)):
+            problems.append(f"{name}: expected integers, got {value!r}")
 
 
 def _weights(arrays, layer, m, members, shape, seed, gain, symmetric, problems):
