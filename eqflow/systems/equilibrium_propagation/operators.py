@@ -85,7 +85,16 @@ def estimate(*, weights, inputs, onehot, layer, beta, points, time_steps, nudge_
 
 def train(*, input_weights, feedforward, feedback, bias, data, labels, layer, train_index, uniforms, noise, beta,
           points, time_steps, nudge_steps, dt, learning_rate, homeostasis, estimator):
-    """One SGD step by the chosen gradient estimator, with Jacobian homeostasis (see the module docstring)."""
+    """One SGD step by the chosen gradient estimator, with Jacobian homeostasis (see the module docstring).
+
+    Weights W_in (*E, D, m), W_ff and W_fb (*E, D, D), b (*E, D), float64 or float32 (kept); data (S, m),
+    labels (S,) int64, layer (D,) int64; train_index (S_train,) from :func:`prepare_train`; draws
+    uniforms (*E, batch) in [0, 1) and noise (*E, probes, D) standard normal. Parameters (*E), cast to
+    the weights' dtype: beta > 0, points N, time_steps, nudge_steps, dt, learning_rate eta, homeostasis
+    kappa. ``estimator``: "one_sided", "symmetric", "holomorphic" or "implicit". Returns the new weights
+    and the float64 (*E) diagnostics batch_loss, homeostatic_loss, forward_residual.
+    Laborieux & Zenke, ICLR 2024 (the estimators, eqs. of :mod:`.network`; Jacobian homeostasis).
+    """
     xp = namespace(input_weights)
     dtype = input_weights.dtype
     weights = {"input_weights": input_weights, "feedforward": feedforward, "feedback": feedback, "bias": bias}
