@@ -390,5 +390,6 @@ def location_of(history) -> Location | None:
 
 
 def is_step_dim(dim: str) -> bool:
-    """``step`` (the finest record interval) or ``step_k`` (another interval k)."""
-    return dim == "step" or dim.startswith("step_")
+    """``step`` (the finest record interval) or ``step_k`` (another interval k, an integer): a
+    parameter or dim named ``step_size`` is not one."""
+    return dim == "step" or (dim.startswith("step_") and dim[5:].isdigit())
