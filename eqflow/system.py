@@ -16,7 +16,7 @@ exactly the names it asks for, from:
 - the system's string attributes (e.g. an SCF ``problem`` family).
 
 ``update`` returns the new state, its owned state and, optionally, its declared per-step
-diagnostics, all in one dict. ``tests/toy`` shows every feature in a small system.
+diagnostics, all in one dict. :mod:`eqflow.testing.toy` shows every feature in a small system.
 
 Kernels. ``update`` is the reference: portable array-API code. An operator may also carry
 fast variants (:class:`Kernel`, e.g. a numba loop for NumPy), each of which must give the same
