@@ -3,7 +3,8 @@ entry-point group, passes eqflow.testing's conformance suite with one call.
 
 The plug-in is a tiny package written into a temporary directory together with an installed
 distribution's metadata (``.dist-info`` with ``entry_points.txt``), put on ``sys.path``: what
-``pip install`` of a real plug-in leaves behind.
+``pip install`` of a real plug-in leaves behind. Its system has no site dims (one coordinate per
+member and parameter point, scalar draws): the built-in kinds and the toy cover site dims.
 """
 import json
 import sys
@@ -16,46 +17,45 @@ from eqflow.testing import check_system
 
 SCHEMA = {
     "kind": "decay", "schema_version": 2, "member_dim": "member", "backends": ["numpy", "torch"],
-    "description": "x <- (1 - r) x + sigma xi: an AR(1) process per site",
-    "site_dims": {"site": {"minimum": 1, "description": "independent coordinates"}},
+    "description": "x <- (1 - r) x + sigma xi: one AR(1) coordinate per member",
+    "site_dims": {},
     "parameters": {
         "rate": {"units": "1", "sweepable": True, "required": True, "description": "decay rate r per step"},
         "noise": {"units": "1", "minimum": 0, "default": 0.1, "sweepable": True, "description": "sigma"},
     },
-    "variables": {"x": {"dims": ["member", "*parameters", "site"], "dtype": "float64", "units": "1",
-                        "description": "the coordinates"}},
-    "observables": {"mean": {"units": "1", "description": "the mean of x over the sites"}},
+    "variables": {"x": {"dims": ["member", "*parameters"], "dtype": "float64", "units": "1",
+                        "description": "the coordinate"}},
+    "observables": {"square": {"units": "1", "description": "x^2"}},
     "operators": {"step": {"description": "x <- (1 - r) x + sigma xi, xi standard normal"}},
 }
 
 MODULE = '''
-"""decay: a plug-in system for eqflow (an AR(1) process per site)."""
+"""decay: a plug-in system for eqflow (one AR(1) coordinate per member, no site dims)."""
 from pathlib import Path
 
 import numpy as np
 
 import eqflow as eq
-from eqflow.backends import namespace
 from eqflow.dataset import finish_system, system_coords
 
 
-def create(rate=0.5, *, noise=0.1, members=2, sites=2, seed=0):
+def create(rate=0.5, *, noise=0.1, members=2, seed=0):
     coords, dims, shape = system_coords(SYSTEM.schema, members=members, parameters={"rate": rate, "noise": noise},
-                                        site_sizes={"site": sites}, seed=seed)
-    return finish_system(SYSTEM.schema, coords, {"x": ((*dims, "site"), np.ones((*shape, sites)))}, seed=seed)
+                                        site_sizes={}, seed=seed)
+    return finish_system(SYSTEM.schema, coords, {"x": (dims, np.ones(shape))}, seed=seed)
 
 
 def step(*, x, rate, noise, kick):
-    return {"x": (1 - rate[..., None]) * x + noise[..., None] * kick}
+    return {"x": (1 - rate) * x + noise * kick}
 
 
-def mean(*, x):
-    return namespace(x).mean(x, axis=-1)
+def square(*, x):
+    return x * x
 
 
-KICK = {"kick": eq.random.normal("site")}
+KICK = {"kick": eq.random.normal()}
 SYSTEM = eq.System(kind="decay", create=create, operators={"step": eq.Operator(step, draws=KICK)},
-                   observables={"mean": mean}, schema_path=Path(__file__).with_name("decay.json"),
+                   observables={"square": square}, schema_path=Path(__file__).with_name("decay.json"),
                    example={"rate": [0.5, 0.25], "members": 2, "seed": 3})
 '''
 
