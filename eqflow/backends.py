@@ -29,6 +29,12 @@ def namespace(array):
     return array_namespace(array)
 
 
+def as_float64(array):
+    """``array`` in float64 on its backend and device (itself when it is float64 already: no copy)."""
+    xp = namespace(array)
+    return xp.astype(array, xp.float64, copy=False)
+
+
 @dataclass(frozen=True)
 class Backend:
     """Moves raw arrays in and out of one backend/device; xarray never enters the loop."""
