@@ -33,6 +33,7 @@ _LAZY = {
     "open": ("results", "open"),
     "run": ("runner", "run"),
     "write_samples": ("samples", "write_samples"),
+    "HistoryStore": ("store", "HistoryStore"),
     "summarize": ("summary", "summarize"),
     "Kernel": ("system", "Kernel"),
     "Operator": ("system", "Operator"),
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover  (static tools see the eager names)
     from .results import final_state, final_values, open  # noqa: F401
     from .runner import run  # noqa: F401
     from .samples import write_samples  # noqa: F401
+    from .store import HistoryStore  # noqa: F401
     from .summary import summarize  # noqa: F401
     from .system import Kernel, Operator, System  # noqa: F401
     from .units import ureg  # noqa: F401
@@ -92,7 +94,7 @@ if "xarray" in sys.modules:  # xarray is already paid for: register ds.eqflow no
     importlib.import_module(f"{__name__}.accessor")
 
 __all__ = [
-    "anneal",
+    "anneal", "HistoryStore",
     "Kernel", "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
     "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
     "ureg", "validate", "verify", "write_samples", "__version__",

@@ -3,7 +3,8 @@
 Special functions for operators that serve both backends, dispatched on the array's type
 (NumPy through :mod:`scipy.special`, imported on first use; torch through
 :mod:`torch.special`), so an operator needs no ``if torch`` switch of its own:
-:func:`erf`, :func:`erfc`, :func:`ndtr`, :func:`log_ndtr`, :func:`logsumexp`, :func:`log1p`.
+:func:`erf`, :func:`erfc`, :func:`erfcx`, :func:`ndtr`, :func:`log_ndtr`, :func:`logsumexp`,
+:func:`log1p`.
 Each keeps the argument's dtype (float32 stays float32) and device.
 """
 from __future__ import annotations
@@ -147,6 +148,15 @@ def erfc(x):
     x : NumPy array/scalar or torch tensor, float32 or float64; the result has its dtype and device.
     """
     return _special("erfc", x)
+
+
+def erfcx(x):
+    """The scaled complementary error function exp(x^2) erfc(x): finite for every x >= 0 (about
+    1 / (x sqrt(pi)) for large x), where erfc itself underflows.
+
+    x : NumPy array/scalar or torch tensor, float32 or float64; the result has its dtype and device.
+    """
+    return _special("erfcx", x)
 
 
 def ndtr(x):

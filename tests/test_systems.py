@@ -79,6 +79,6 @@ def test_different_seed_different_history(case, tmp_path):
 
 def crash_after_marks(monkeypatch, n):
     """Make the run die (like a crash) after its n-th steps-done marker (the other test modules use it)."""
-    from eqflow import store
+    from eqflow.store import root
 
-    monkeypatch.setattr(store, "mark", suite.crashing(store.mark, n))
+    monkeypatch.setattr(root, "mark", suite.crashing(root.mark, n))

@@ -177,15 +177,15 @@ class SimulatedCrash(RuntimeError):
 
 
 def crashing(mark, n: int):
-    """``mark`` (the store's steps-done marker writer) that raises :class:`SimulatedCrash` right
-    after its ``n``-th steps-done marker, like a process killed there."""
-    from .. import store
+    """``mark`` (the store's marker writer, ``eqflow.store.root.mark``) that raises
+    :class:`SimulatedCrash` right after its ``n``-th steps-done marker, like a process killed there."""
+    from ..store import STEPS_DONE
 
     count = {"n": 0}
 
     def crashing_mark(path, *args, **attrs):
         mark(path, *args, **attrs)
-        if store.STEPS_DONE in attrs:
+        if STEPS_DONE in attrs:
             count["n"] += 1
             if count["n"] >= n:
                 raise SimulatedCrash("simulated crash")
@@ -196,14 +196,14 @@ def crashing(mark, n: int):
 @contextlib.contextmanager
 def crash_after_marks(n: int):
     """Within the block, a run dies, like a crash, right after its ``n``-th steps-done marker."""
-    from .. import store
+    from ..store import root
 
-    real = store.mark
-    store.mark = crashing(real, n)
+    real = root.mark
+    root.mark = crashing(real, n)
     try:
         yield
     finally:
-        store.mark = real
+        root.mark = real
 
 
 def check_resume(kind_or_system, operator: str, directory) -> None:
