@@ -1,4 +1,4 @@
-"""The system contract, feature by feature, on the template system (tests/toy) and Ising.
+"""The system contract, feature by feature, on the template system (eqflow.testing.toy) and Ising.
 
 Each expected value is computed independently of eqflow: exact recursions written out here,
 or the theory of the process (the Ornstein-Uhlenbeck variance).

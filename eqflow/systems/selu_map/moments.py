@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ._special import erfcx, ndtr
+from ...backends import erfcx, ndtr
 
 LAMBDA = 1.0507009873554804934  # lambda_01 of the paper
 ALPHA = 1.6732632423543772848  # alpha_01 of the paper
