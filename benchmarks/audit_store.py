@@ -234,8 +234,9 @@ def _array_metadata(path, rng, top):
         meta.unlink()
     elif edit in ("garbage", "truncated"):
         meta.write_bytes(b"\x00garbage" if edit == "garbage" else meta.read_bytes()[: rng.randint(1, 60)])
-    else:
-        document.update({"shape": [max(1, n - 1) for n in document["shape"]]} if edit == "shape"
+    else:  # a shape one shorter (a 0-d array has none to cut: its dtype changes instead)
+        shape = document["shape"]
+        document.update({"shape": [max(1, n - 1) for n in shape[:1]] + shape[1:]} if edit == "shape" and shape
                         else {"data_type": "float32" if document["data_type"] != "float32" else "float64"})
         meta.write_text(json.dumps(document))
 

@@ -23,9 +23,10 @@ DURABLE = os.environ.get("EQFLOW_FSYNC", "1") != "0"  # fsync chunk files, folde
 
 
 def atomic_write(path: Path, data: bytes, touched: set | None = None) -> None:
-    """Write ``path`` aside, fsync it and rename it into place: a reader or a kill sees the old
-    object or the new. The folder is fsynced here, or added to ``touched`` for the caller to
-    fsync once for many files (:func:`sync_folders`)."""
+    """Write ``path`` aside and rename it into place: a reader or a kill sees the old object or
+    the new. Without ``touched`` the file and its folder are fsynced here (a marker, a manifest);
+    with it (chunks) the folder is added to ``touched`` and the caller makes the whole segment
+    durable at once (:func:`flush`)."""
     aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
     try:
         try:
@@ -37,7 +38,7 @@ def atomic_write(path: Path, data: bytes, touched: set | None = None) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            if DURABLE:
+            if DURABLE and touched is None:
                 os.fsync(fd)
         finally:
             os.close(fd)
@@ -49,6 +50,38 @@ def atomic_write(path: Path, data: bytes, touched: set | None = None) -> None:
         sync_folders({path.parent})
     else:
         touched.add(path.parent)
+
+
+def flush(root: Path, files=(), folders=()) -> None:
+    """Make everything written under ``root`` durable: one ``syncfs`` of its file system (Linux;
+    one call however many chunks a segment wrote), else an fsync of each of ``files`` and
+    ``folders``. Called before a commit's manifest and marker."""
+    if not DURABLE:
+        return
+    if _syncfs(root):
+        return
+    for path in files:
+        try:
+            sync_file(path)
+        except FileNotFoundError:
+            continue
+    sync_folders(folders)
+
+
+def _syncfs(root: Path) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    try:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return syncfs(fd) == 0
+    finally:
+        os.close(fd)
 
 
 def sync_file(path: Path) -> None:

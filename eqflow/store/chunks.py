@@ -7,7 +7,7 @@ A region that covers only part of a chunk (a segment's records that end inside a
 next segment completes) also reports a *piece*: the box it wrote (``[[start, stop], ...]`` per
 dim) and the SHA-256 of its values, so the committed part of a chunk that a later, unfinished
 segment rewrote is still checked exactly, by value. On a local store every chunk file and its
-folder are fsynced before the write returns.
+folder are made durable by the commit (one ``syncfs``, :func:`eqflow.store.atomic.flush`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _zarr_fast as fast
-from .atomic import atomic_write, sync_file, sync_folders
+from .atomic import atomic_write
 from .root import local_root
 
 
@@ -78,17 +78,12 @@ def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> dict:
             shape, chunks = _grid(loc, name)
             for chunk in chunk_indices(index, shape, chunks):
                 key = f"{name}/{chunk_key(chunk)}"
-                if loc.is_local:
-                    path = Path(loc.target, *key.split("/"))
-                    sync_file(path)
-                    touched.add(path.parent)
                 tail = loc.object_tail(key)
                 if tail is not None:
                     written["chunks"].setdefault(name, {})[chunk_key(chunk)] = tail.hex()
                 piece = _piece(index, values, shape, chunks, chunk)
                 if piece is not None:
                     written["pieces"].setdefault(name, {}).setdefault(chunk_key(chunk), []).append(piece)
-    sync_folders(touched)
     return written
 
 

@@ -19,7 +19,7 @@ from . import _zarr_fast as fast
 from . import chunks as chunk_io
 from . import layout, manifest
 from . import root as root_document
-from .atomic import leftover_siblings
+from .atomic import flush, leftover_siblings
 from .root import (
     CHECKPOINT,
     COMMIT,
@@ -79,7 +79,12 @@ class HistoryStore:
         self.require_present()
         n, previous = self._last_commit()
         sha = manifest.write_commit(self.loc, n + 1, previous, steps_done, slot, written.get("chunks", {}), metadata,
-                                    written.get("pieces"))
+                                    written.get("pieces"), deferred=True)
+        if self.loc.is_local:  # every chunk this segment wrote, and its manifest, on disk before the marker
+            files = [self.loc.target.joinpath(*f"{name}/{key}".split("/"))
+                     for name, keys in written.get("chunks", {}).items() for key in keys]
+            files.append(self.loc.target.joinpath(manifest.MANIFESTS, str(n + 1), "zarr.json"))
+            flush(self.loc.target, files, {f.parent for f in files})
         root_document.mark(self.loc, token=token, **attrs,
                            **{STEPS_DONE: steps_done, SLOT: slot, COMMIT: {"n": n + 1, "sha256": sha}})
         self._commit = (n + 1, sha)

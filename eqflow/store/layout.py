@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from ..errors import StoreError
 from ..location import Location, as_location
 from . import _zarr_fast as fast
 from . import manifest
-from .atomic import DURABLE, move_into_place, remove_leftovers, sibling, sync_file, sync_folders
+from .atomic import flush, move_into_place, remove_leftovers, sibling
 from .chunks import chunk_indices, chunk_key
 from .root import CHECKPOINT, COMMIT, FORMAT, FORMAT_ATTR, SLOT, STATUS, STEPS_DONE, sealed
 
@@ -210,17 +209,14 @@ def write_folder(made: tuple[dict, str], folder) -> str:
     """The layout's objects as files under a new ``folder`` (as zarr's LocalStore lays them out),
     fsynced; returns commit 0's SHA-256."""
     contents, sha = made
-    folders = set()
+    files = []
     for key in sorted(contents):
         target = Path(folder).joinpath(*key.split("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb") as f:
             f.write(contents[key])
-            if DURABLE:
-                f.flush()
-                os.fsync(f.fileno())
-        folders.add(target.parent)
-    sync_folders(sorted(folders, key=lambda p: -len(p.parts)) + [Path(folder)])
+        files.append(target)
+    flush(Path(folder), files, sorted({f.parent for f in files}, key=lambda p: -len(p.parts)) + [Path(folder)])
     return sha
 
 
@@ -261,6 +257,9 @@ def _create(loc: Location, root_attrs: dict, arrays: dict, replace: bool, hidden
                 if spec.values is not None:
                     array[...] = spec.values
         zarr.consolidate_metadata(loc.zarr())
+    if loc.is_local:  # zarr's own writes: on disk before commit 0 and the root's final attributes
+        flush(loc.target, [p for p in loc.target.rglob("*") if p.is_file()],
+              [p for p in loc.target.rglob("*") if p.is_dir()] + [loc.target])
     chunks, metadata = _read_back(loc, arrays)
     for key, data in manifest.group_objects().items():
         loc.write_object(key, data)
@@ -276,9 +275,6 @@ def _read_back(loc: Location, arrays: dict) -> tuple[dict, dict]:
         metadata[name] = manifest.metadata_digest(json.loads(loc.read_object(f"{name}/zarr.json")))
         if spec.values is None:
             continue
-        if loc.is_local:
-            for chunk in chunk_indices(Ellipsis, spec.shape, spec.chunks):
-                sync_file(Path(loc.target, *name.split("/"), *chunk_key(chunk).split("/")))
         for chunk in chunk_indices(Ellipsis, spec.shape, spec.chunks):
             tail = loc.object_tail(f"{name}/{chunk_key(chunk)}")
             if tail is not None:

@@ -43,13 +43,19 @@ def metadata_digest(document) -> str:
 
 
 def write_commit(loc, n: int, previous: str | None, steps_done, slot: int, chunks: dict,
-                 metadata: dict | None = None, pieces: dict | None = None) -> str:
-    """Write commit ``n``'s manifest (one object; local: fsynced); return its SHA-256."""
+                 metadata: dict | None = None, pieces: dict | None = None, deferred: bool = False) -> str:
+    """Write commit ``n``'s manifest (one object; local: fsynced, or with ``deferred`` left to the
+    caller's :func:`eqflow.store.atomic.flush` with the segment's chunks); return its SHA-256."""
     body = {"commit": n, "previous": previous, "steps_done": steps_done, "slot": slot,
             "metadata": metadata or {}, "chunks": chunks, "pieces": pieces or {}}
     data = json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"eqflow_manifest": body}},
                       sort_keys=True, separators=(",", ":")).encode()
-    loc.write_object(f"{MANIFESTS}/{n}/zarr.json", data)
+    if deferred and getattr(loc, "is_local", False):
+        from .atomic import atomic_write
+
+        atomic_write(loc.target.joinpath(MANIFESTS, str(n), "zarr.json"), data, touched=set())
+    else:
+        loc.write_object(f"{MANIFESTS}/{n}/zarr.json", data)
     return hashlib.sha256(data).hexdigest()
 
 
