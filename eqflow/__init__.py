@@ -9,7 +9,7 @@ dtype('int8')
 ``eqflow --version`` and plug-in discovery import neither xarray nor zarr, and the heavy
 libraries (torch, numba, scipy.stats, scikit-learn, networkx, matplotlib) are imported
 only by the functions that use them. The ``ds.eqflow`` accessor is registered as soon as
-any of eqflow's API is used (or at once when xarray is already imported).
+xarray is imported, before or after eqflow.
 """
 from __future__ import annotations
 
@@ -90,8 +90,32 @@ def create(kind: str, **kwargs):
     return get(kind).create(**kwargs)
 
 
+class _AccessorAfterXarray:
+    """A meta-path finder that registers ``ds.eqflow`` right after xarray is imported, whenever
+    that happens (``import eqflow`` then ``import xarray``): the accessor module is light."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "xarray":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            execute = spec.loader.exec_module
+
+            def exec_module(module):
+                execute(module)
+                importlib.import_module(f"{__name__}.accessor")
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
 if "xarray" in sys.modules:  # xarray is already paid for: register ds.eqflow now
     importlib.import_module(f"{__name__}.accessor")
+elif not any(isinstance(finder, _AccessorAfterXarray) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _AccessorAfterXarray())
 
 __all__ = [
     "anneal", "HistoryStore",

@@ -48,6 +48,14 @@ def test_accessor_registered_whichever_is_imported_first(order):
     assert done.stdout.strip() == "ising", done.stderr
 
 
+def test_accessor_on_a_plain_dataset_without_any_eqflow_call():
+    """``import eqflow`` then ``import xarray``: a Dataset opened by xarray alone has ``.eqflow``."""
+    code = ("import eqflow\nimport xarray as xr\n"
+            "print(xr.Dataset(attrs={'eqflow_kind': 'ising'}).eqflow.kind)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "ising", done.stderr
+
+
 def test_version_on_the_command_line_loads_nothing_heavy():
     done = subprocess.run([sys.executable, "-c", "import sys\nfrom eqflow.__main__ import main\nmain(['--version'])\n"
                            "print([m for m in ('xarray', 'zarr', 'dask') if m in sys.modules])"],
