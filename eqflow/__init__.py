@@ -21,7 +21,7 @@ from ._version import __version__
 
 # public name -> (module, attribute or None for the module itself)
 _LAZY = {
-    "anneal": ("anneal", "anneal"),
+    "anneal": ("schedule", "anneal"),
     "validate": ("dataset", "validate"),
     "SchemaError": ("errors", "SchemaError"),
     "StoreError": ("errors", "StoreError"),
@@ -39,7 +39,7 @@ _LAZY = {
     "Operator": ("system", "Operator"),
     "System": ("system", "System"),
     "ureg": ("units", "ureg"),
-    "verify": ("verify", "verify"),
+    "verify": ("store.verify", "verify"),
     **{name: (name, None) for name in ("backends", "diagnostics", "generators", "outcomes", "plot", "random", "stop",
                                        "systems", "testing")},
 }
@@ -50,7 +50,7 @@ _LIGHT = {"SchemaError", "StoreError", "available", "register", "get_system", "K
 
 if TYPE_CHECKING:  # pragma: no cover  (static tools see the eager names)
     from . import backends, diagnostics, generators, outcomes, plot, random, stop, systems, testing  # noqa: F401
-    from .anneal import anneal  # noqa: F401
+    from .schedule import anneal  # noqa: F401
     from .dataset import validate  # noqa: F401
     from .errors import SchemaError, StoreError  # noqa: F401
     from .registry import available, register  # noqa: F401
@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover  (static tools see the eager names)
     from .summary import summarize  # noqa: F401
     from .system import Kernel, Operator, System  # noqa: F401
     from .units import ureg  # noqa: F401
-    from .verify import verify  # noqa: F401
+    from .store.verify import verify  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, registry, results, runner
-from .anneal import anneal
+from .schedule import anneal
 from .errors import SchemaError, StoreError
 from .inputs import check_run_inputs
 from .store import STEPS_DONE, read_attrs
@@ -153,7 +153,7 @@ def _info(args) -> int:
 
 
 def _verify(args) -> int:
-    from .verify import verify
+    from .store.verify import verify
 
     verify(args.store, args.storage_options)
     print(f"{args.store}: every chunk present and its checksum intact")

@@ -146,7 +146,7 @@ class _Job:
     options: dict
     token: str = ""  # this run's writer token (eqflow.lease)
     kernel: str = "reference"  # the operator variant that runs (eqflow.system.Kernel)
-    schedule: object = None  # an eqflow.anneal.Schedule: the parameter's value per stage
+    schedule: object = None  # an eqflow.schedule.Schedule: the parameter's value per stage
 
     @cached_property
     def history(self) -> HistoryStore:

@@ -184,7 +184,7 @@ def test_case6_leftover_siblings_are_reported_then_removed(small_ising, tmp_path
         (folder / "energy").mkdir(parents=True)
     other_store = tmp_path / ".other.zarr.eqflow-new-1-1-abcdef012345"  # another store's: never touched
     other_store.mkdir()
-    with pytest.warns(importlib.import_module("eqflow.verify").LeftoverWarning, match="2 hidden folder"):
+    with pytest.warns(importlib.import_module("eqflow.store.verify").LeftoverWarning, match="2 hidden folder"):
         eq.verify(path)
     run(small_ising, path, steps=2, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["h.zarr", live.name, other_store.name])

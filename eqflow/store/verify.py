@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import warnings
 
-from .errors import StoreError
-from .store import manifest
-from .store.history import HistoryStore
+from ..errors import StoreError
+from . import manifest
+from .history import HistoryStore
 
 
 class LeftoverWarning(UserWarning):
