@@ -55,7 +55,7 @@ def digits(states=10) -> dict:
 
 
 def create(variables=None, states=None, *, features=None, samples=1, evidence=None, targets=None, held_out=None,
-           query=None, dataset=None, weights=None, bias=None, margin=0.1, learning_rate=0.01, scaling="monotone",
+           query=None, dataset=None, weights=None, bias=None, marginals=None, margin=0.1, learning_rate=0.01, scaling="monotone",
            start="uniform", batch=16, members=1, seed=0):
     """A new ensemble of monotone DBMs as an xarray Dataset.
 
@@ -73,7 +73,9 @@ def create(variables=None, states=None, *, features=None, samples=1, evidence=No
         per member, the same at every margin): A standard normal, b standard normal (b = 0 for a dataset).
     margin : m in (0, 1] (sweepable, default 0.1). learning_rate : Adam's step of ``train``.
     scaling : 'monotone' (default) or 'none' (s = 1: no uniqueness guarantee).
-    start : 'uniform' (q = 1/k) or 'random' (Dirichlet(1) per member, sample and variable, seeded).
+    marginals : initial q (S, n, k) or (members, S, n, k), each row a distribution (>= 0, sum 1); the
+        clamped variables are set to their evidence. Default by ``start``: 'uniform' (q = 1/k) or
+        'random' (Dirichlet(1) per member, sample and variable, seeded).
     batch : training samples per ``train`` step. members, seed : replicas and the key of every stream.
 
     Examples
@@ -113,7 +115,9 @@ def create(variables=None, states=None, *, features=None, samples=1, evidence=No
     given = _weights(weights, bias, coords, shape, sizes, seed, data is not None, problems)
     if problems:
         raise SchemaError(problems, kind=KIND)
-    q = _start(start, coords, shape, sizes, seed, ev)
+    q = _start(start, marginals, coords, shape, sizes, seed, ev, problems)
+    if problems:
+        raise SchemaError(problems, kind=KIND)
     state = {"marginals": ((*dims, "sample", "variable", "state"), q),
              "weights": ((*dims, "feature", "variable", "state"), given["weights"]),
              "bias": ((*dims, "variable", "state"), given["bias"])}
@@ -230,18 +234,27 @@ def _numeric(value):
     return True
 
 
-def _start(start, coords, shape, sizes, seed, evidence):
-    """Initial marginals (*shape, S, n, k): uniform or Dirichlet(1) (= normalised -log u), evidence clamped."""
+def _start(start, marginals, coords, shape, sizes, seed, evidence, problems):
+    """Initial marginals (*shape, S, n, k): given, uniform or Dirichlet(1) (= normalised -log u); evidence clamped."""
     s, n, k = sizes["sample"], sizes["variable"], sizes["state"]
-    if start == "uniform":
-        q = np.full((len(coords["member"]), s, n, k), 1.0 / k)
+    members = len(coords["member"])
+    if marginals is not None:
+        q = np.asarray(marginals, dtype=np.float64) if _numeric(marginals) else np.full(1, np.nan)
+        if q.shape not in ((s, n, k), (members, s, n, k)) or not np.all(np.isfinite(q)) or np.any(q < 0) or \
+                np.any(np.abs(q.sum(axis=-1) - 1) > 1e-9):
+            problems.append(f"marginals: expected finite distributions (>= 0, summing to 1 over the states) of shape "
+                            f"{(s, n, k)} or {(members, s, n, k)}, got shape {q.shape}")
+            return None
+        q = np.broadcast_to(q, (members, s, n, k))
+    elif start == "uniform":
+        q = np.full((members, s, n, k), 1.0 / k)
     else:
         u = random.initial(random.uniform("a", "b", "c"), seed=seed, members=coords["member"], parameters={},
                            sizes={"a": s, "b": n, "c": k}, slot=2)
         e = -np.log1p(-u)
         q = e / e.sum(axis=-1, keepdims=True)
     onehot, free = model.evidence_arrays(evidence, k, q)
-    q = model.clamp(q, onehot, free).reshape((q.shape[0],) + (1,) * (len(shape) - 1) + q.shape[1:])
+    q = model.clamp(q, onehot, free).reshape((members,) + (1,) * (len(shape) - 1) + q.shape[1:])
     return np.broadcast_to(q, (*shape, s, n, k)).astype(np.float64)
 
 

@@ -50,7 +50,7 @@ def factor_transpose(q, free, x):
     return y - p * xp.sum(p * y, axis=-1, keepdims=True)
 
 
-def adjoint(q, free, coupling_matrix, rhs, *, tol=1e-10, max_iter=200):
+def adjoint(q, free, coupling, rhs, *, tol=1e-10, max_iter=200):
     """u = D (I - W D)^-1 rhs by conjugate gradients on (I - R^T W R) w = R^T rhs, per cell.
 
     q, free, rhs (*E, B, n, k); W (*E, nk, nk). Returns (u, relative residual (*E) float64). A cell
@@ -60,7 +60,7 @@ def adjoint(q, free, coupling_matrix, rhs, *, tol=1e-10, max_iter=200):
     lead = q.ndim - 3
 
     def apply(w):
-        return w - factor_transpose(q, free, model.couple(factor_apply(q, free, w), coupling_matrix))
+        return w - factor_transpose(q, free, model.couple(factor_apply(q, free, w), coupling))
 
     b = factor_transpose(q, free, rhs)
     x, r = xp.zeros_like(b), b
@@ -85,22 +85,25 @@ def adjoint(q, free, coupling_matrix, rhs, *, tol=1e-10, max_iter=200):
 
 
 def parameter_gradients(weights, margin, scaled, q, u):
-    """(dL/dA (*E, r, n, k), dL/db (*E, n, k)) from u = dL/dz (*E, B, n, k) at the marginals q."""
+    """(dL/dA (*E, r, n, k), dL/db (*E, n, k)) from u = dL/dz (*E, B, n, k) at the marginals q.
+
+    Low rank, never forming the (n k)^2 matrix G = sum_b u_b q_b^T: A (G + G^T) = (A U^T) Q + (A Q^T) U
+    over the batch, minus the diagonal blocks A_i (G_ii + G_ii^T).
+    """
     xp = namespace(weights)
     *lead, r, n, k = weights.shape
+    coupling = model.factored(weights, margin, scaled)
+    a, blocks, s, a_t = coupling
     qf = xp.reshape(q, (*q.shape[:-2], n * k))
     uf = xp.reshape(u, (*u.shape[:-2], n * k))
-    grad_w = uf.mT @ qf  # dL/dW (*E, nk, nk), rows: the field's index
-    a = xp.reshape(weights, (*lead, r, n * k))
-    same = xp.astype(xp.arange(n * k) // k, xp.int64)
-    off = xp.astype(same[:, None] != same[None, :], a.dtype)
-    hollow = (a.mT @ a) * off
-    s = model.scale(weights, margin, scaled)
-    sym = (grad_w + grad_w.mT) * off
-    grad_a = -_expand(s, a) * (a @ sym)
-    grad_s = -xp.sum(grad_w * hollow, axis=(-2, -1))
-    grad_a = xp.reshape(grad_a, weights.shape) + _scale_term(weights, margin, scaled, s, grad_s)
-    return grad_a, xp.sum(u, axis=-3)
+    full = (uf @ a_t).mT @ qf + (qf @ a_t).mT @ uf  # A (G + G^T), (*E, r, nk)
+    g_blocks = xp.sum(u[..., :, None] * q[..., None, :], axis=-4)  # G_ii (*E, n, k, k)
+    own = weights[..., :, :, :, None] * (g_blocks + g_blocks.mT)[..., None, :, :, :]  # (*E, r, n, k, k)
+    hollow = xp.reshape(full, weights.shape) - xp.sum(own, axis=-2)
+    grad_a = -_expand(s, weights) * hollow
+    unit = model.Factored(a, blocks, xp.ones_like(s), a_t)
+    grad_s = xp.sum(u * model.couple(q, unit), axis=(-3, -2, -1))  # -sum(G * H)
+    return grad_a + _scale_term(weights, margin, scaled, s, grad_s), xp.sum(u, axis=-3)
 
 
 def _scale_term(weights, margin, scaled, s, grad_s):

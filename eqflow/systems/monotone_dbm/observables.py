@@ -12,7 +12,7 @@ def residual(*, marginals, weights, bias, margin, evidence, scaling="monotone"):
     alpha) got there; clamped variables do not count.
     """
     xp = namespace(marginals)
-    w = model.coupling(weights, margin, scaling != "none")
+    w = model.factored(weights, margin, scaling != "none")
     onehot, free = model.evidence_arrays(evidence, marginals.shape[-1], marginals)
     gap = free * (marginals - model.softmax(model.field(marginals, w, bias)))
     return xp.astype(xp.max(xp.abs(gap), axis=(-3, -2, -1)), xp.float64)
@@ -27,9 +27,8 @@ def free_energy(*, marginals, weights, bias, margin, evidence, scaling="monotone
     point q* = softmax(W q* + b). 0 log 0 = 0; clamped variables enter through their one-hot.
     """
     xp = namespace(marginals)
-    w = model.coupling(weights, margin, scaling != "none")
-    flat = xp.reshape(marginals, (*marginals.shape[:-2], -1))
-    quadratic = xp.sum((flat @ w) * flat, axis=-1) / 2
+    w = model.factored(weights, margin, scaling != "none")
+    quadratic = xp.sum(model.couple(marginals, w) * marginals, axis=(-2, -1)) / 2
     linear = xp.sum(marginals * bias[..., None, :, :], axis=(-2, -1))
     positive = marginals > 0
     logs = xp.log(xp.where(positive, marginals, xp.ones_like(marginals)))

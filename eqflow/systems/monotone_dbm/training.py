@@ -73,32 +73,28 @@ def minibatch(picks, fractions, hides, train_index, targets, query_mask):
     return evidence, t, weight
 
 
-def solve(q, coupling_matrix, bias, onehot, free, *, alpha, history, tol, max_iter):
+def solve(q, coupling, bias, onehot, free, *, alpha, history, tol, max_iter):
     """Anderson on the damped splitting from q until the mean-field residual is <= tol per cell.
 
     Returns (q*, residual (*E)). Cells stop on their own (frozen), so none depends on another.
+    One field W q + b per iteration serves both the residual of q and the map T(q).
     """
     xp = namespace(q)
     lead = q.shape[:-3]
     points = xp.zeros((*lead, history, *q.shape[-3:]), dtype=q.dtype)
     values, count = xp.zeros_like(points), xp.zeros(lead, dtype=xp.int64)
-    err = _residual(q, coupling_matrix, bias, free)
-    done = err <= tol
-    for _ in range(max_iter):
+    done = xp.zeros(lead, dtype=xp.bool)
+    err = xp.zeros(lead, dtype=q.dtype)
+    for _ in range(max_iter + 1):
+        z = model.field(q, coupling, bias)
+        err = xp.where(done, err, xp.max(xp.abs(free * (q - model.softmax(z))), axis=(-3, -2, -1)))
+        done = done | (err <= tol)
         if bool(xp.all(done)):
             break
-        value = model.splitting_map(q, coupling_matrix, bias, onehot, free, alpha)
+        value = model.clamp(model.prox((1 - alpha) * q + alpha * z, alpha), onehot, free)
         new, points, values, count = anderson_step(q, value, points, values, count)
         q = xp.where(done[..., None, None, None], q, model.clamp(new, onehot, free))
-        err = xp.where(done, err, _residual(q, coupling_matrix, bias, free))
-        done = done | (err <= tol)
     return q, err
-
-
-def _residual(q, coupling_matrix, bias, free):
-    xp = namespace(q)
-    gap = free * (q - model.softmax(model.field(q, coupling_matrix, bias)))
-    return xp.max(xp.abs(gap), axis=(-3, -2, -1))
 
 
 def loss_and_rhs(q, targets, weight):
@@ -119,7 +115,7 @@ def train(*, weights, bias, moment_weights, square_weights, moment_bias, square_
     xp = namespace(weights)
     scaled = scaling != "none"
     evidence, t, weight = minibatch(picks, fractions, hides, train_index, targets, query_mask)
-    w = model.coupling(weights, margin, scaled)
+    w = model.factored(weights, margin, scaled)
     k = weights.shape[-1]
     onehot, free = model.evidence_arrays(evidence, k, weights)
     start = model.clamp(xp.full_like(onehot, 1.0 / k), onehot, free)
