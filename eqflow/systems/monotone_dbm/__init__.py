@@ -55,8 +55,8 @@ def digits(states=10) -> dict:
 
 
 def create(variables=None, states=None, *, features=None, samples=1, evidence=None, targets=None, held_out=None,
-           query=None, dataset=None, weights=None, bias=None, marginals=None, margin=0.1, learning_rate=0.01, scaling="monotone",
-           start="uniform", batch=16, members=1, seed=0):
+           query=None, dataset=None, weights=None, bias=None, marginals=None, margin=0.1, learning_rate=0.01,
+           scaling="monotone", start="uniform", batch=16, members=1, seed=0):
     """A new ensemble of monotone DBMs as an xarray Dataset.
 
     Parameters
