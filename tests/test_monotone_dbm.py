@@ -157,6 +157,8 @@ BAD_CREATE = [
     ({"variables": 3, "states": 1}, "states: expected an integer k >= 2"),
     ({"variables": 3, "states": 2, "margin": 0.0}, "margin"),
     ({"variables": 3, "states": 2, "margin": 1.5}, "margin"),
+    ({"variables": 3, "states": 2, "margin": float("nan")}, "margin: expected finite values"),
+    ({"variables": 0, "states": 2}, "variables: expected a positive integer"),
     ({"variables": 3, "states": 2, "weights": np.ones((2, 3, 3))}, "weights: expected finite values of shape"),
     ({"variables": 3, "states": 2, "bias": np.full((3, 2), np.nan)}, "bias: expected finite values"),
     ({"variables": 3, "states": 2, "evidence": [[0, 1]]}, "evidence: expected an integer array of shape (S, 3)"),
@@ -180,6 +182,7 @@ def test_bad_inputs_are_named_errors(kwargs, message):
     ("forward_backward", {"alpha": 1.5}, "got 1.5"),
     ("anderson", {"alpha": -0.1}, "options['alpha']"),
     ("anderson", {"history": 0}, "options['history']"),
+    ("forward_backward", {"alpha": float("nan")}, "options['alpha']"),
     ("train", {"alpha": 2.0}, "options['alpha']"),
 ])
 def test_bad_options_fail_before_anything_is_written(op, options, message, tmp_path):

@@ -49,12 +49,12 @@ def root_fixed_point(weights, bias, evidence, margin=0.1, scaled=True, tol=1e-13
 def cycle_coupling(strength=3.0, variables=2, states=2):
     """A (1, n, k) for which synchronous mean field without scaling cycles with period 2.
 
-    A = strength * (+1, -1, 0, ...) on every variable: W = -strength^2 (e1 - e2)(e1 - e2)^T between
-    every pair of variables, an antiferromagnetic coupling of the states 1 and 2. From all variables in
-    the same state, every variable flips at once, and flips back: for n = 2 and strength^2 > 1 the
-    symmetric fixed point is unstable under synchronous updates (linearised gain strength^2 (q1 + q2)
-    ... > 1) and the iterates settle on a 2-cycle. The monotone scaling divides W by rho/(1 - m) =
-    2 strength^2 / (1 - m), after which the same iteration converges.
+    A = strength * (+1, -1, 0, ...) on every variable, so W = -strength^2 (e1 - e2)(e1 - e2)^T between
+    every pair of variables: an antiferromagnetic coupling of the states 1 and 2. For n = 2, with
+    d_i = q_i1 - q_i2, synchronous mean field is d_1 <- tanh(-strength^2 d_2), d_2 <- tanh(-strength^2
+    d_1): from d_1 d_2 > 0 both variables flip together and flip back, a stable cycle of period 2 for
+    strength^2 > 1. The monotone scaling divides W by rho / (1 - m) = 2 strength^2 / (1 - m), after
+    which |d'| <= (1 - m) |d| / 2 and the same iteration converges to d = 0.
     """
     a = np.zeros((1, variables, states))
     a[0, :, 0], a[0, :, 1] = strength, -strength
