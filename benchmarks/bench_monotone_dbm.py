@@ -71,9 +71,9 @@ def cycle(lines):
     lines += rows + [""]
 
 
-def train(lines, steps, members, learning_rate, margin):
+def train(lines, steps, members, learning_rate, margin, scaling):
     ds = mdbm.create(dataset="digits", features=64, batch=32, members=members, learning_rate=learning_rate,
-                     margin=margin, seed=0)
+                     margin=margin, scaling=scaling, seed=0)
     options = {"alpha": 0.5, "history": 5, "tol": 1e-6, "max_iter": 100}
     t0 = time.perf_counter()
     h = eq.run(ds, "train", steps=steps, store=None, options=options, progress=False,
@@ -82,15 +82,15 @@ def train(lines, steps, members, learning_rate, margin):
     final = eq.final_state(h)
     loss = h.batch_loss.values
     lines += [f"## Training on the digits ({members} members at once, {steps} Adam steps of {learning_rate}, batch 32, "
-              f"r = 64, k = 10, m = {margin})", "",
+              f"r = 64, k = 10, m = {margin}, scaling '{scaling}')", "",
               f"Wall time {wall:.0f} s ({wall / steps:.2f} s per step for all members). Minibatch loss, "
               f"mean over members: first record {np.nanmean(loss[1]):.3f}, last {np.nanmean(loss[-1]):.3f}; "
               f"largest forward residual {np.nanmax(h.forward_residual.values):.1e}, adjoint relative residual "
               f"{np.nanmax(h.adjoint_residual.values):.1e}.", ""]
-    lines += evaluate(final, members, margin)
+    lines += evaluate(final, members, margin, scaling)
 
 
-def evaluate(final, members, margin):
+def evaluate(final, members, margin, scaling):
     """Accuracy and completion error on the held-out images, three evidence patterns."""
     data = mdbm.digits(10)
     held = data["held_out"]
@@ -106,7 +106,7 @@ def evaluate(final, members, margin):
             "|---|" + "---|" * (members + 1)]
     for name, ev in (("all pixels", full), ("bottom half hidden", half), ("random half hidden", scattered)):
         ds = mdbm.create(weights=final.weights.values, bias=final.bias.values, evidence=ev, members=members,
-                         margin=margin)
+                         margin=margin, scaling=scaling)
         h = eq.run(ds, "anderson", steps=300, store=None, progress=False, options={"alpha": 0.5},
                    stop=eq.stop.converged("residual", 1e-8), record={"residual": 300})
         q = eq.final_state(h).marginals.values  # (member, S, n, k)
@@ -134,6 +134,7 @@ def main():
     parser.add_argument("--members", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=0.01)
     parser.add_argument("--margin", type=float, default=0.1)
+    parser.add_argument("--scaling", default="monotone", choices=["monotone", "variable"])
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -141,7 +142,7 @@ def main():
     if not args.train_only:
         solvers(lines)
         cycle(lines)
-    train(lines, args.steps, args.members, args.learning_rate, args.margin)
+    train(lines, args.steps, args.members, args.learning_rate, args.margin, args.scaling)
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -39,19 +39,24 @@ def test_prox_solves_its_optimality_condition(alpha):
         np.testing.assert_allclose(z, np.exp(y) / np.exp(y).sum(-1, keepdims=True), rtol=1e-13)
 
 
+@pytest.mark.parametrize("scaling", ["monotone", "variable"])
 @pytest.mark.parametrize("margin", [0.05, 0.5, 1.0])
-def test_coupling_is_symmetric_hollow_and_monotone(margin):
+def test_coupling_is_symmetric_hollow_and_monotone(margin, scaling):
     a, _, _ = _problem(strength=3.0)
-    w = model.coupling(a, np.float64(margin))
+    w = model.coupling(a, np.float64(margin), scaling)
     n, k = a.shape[1:]
     assert np.allclose(w, w.T, atol=1e-14)
     for i in range(n):
         assert np.all(w[i * k:(i + 1) * k, i * k:(i + 1) * k] == 0)
-    assert theory.margin_of(a, margin) >= margin - 1e-12
+    assert theory.margin_of(a, margin, scaling) >= margin - 1e-12
     q = np.random.default_rng(2).uniform(size=(2, n, k))
-    np.testing.assert_allclose(model.couple(q, model.factored(a, np.float64(margin))),
+    np.testing.assert_allclose(model.couple(q, model.factored(a, np.float64(margin), scaling)),
                                (q.reshape(2, -1) @ w).reshape(q.shape), atol=1e-12)
-    assert float(model.scale(a, np.float64(margin), scaled=False)) == 1.0
+    assert float(model.scale(a, np.float64(margin), "none")) == 1.0
+    if scaling == "monotone":  # W = -s (A^T A - blockdiag(A^T A)), one s = (1 - m) / max_i ||A_i^T A_i||_2
+        rho = max(np.linalg.norm(a[:, i, :].T @ a[:, i, :], 2) for i in range(n))
+        bare = model.coupling(a, np.float64(margin), "none")
+        np.testing.assert_allclose(w, min(1.0, (1 - margin) / rho) * bare, rtol=1e-12, atol=1e-12)
 
 
 def test_same_fixed_point_from_random_starts_alphas_and_scipy():
@@ -99,18 +104,18 @@ def test_unscaled_mean_field_cycles_and_the_scaled_one_converges():
         h = eq.run(ds, "mean_field", steps=300, store=None, progress=False, stop=rules)
         outcome[scaling] = str(np.asarray(h.stop_reason).ravel()[0])
     assert outcome == {"none": "cycled", "monotone": "converged"}
-    assert theory.margin_of(a, 0.1, scaled=False) < 0  # I - W is not monotone without the scaling
+    assert theory.margin_of(a, 0.1, "none") < 0  # I - W is not monotone without the scaling
 
 
-@pytest.mark.parametrize("scaled", [True, False])
-def test_implicit_gradients_match_central_differences(scaled):
-    a, b, evidence = _problem(seed=1, n=5, r=4, strength=2.0 if scaled else 0.3)
+@pytest.mark.parametrize("scaling", ["monotone", "variable", "none"])
+def test_implicit_gradients_match_central_differences(scaling):
+    a, b, evidence = _problem(seed=1, n=5, r=4, strength=0.3 if scaling == "none" else 2.0)
     targets = np.random.default_rng(6).integers(0, 3, size=evidence.shape)
     weight = (evidence < 0) * np.random.default_rng(7).uniform(size=evidence.shape)
     margin = np.float64(0.2)
 
     def loss(a, b):
-        c = model.factored(a, margin, scaled)
+        c = model.factored(a, margin, scaling)
         onehot, free = model.evidence_arrays(evidence, 3, b)
         q, _ = training.solve(model.clamp(np.full_like(onehot, 1 / 3), onehot, free), c, b, onehot, free,
                               alpha=0.5, history=5, tol=1e-13, max_iter=300)
@@ -119,7 +124,7 @@ def test_implicit_gradients_match_central_differences(scaled):
     (value, rhs), q, c, free = loss(a, b)
     u, relative = implicit.adjoint(q, free, c, rhs, tol=1e-13, max_iter=500)
     assert relative < 1e-12
-    grad_a, grad_b = implicit.parameter_gradients(a, margin, scaled, q, u)
+    grad_a, grad_b = implicit.parameter_gradients(a, margin, scaling, q, u)
     h = 1e-6
     for index in [(0, 1, 2), (2, 0, 0), (3, 4, 1)]:
         up, down = a.copy(), a.copy()

@@ -10,7 +10,7 @@ clamped to their state (``evidence``).
 State (per member and parameter point): ``marginals (sample, variable, state)``, ``weights``
 A ``(feature, variable, state)``, ``bias`` b ``(variable, state)``, float64. Constants: ``evidence
 (sample, variable)`` (-1: free), and for ``train`` ``targets``, ``held_out`` and ``query``.
-Parameters: ``margin`` m in (0, 1], ``learning_rate``. Attribute ``scaling``: 'monotone' or 'none'.
+Parameters: ``margin`` m in (0, 1], ``learning_rate``. Attribute ``scaling``: 'monotone', 'variable' or 'none'.
 Operators: ``mean_field``, ``forward_backward``, ``anderson``, ``train``. Observables:
 ``residual``, ``free_energy (sample)``.
 """
@@ -28,7 +28,7 @@ from .operators import anderson, forward_backward, init_anderson, mean_field, pr
 from .training import init_train, prepare_train, train
 
 KIND = "monotone_dbm"
-SCALINGS = ("monotone", "none")
+SCALINGS = model.SCALINGS
 STARTS = ("uniform", "random")
 DIGIT_PIXELS, DIGIT_CLASSES = 64, 10
 
@@ -72,7 +72,8 @@ def create(variables=None, states=None, *, features=None, samples=1, evidence=No
     weights, bias : A (r, n, k) and b (n, k), or with a leading member axis, finite. Default (seeded,
         per member, the same at every margin): A standard normal, b standard normal (b = 0 for a dataset).
     margin : m in (0, 1] (sweepable, default 0.1). learning_rate : Adam's step of ``train``.
-    scaling : 'monotone' (default) or 'none' (s = 1: no uniqueness guarantee).
+    scaling : 'monotone' (default: one factor s for W), 'variable' (one factor per variable's columns of A,
+        :func:`.model.column_scale`), both with I - W >= m I; or 'none' (s = 1: no uniqueness guarantee).
     marginals : initial q (S, n, k) or (members, S, n, k), each row a distribution (>= 0, sum 1); the
         clamped variables are set to their evidence. Default by ``start``: 'uniform' (q = 1/k) or
         'random' (Dirichlet(1) per member, sample and variable, seeded).

@@ -84,38 +84,45 @@ def adjoint(q, free, coupling, rhs, *, tol=1e-10, max_iter=200):
     return factor_apply(q, free, x), xp.astype(relative, xp.float64)
 
 
-def parameter_gradients(weights, margin, scaled, q, u):
+def parameter_gradients(weights, margin, scaling, q, u):
     """(dL/dA (*E, r, n, k), dL/db (*E, n, k)) from u = dL/dz (*E, B, n, k) at the marginals q.
 
-    Low rank, never forming the (n k)^2 matrix G = sum_b u_b q_b^T: A (G + G^T) = (A U^T) Q + (A Q^T) U
-    over the batch, minus the diagonal blocks A_i (G_ii + G_ii^T).
+    Low rank, never forming the (n k)^2 matrix G = sum_b u_b q_b^T: with A~ = c A (the scaled
+    columns), dL/dA~ = -(A~ (G + G^T) - A~_i (G_ii + G_ii^T) per block), A~ (G + G^T) = (A~ U^T) Q +
+    (A~ Q^T) U over the batch; then dL/dA = c dL/dA~ + the path through c (:func:`_scale_term`).
     """
     xp = namespace(weights)
-    *lead, r, n, k = weights.shape
-    coupling = model.factored(weights, margin, scaled)
-    a, blocks, s, a_t = coupling
+    c = model.column_scale(weights, margin, scaling)
+    scaled = weights * c[..., None, :, None]
+    a_t = model.factor_of(scaled).transposed
+    n, k = weights.shape[-2:]
     qf = xp.reshape(q, (*q.shape[:-2], n * k))
     uf = xp.reshape(u, (*u.shape[:-2], n * k))
-    full = (uf @ a_t).mT @ qf + (qf @ a_t).mT @ uf  # A (G + G^T), (*E, r, nk)
+    full = (uf @ a_t).mT @ qf + (qf @ a_t).mT @ uf  # A~ (G + G^T), (*E, r, nk)
     g_blocks = xp.sum(u[..., :, None] * q[..., None, :], axis=-4)  # G_ii (*E, n, k, k)
-    own = weights[..., :, :, :, None] * (g_blocks + g_blocks.mT)[..., None, :, :, :]  # (*E, r, n, k, k)
-    hollow = xp.reshape(full, weights.shape) - xp.sum(own, axis=-2)
-    grad_a = -_expand(s, weights) * hollow
-    unit = model.Factored(a, blocks, xp.ones_like(s), a_t)
-    grad_s = xp.sum(u * model.couple(q, unit), axis=(-3, -2, -1))  # -sum(G * H)
-    return grad_a + _scale_term(weights, margin, scaled, s, grad_s), xp.sum(u, axis=-3)
+    own = scaled[..., :, :, :, None] * (g_blocks + g_blocks.mT)[..., None, :, :, :]  # (*E, r, n, k, k)
+    grad_scaled = xp.sum(own, axis=-2) - xp.reshape(full, weights.shape)
+    grad_c = xp.sum(grad_scaled * weights, axis=(-3, -1))  # dL/dc_i (*E, n)
+    grad_a = grad_scaled * c[..., None, :, None] + _scale_term(weights, margin, scaling, c, grad_c)
+    return grad_a, xp.sum(u, axis=-3)
 
 
-def _scale_term(weights, margin, scaled, s, grad_s):
-    """(dL/ds) ds/dA: nonzero only where s = (1 - m) / rho < 1."""
+def _scale_term(weights, margin, scaling, c, grad_c):
+    """(dL/dc) dc/dA, nonzero only where a factor c < 1 is active: d rho_i / dA_i = 2 A_i v_i v_i^T."""
     xp = namespace(weights)
     values, vectors = xp.linalg.eigh(model.block_gram(weights))  # (*E, n, k), (*E, n, k, k)
-    top = values[..., -1]
-    rho = xp.max(top, axis=-1)
-    active = (s < 1) & (rho > 0) if scaled else xp.zeros_like(rho, dtype=xp.bool)
-    pick = xp.astype(top == rho[..., None], weights.dtype)
-    pick = pick / xp.sum(pick, axis=-1, keepdims=True)  # ties share (a subgradient)
-    v = vectors[..., -1]  # (*E, n, k)
-    av = xp.sum(weights * v[..., None, :, :], axis=-1)  # (*E, r, n)
-    factor = xp.where(active, -grad_s * s / xp.where(rho > 0, rho, xp.ones_like(rho)), xp.zeros_like(rho))
-    return 2 * _expand(factor, weights) * (av[..., None] * v[..., None, :, :]) * pick[..., None, :, None]
+    rho = values[..., -1]
+    v = vectors[..., -1]  # top eigenvector of each block (*E, n, k)
+    safe = xp.where(rho > 0, rho, xp.ones_like(rho))
+    if scaling == "none":
+        return xp.zeros_like(weights)
+    if scaling == "variable":  # c_i = sqrt((1 - m) / rho_i): dc_i / drho_i = -c_i / (2 rho_i)
+        factor = xp.where((c < 1) & (rho > 0), -grad_c * c / (2 * safe), xp.zeros_like(rho))
+    else:  # c = sqrt(s), s = (1 - m) / rho_max: dL/drho_max = sum_i dL/dc_i (-c / (2 rho_max)) on the top block
+        top = xp.max(rho, axis=-1, keepdims=True)
+        pick = xp.astype(rho == top, weights.dtype)
+        pick = pick / xp.sum(pick, axis=-1, keepdims=True)  # ties share (a subgradient)
+        total = xp.sum(grad_c, axis=-1, keepdims=True) * (-c / (2 * safe))
+        factor = xp.where((c < 1) & (rho > 0), total * pick, xp.zeros_like(rho))
+    av = xp.sum(weights * v[..., None, :, :], axis=-1)  # A_i v_i (*E, r, n)
+    return 2 * factor[..., None, :, None] * av[..., None] * v[..., None, :, :]

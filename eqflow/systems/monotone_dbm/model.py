@@ -35,34 +35,53 @@ def block_gram(weights):
     return a.mT @ a
 
 
-def scale(weights, margin, scaled=True):
-    """s = min(1, (1 - m) / max_i ||A_i^T A_i||_2) per cell (*E); 1 where ``scaled`` is False or A = 0."""
+SCALINGS = ("monotone", "variable", "none")
+
+
+def column_scale(weights, margin, scaling="monotone"):
+    """Factors c (*E, n) of each variable's columns, A~_i = c_i A_i, so that I - W >= m I.
+
+    'monotone': c_i = sqrt(s), s = min(1, (1 - m) / max_j rho_j), rho_j = ||A_j^T A_j||_2, the one
+    scalar s of the paper's formula; 'variable': c_i = min(1, sqrt((1 - m) / rho_i)), one factor per
+    variable (as the paper's code scales each variable group by its own factor, but applied to the
+    columns of A, which keeps W symmetric); 'none': c = 1. A zero block gets c = 1.
+    """
     xp = namespace(weights)
-    top = xp.max(xp.linalg.eigvalsh(block_gram(weights))[..., -1], axis=-1)
-    if not scaled:
-        return xp.ones_like(top)
-    ratio = (1 - margin) / xp.where(top > 0, top, xp.ones_like(top))
-    return xp.where(top > 0, xp.minimum(ratio, xp.ones_like(ratio)), xp.ones_like(ratio))
+    rho = xp.linalg.eigvalsh(block_gram(weights))[..., -1]  # (*E, n)
+    if scaling == "none":
+        return xp.ones_like(rho)
+    if scaling == "monotone":
+        rho = xp.broadcast_to(xp.max(rho, axis=-1, keepdims=True), rho.shape)
+    ratio = (1 - margin[..., None]) / xp.where(rho > 0, rho, xp.ones_like(rho))
+    return xp.sqrt(xp.where(rho > 0, xp.minimum(ratio, xp.ones_like(ratio)), xp.ones_like(ratio)))
 
 
-def coupling(weights, margin, scaled=True):
-    """W (*E, nk, nk) = -s (A^T A - blockdiag(A^T A)) (rows and columns ordered variable-major)."""
+def scale(weights, margin, scaling="monotone"):
+    """s of W = -s (A^T A - blockdiag(A^T A)) per cell (*E), for 'monotone' and 'none' (c_i^2, all equal)."""
+    return column_scale(weights, margin, scaling)[..., 0] ** 2
+
+
+def scaled_weights(weights, margin, scaling="monotone"):
+    """A~ = c_i A_i (*E, r, n, k): W = -(A~^T A~ - blockdiag(A~^T A~)), I - W >= I - blockdiag(A~^T A~) >= m I."""
+    return weights * column_scale(weights, margin, scaling)[..., None, :, None]
+
+
+def coupling(weights, margin, scaling="monotone"):
+    """W (*E, nk, nk) = -(A~^T A~ - blockdiag(A~^T A~)) (rows and columns ordered variable-major)."""
     xp = namespace(weights)
     *lead, r, n, k = weights.shape
-    a = xp.reshape(weights, (*lead, r, n * k))
+    a = xp.reshape(scaled_weights(weights, margin, scaling), (*lead, r, n * k))
     gram = a.mT @ a
     same = xp.astype(xp.arange(n * k) // k, xp.int64)
-    hollow = gram * xp.astype(same[:, None] != same[None, :], gram.dtype)
-    return -scale(weights, margin, scaled)[..., None, None] * hollow
+    return -gram * xp.astype(same[:, None] != same[None, :], gram.dtype)
 
 
 class Factored(NamedTuple):
-    """W = -s (A^T A - blockdiag(A^T A)) kept factored: ``factor`` A (*E, r, nk), ``blocks`` (*E, n, k, k), s (*E)."""
+    """W = -(A~^T A~ - blockdiag(A~^T A~)) kept factored: A~ (*E, r, nk), its blocks (*E, n, k, k), A~^T (*E, nk, r)."""
 
     factor: Any
     blocks: Any
-    scale: Any
-    transposed: Any  # A^T (*E, nk, r), C-contiguous: NumPy's stacked matmul runs BLAS only on contiguous operands
+    transposed: Any  # C-contiguous: NumPy's stacked matmul runs BLAS only on contiguous operands
 
 
 def contiguous(x):
@@ -70,22 +89,27 @@ def contiguous(x):
     return np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x.contiguous()
 
 
-def factored(weights, margin, scaled=True):
+def factored(weights, margin, scaling="monotone"):
     """The coupling of :func:`coupling` as a :class:`Factored` (W q in O(r n k) per sample, not O((n k)^2))."""
-    xp = namespace(weights)
-    *lead, r, n, k = weights.shape
-    a = contiguous(xp.reshape(weights, (*lead, r, n * k)))
-    return Factored(a, block_gram(weights), scale(weights, margin, scaled), contiguous(a.mT))
+    return factor_of(scaled_weights(weights, margin, scaling))
+
+
+def factor_of(scaled):
+    """:class:`Factored` of already scaled weights A~ (*E, r, n, k)."""
+    xp = namespace(scaled)
+    *lead, r, n, k = scaled.shape
+    a = contiguous(xp.reshape(scaled, (*lead, r, n * k)))
+    return Factored(a, block_gram(scaled), contiguous(a.mT))
 
 
 def couple(q, coupling):
-    """W q = -s (A^T (A q) - blockdiag(A^T A) q): q (*E, S, n, k), ``coupling`` a :class:`Factored` -> (*E, S, n, k)."""
+    """W q = -(A~^T (A~ q) - blockdiag(A~^T A~) q): q (*E, S, n, k), ``coupling`` a :class:`Factored`."""
     xp = namespace(q)
-    a, blocks, s, a_t = coupling
+    a, blocks, a_t = coupling
     flat = contiguous(xp.reshape(q, (*q.shape[:-2], q.shape[-2] * q.shape[-1])))
     gram = xp.reshape((flat @ a_t) @ a, q.shape)
     own = (blocks[..., None, :, :, :] @ q[..., None])[..., 0]
-    return -s[..., None, None, None] * (gram - own)
+    return own - gram
 
 
 def field(q, coupling, bias):

@@ -12,7 +12,7 @@ def residual(*, marginals, weights, bias, margin, evidence, scaling="monotone"):
     alpha) got there; clamped variables do not count.
     """
     xp = namespace(marginals)
-    w = model.factored(weights, margin, scaling != "none")
+    w = model.factored(weights, margin, scaling)
     onehot, free = model.evidence_arrays(evidence, marginals.shape[-1], marginals)
     gap = free * (marginals - model.softmax(model.field(marginals, w, bias)))
     return xp.astype(xp.max(xp.abs(gap), axis=(-3, -2, -1)), xp.float64)
@@ -27,7 +27,7 @@ def free_energy(*, marginals, weights, bias, margin, evidence, scaling="monotone
     point q* = softmax(W q* + b). 0 log 0 = 0; clamped variables enter through their one-hot.
     """
     xp = namespace(marginals)
-    w = model.factored(weights, margin, scaling != "none")
+    w = model.factored(weights, margin, scaling)
     quadratic = xp.sum(model.couple(marginals, w) * marginals, axis=(-2, -1)) / 2
     linear = xp.sum(marginals * bias[..., None, :, :], axis=(-2, -1))
     positive = marginals > 0

@@ -50,7 +50,7 @@ def prepare_anderson(*, alpha, history):
 
 
 def _setup(marginals, weights, margin, evidence, scaling):
-    w = model.factored(weights, margin, scaling != "none")
+    w = model.factored(weights, margin, scaling)
     onehot, free = model.evidence_arrays(evidence, marginals.shape[-1], marginals)
     return w, onehot, free
 

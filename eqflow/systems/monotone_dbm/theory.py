@@ -13,13 +13,13 @@ import numpy as np
 from . import model
 
 
-def margin_of(weights, margin=0.1, scaled=True):
+def margin_of(weights, margin=0.1, scaling="monotone"):
     """lambda_min(I - W) per cell (*E) for weights A (*E, r, n, k) (NumPy)."""
-    w = model.coupling(np.asarray(weights, dtype=np.float64), np.asarray(margin, dtype=np.float64), scaled)
+    w = model.coupling(np.asarray(weights, dtype=np.float64), np.asarray(margin, dtype=np.float64), scaling)
     return np.linalg.eigvalsh(np.eye(w.shape[-1]) - w)[..., 0]
 
 
-def root_fixed_point(weights, bias, evidence, margin=0.1, scaled=True, tol=1e-13):
+def root_fixed_point(weights, bias, evidence, margin=0.1, scaling="monotone", tol=1e-13):
     """q* (S, n, k) of one cell by ``scipy.optimize.root`` (hybr) on the logits z = W q + b.
 
     weights A (r, n, k), bias (n, k), evidence (S, n) int (-1 free). Solves z - W clamp(softmax(z))
@@ -29,7 +29,7 @@ def root_fixed_point(weights, bias, evidence, margin=0.1, scaled=True, tol=1e-13
 
     a = np.asarray(weights, dtype=np.float64)
     b = np.asarray(bias, dtype=np.float64)
-    w = model.coupling(a, np.float64(margin), scaled)
+    w = model.coupling(a, np.float64(margin), scaling)
     r, n, k = a.shape
     out = []
     for ev in np.atleast_2d(np.asarray(evidence)):

@@ -113,9 +113,8 @@ def train(*, weights, bias, moment_weights, square_weights, moment_bias, square_
           scaling="monotone"):
     """One Adam step of A and b on a drawn minibatch (see the module docstring)."""
     xp = namespace(weights)
-    scaled = scaling != "none"
     evidence, t, weight = minibatch(picks, fractions, hides, train_index, targets, query_mask)
-    w = model.factored(weights, margin, scaled)
+    w = model.factored(weights, margin, scaling)
     k = weights.shape[-1]
     onehot, free = model.evidence_arrays(evidence, k, weights)
     start = model.clamp(xp.full_like(onehot, 1.0 / k), onehot, free)
@@ -123,7 +122,7 @@ def train(*, weights, bias, moment_weights, square_weights, moment_bias, square_
                        max_iter=int(max_iter))
     loss, rhs = loss_and_rhs(q, t, weight)
     u, relative = implicit.adjoint(q, free, w, rhs, tol=ADJOINT_TOL, max_iter=int(max_iter))
-    grad_a, grad_b = implicit.parameter_gradients(weights, margin, scaled, q, u)
+    grad_a, grad_b = implicit.parameter_gradients(weights, margin, scaling, q, u)
     steps = adam_steps + 1
     out = {"adam_steps": steps, "batch_loss": xp.astype(loss, xp.float64),
            "forward_residual": xp.astype(forward, xp.float64), "adjoint_residual": relative}
