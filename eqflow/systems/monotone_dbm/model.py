@@ -11,8 +11,10 @@ hollow product of ``multitier_conv.py`` in github.com/locuslab/MonotoneDBM):
     W = -s (A^T A - blockdiag(A^T A)),   s = min(1, (1 - m) / max_i ||A_i^T A_i||_2),
 
 A_i the k columns of variable i. A^T A >= 0 gives I - W >= I - s blockdiag(A^T A) >= m I. The code
-scales each variable group by its own factor; here one scalar s per cell keeps W symmetric, so that
-the mean-field free energy (:mod:`.observables`) is the Lyapunov function of the iteration.
+scales each variable group's rows of the product by its own factor; here either one scalar s
+(``scaling='monotone'``) or one factor per variable on its columns of A (``'variable'``,
+:func:`column_scale`), both keeping W symmetric, so that the mean-field free energy
+(:mod:`.observables`) is the Lyapunov function of the iteration.
 """
 from __future__ import annotations
 
