@@ -158,6 +158,16 @@ def test_training_learns_a_copy_task():
     assert np.all(q[..., 1, :].argmax(-1) == np.arange(3))
 
 
+def test_digits_problem():
+    ds = mdbm.create(dataset="digits", hidden=3, features=4)
+    assert dict(ds.marginals.sizes) == {"member": 1, "sample": 1797, "variable": 68, "state": 10}
+    assert np.all(ds.targets.values[:, 65:] == -1) and list(np.flatnonzero(ds["query"].values)) == [64]
+    assert np.all(ds.evidence.values[:, 64:] == -1) and np.all(ds.evidence.values[:, :64] >= 0)
+    train = ds.targets.values[~ds.held_out.values]
+    frequency = np.exp(ds.bias.values[0, 64])  # the label's prior: add-one smoothed class frequencies
+    np.testing.assert_allclose(frequency, (np.bincount(train[:, 64], minlength=10) + 1) / (len(train) + 10))
+
+
 BAD_CREATE = [
     ({"variables": 3, "states": 1}, "states: expected an integer k >= 2"),
     ({"variables": 3, "states": 2, "margin": 0.0}, "margin"),
@@ -172,6 +182,7 @@ BAD_CREATE = [
     ({"variables": 2, "states": 2, "marginals": [[[0.7, 0.7], [0.5, 0.5]]]}, "summing to 1"),
     ({"variables": 2, "states": 2, "scaling": "sometimes"}, "scaling: expected one of"),
     ({"dataset": "digits", "states": 4}, "states: expected an integer >= 10"),
+    ({"dataset": "digits", "hidden": -1}, "hidden: expected an integer >= 0"),
 ]
 
 

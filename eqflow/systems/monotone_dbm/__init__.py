@@ -33,8 +33,10 @@ STARTS = ("uniform", "random")
 DIGIT_PIXELS, DIGIT_CLASSES = 64, 10
 
 
-def digits(states=10) -> dict:
-    """scikit-learn's 8x8 digits as a DBM problem: 64 pixel variables and one label variable (index 64).
+def digits(states=10, hidden=0) -> dict:
+    """scikit-learn's 8x8 digits as a DBM problem: 64 pixel variables, one label variable (index 64) and
+    ``hidden`` hidden variables after it (never observed, no target: they carry the correlations a
+    hollow -A^T A coupling cannot put directly between pixels).
 
     Pixel intensities 0..16 are binned to ``states`` levels, round(x (k - 1) / 16); the label is
     state 0..9 (so k >= 10). Returns ``targets`` (1797, 65) int64, ``held_out`` (every fifth image,
@@ -46,16 +48,19 @@ def digits(states=10) -> dict:
     if not (is_int(states) and states >= DIGIT_CLASSES):
         raise SchemaError([f"states: expected an integer >= {DIGIT_CLASSES} for the digits (the label has "
                            f"{DIGIT_CLASSES} states), got {states!r}"], kind=KIND)
+    if not (is_int(hidden) and hidden >= 0):
+        raise SchemaError([f"hidden: expected an integer >= 0 (hidden variables), got {hidden!r}"], kind=KIND)
     d = load()
     levels = np.rint(d["data"] * (states - 1)).astype(np.int64)
-    targets = np.concatenate([levels, d["labels"][:, None]], axis=1)
-    query = np.zeros(DIGIT_PIXELS + 1, dtype=bool)
-    query[-1] = True
+    unknown = np.full((len(levels), int(hidden)), -1, dtype=np.int64)
+    targets = np.concatenate([levels, d["labels"][:, None], unknown], axis=1)
+    query = np.zeros(DIGIT_PIXELS + 1 + hidden, dtype=bool)
+    query[DIGIT_PIXELS] = True
     return {"targets": targets, "held_out": d["held_out"], "query": query, "intensity": d["data"]}
 
 
 def create(variables=None, states=None, *, features=None, samples=1, evidence=None, targets=None, held_out=None,
-           query=None, dataset=None, weights=None, bias=None, marginals=None, margin=0.1, learning_rate=0.01,
+           query=None, dataset=None, hidden=0, weights=None, bias=None, marginals=None, margin=0.1, learning_rate=0.01,
            scaling="monotone", start="uniform", batch=16, members=1, seed=0):
     """A new ensemble of monotone DBMs as an xarray Dataset.
 
@@ -68,9 +73,11 @@ def create(variables=None, states=None, *, features=None, samples=1, evidence=No
         with ``dataset='digits'``: the pixels observed and the label free (classification).
     targets, held_out, query : for ``train``: true states (S, n) (-1 unknown), samples never trained
         on (S,) bool (default: none), variables never clamped in training (n,) bool (default: none).
-    dataset : 'digits' (see :func:`digits`; n = 65, k = ``states`` or 10).
+    dataset : 'digits' (see :func:`digits`; n = 65 + ``hidden``, k = ``states`` or 10).
     weights, bias : A (r, n, k) and b (n, k), or with a leading member axis, finite. Default (seeded,
-        per member, the same at every margin): A standard normal, b standard normal (b = 0 for a dataset).
+        per member, the same at every margin): A and b standard normal; with ``targets`` (or a dataset)
+        A / sqrt(r) and b the log of each state's add-one-smoothed frequency among the training targets
+        (as an RBM's visible biases are started, Hinton 2010).
     margin : m in (0, 1] (sweepable, default 0.1). learning_rate : Adam's step of ``train``.
     scaling : 'monotone' (default: one factor s for W), 'variable' (one factor per variable's columns of A,
         :func:`.model.column_scale`), both with I - W >= m I; or 'none' (s = 1: no uniqueness guarantee).
@@ -86,10 +93,10 @@ def create(variables=None, states=None, *, features=None, samples=1, evidence=No
     {'member': 2, 'margin': 2, 'sample': 1, 'variable': 4, 'state': 3}
     """
     problems: list[str] = []
-    data = _dataset(dataset, states, targets, held_out, query, problems)
+    data = _dataset(dataset, states, hidden, targets, held_out, query, problems)
     if data is not None:
         targets, held_out, query = data["targets"], data["held_out"], data["query"]
-        variables, states = DIGIT_PIXELS + 1, states or DIGIT_CLASSES
+        variables, states = targets.shape[1], states or DIGIT_CLASSES
         if evidence is None:
             evidence = np.where(query[None, :], -1, targets)
     n, k = _sizes(variables, states, weights, bias, problems)
@@ -113,7 +120,8 @@ def create(variables=None, states=None, *, features=None, samples=1, evidence=No
     sizes = {"sample": int(s), "variable": int(n), "state": int(k), "feature": int(r), "batch": int(batch)}
     coords, dims, shape = system_coords(SYSTEM.schema, members=members, parameters={
         "margin": margin, "learning_rate": learning_rate}, site_sizes=sizes, constants=constants, seed=seed)
-    given = _weights(weights, bias, coords, shape, sizes, seed, data is not None, problems)
+    prior = _log_frequency(constants, sizes["state"]) if "targets" in constants else None
+    given = _weights(weights, bias, coords, shape, sizes, seed, prior, problems)
     if problems:
         raise SchemaError(problems, kind=KIND)
     q = _start(start, marginals, coords, shape, sizes, seed, ev, problems)
@@ -125,7 +133,7 @@ def create(variables=None, states=None, *, features=None, samples=1, evidence=No
     return finish_system(SYSTEM.schema, coords, state, seed=seed, attributes={"scaling": scaling})
 
 
-def _dataset(dataset, states, targets, held_out, query, problems):
+def _dataset(dataset, states, hidden, targets, held_out, query, problems):
     if dataset is None:
         return None
     if dataset != "digits":
@@ -135,7 +143,7 @@ def _dataset(dataset, states, targets, held_out, query, problems):
         problems.append("dataset: expected either dataset='digits' or targets=/held_out=/query=, got both")
         return None
     try:
-        return digits(DIGIT_CLASSES if states is None else states)
+        return digits(DIGIT_CLASSES if states is None else states, hidden)
     except SchemaError as exc:
         problems.extend(exc.problems if hasattr(exc, "problems") else [str(exc)])
         return None
@@ -201,7 +209,16 @@ def _train_constants(targets, held_out, query, s, n, k, problems):
     return out
 
 
-def _weights(weights, bias, coords, shape, sizes, seed, dataset, problems):
+def _log_frequency(constants, k):
+    """log of each state's add-one-smoothed frequency among the known training targets (n, k)."""
+    t = constants["targets"][1]
+    if "held_out" in constants:
+        t = t[~constants["held_out"][1]]
+    counts = (t[..., None] == np.arange(k)).sum(axis=0) + 1.0
+    return np.log(counts / counts.sum(axis=-1, keepdims=True))
+
+
+def _weights(weights, bias, coords, shape, sizes, seed, prior, problems):
     """A (*shape, r, n, k) and b (*shape, n, k), float64: given (checked) or seeded per member."""
     r, n, k = sizes["feature"], sizes["variable"], sizes["state"]
     members = len(coords["member"])
@@ -213,8 +230,8 @@ def _weights(weights, bias, coords, shape, sizes, seed, dataset, problems):
             dims = ("a", "b", "c")[: len(own)]
             w = random.initial(random.normal(*dims), seed=seed, members=coords["member"], parameters={},
                                sizes=dict(zip(dims, own)), slot=slot)
-            if dataset:
-                w = w / np.sqrt(r) if name == "weights" else np.zeros_like(w)
+            if prior is not None:  # training: small A, b at the log-frequencies of the targets
+                w = w / np.sqrt(r) if name == "weights" else np.broadcast_to(prior, w.shape)
         else:
             w = np.asarray(value, dtype=np.float64) if _numeric(value) else np.full(1, np.nan)
             if w.shape not in (own, (members, *own)) or not np.all(np.isfinite(w)):
