@@ -20,12 +20,12 @@ from . import model
 KIND = "monotone_dbm"
 
 
-def _problems_alpha(alpha, problems):
+def check_alpha(alpha, problems):
     if not (isinstance(alpha, (int, float, np.floating)) and not isinstance(alpha, bool) and 0 < alpha <= 1):
         problems.append(f"options['alpha']: expected a damping alpha in (0, 1], got {alpha!r}")
 
 
-def _problems_history(history, problems):
+def check_history(history, problems):
     if not (isinstance(history, (int, np.integer)) and not isinstance(history, bool) and history >= 1):
         problems.append(f"options['history']: expected an integer number of Anderson slots >= 1, got {history!r}")
 
@@ -33,7 +33,7 @@ def _problems_history(history, problems):
 def prepare_splitting(*, alpha):
     """Once per run: alpha in (0, 1] (a named error before anything is written)."""
     problems: list[str] = []
-    _problems_alpha(alpha, problems)
+    check_alpha(alpha, problems)
     if problems:
         raise SchemaError(problems, kind=KIND)
     return {}
@@ -42,8 +42,8 @@ def prepare_splitting(*, alpha):
 def prepare_anderson(*, alpha, history):
     """Once per run: alpha in (0, 1] and an integer history >= 1."""
     problems: list[str] = []
-    _problems_alpha(alpha, problems)
-    _problems_history(history, problems)
+    check_alpha(alpha, problems)
+    check_history(history, problems)
     if problems:
         raise SchemaError(problems, kind=KIND)
     return {}

@@ -18,7 +18,7 @@ import numpy as np
 from ...backends import namespace
 from ...errors import SchemaError
 from . import implicit, model
-from .operators import KIND, _problems_alpha, _problems_history, anderson_step
+from .operators import KIND, anderson_step, check_alpha, check_history
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 ADJOINT_TOL = 1e-10
@@ -27,8 +27,8 @@ ADJOINT_TOL = 1e-10
 def prepare_train(*, sizes, alpha, history, tol, max_iter, targets=None, held_out=None, query=None):
     """Once per run (NumPy): the training indices and the query mask; every bad option named."""
     problems: list[str] = []
-    _problems_alpha(alpha, problems)
-    _problems_history(history, problems)
+    check_alpha(alpha, problems)
+    check_history(history, problems)
     if not (isinstance(tol, (int, float)) and tol > 0):
         problems.append(f"options['tol']: expected a tolerance > 0, got {tol!r}")
     if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
