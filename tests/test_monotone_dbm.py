@@ -200,6 +200,7 @@ def test_bad_inputs_are_named_errors(kwargs, message):
     ("anderson", {"history": 0}, "options['history']"),
     ("forward_backward", {"alpha": float("nan")}, "options['alpha']"),
     ("train", {"alpha": 2.0}, "options['alpha']"),
+    ("train", {"query_weight": -1.0}, "options['query_weight']: expected a value >= 0"),
 ])
 def test_bad_options_fail_before_anything_is_written(op, options, message, tmp_path):
     ds = mdbm.create(2, 2, targets=[[0, 1]])

@@ -6,10 +6,11 @@ and every other variable with a known target is hidden with probability f, f dra
 [0, 1) per sample (a mask of declared draws), the rest clamped to their targets. The fixed point is
 solved by Anderson on the damped forward-backward map (:mod:`.operators`); the loss
 
-    L = (1 / B) sum_b [ sum_{query i} -log q_bi(t_bi) + mean_{hidden i} -log q_bi(t_bi) ]
+    L = (1 / B) sum_b [ w sum_{query i} -log q_bi(t_bi) + mean_{hidden i} -log q_bi(t_bi) ]
 
-is differentiated implicitly (:mod:`.implicit`), and A and b take one Adam step (beta = 0.9, 0.999,
-eps = 1e-8; Kingma & Ba 2015). The paper's code trains with Adam too (``train_and_eval.py``).
+(w the option ``query_weight``, default 1) is differentiated implicitly (:mod:`.implicit`), and A and
+b take one Adam step (beta = 0.9, 0.999, eps = 1e-8; Kingma & Ba 2015). The paper's code trains with
+Adam too (``train_and_eval.py``).
 """
 from __future__ import annotations
 
@@ -24,13 +25,16 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 ADJOINT_TOL = 1e-10
 
 
-def prepare_train(*, sizes, alpha, history, tol, max_iter, targets=None, held_out=None, query=None):
+def prepare_train(*, sizes, alpha, history, tol, max_iter, query_weight=1.0, targets=None, held_out=None,
+                  query=None):
     """Once per run (NumPy): the training indices and the query mask; every bad option named."""
     problems: list[str] = []
     check_alpha(alpha, problems)
     check_history(history, problems)
     if not (isinstance(tol, (int, float)) and tol > 0):
         problems.append(f"options['tol']: expected a tolerance > 0, got {tol!r}")
+    if not (isinstance(query_weight, (int, float)) and not isinstance(query_weight, bool) and query_weight >= 0):
+        problems.append(f"options['query_weight']: expected a weight >= 0, got {query_weight!r}")
     if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
         problems.append(f"options['max_iter']: expected an integer >= 1, got {max_iter!r}")
     if targets is None:
@@ -54,7 +58,7 @@ def init_train(*, weights, bias):
             "adam_steps": np.zeros(np.shape(bias)[:-2], dtype=np.int64)}
 
 
-def minibatch(picks, fractions, hides, train_index, targets, query_mask):
+def minibatch(picks, fractions, hides, train_index, targets, query_mask, query_weight=1.0):
     """(evidence (*E, B, n) int64, targets (*E, B, n), loss weights (*E, B, n)) of one drawn minibatch."""
     xp = namespace(picks)
     targets, train_index = targets.reshape(targets.shape[-2:]), train_index.reshape(-1)
@@ -68,7 +72,7 @@ def minibatch(picks, fractions, hides, train_index, targets, query_mask):
     hidden = known & (hides < fractions[..., None]) & ~query_mask
     evidence = xp.where(known & ~hidden & ~query_mask, t, xp.full_like(t, -1))
     per = xp.sum(xp.astype(hidden, hides.dtype), axis=-1, keepdims=True)
-    weight = xp.astype(known & query_mask, hides.dtype) + xp.astype(hidden, hides.dtype) / xp.where(
+    weight = query_weight * xp.astype(known & query_mask, hides.dtype) + xp.astype(hidden, hides.dtype) / xp.where(
         per > 0, per, xp.ones_like(per))
     return evidence, t, weight
 
@@ -110,10 +114,11 @@ def loss_and_rhs(q, targets, weight):
 
 def train(*, weights, bias, moment_weights, square_weights, moment_bias, square_bias, adam_steps, targets,
           train_index, query_mask, picks, fractions, hides, margin, learning_rate, alpha, history, tol, max_iter,
+          query_weight=1.0,
           scaling="monotone"):
     """One Adam step of A and b on a drawn minibatch (see the module docstring)."""
     xp = namespace(weights)
-    evidence, t, weight = minibatch(picks, fractions, hides, train_index, targets, query_mask)
+    evidence, t, weight = minibatch(picks, fractions, hides, train_index, targets, query_mask, float(query_weight))
     w = model.factored(weights, margin, scaling)
     k = weights.shape[-1]
     onehot, free = model.evidence_arrays(evidence, k, weights)
