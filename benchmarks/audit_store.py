@@ -4,8 +4,12 @@
 
 Each scenario is repeated with a random moment (a seeded choice per trial): SIGKILL of a run
 while it creates its layout, while it overwrites an old store, while it runs, while it trims
-its step dims after an early stop; two writers on one store at once; a damaged chunk, a
-deleted chunk and a corrupted root metadata file. After each event the store is checked:
+its step dims after an early stop; two writers on one store at once; and damage of every class
+the store's commit record covers: a flipped byte, a deleted chunk, a stale checkpoint chunk
+(the other slot's), two swapped record chunks, an edited, deleted or truncated array
+metadata document, a dropped consolidated entry, a damaged coordinate or constant chunk, an
+edited root attribute (slot, steps done), a deleted or edited commit manifest, and a corrupted
+root metadata file. After each event the store is checked:
 
 - readable: ``eq.open`` gives the old or the new history, or there is nothing at the path, or it
   refuses with a named StoreError; never a raw exception and never wrong data;
@@ -13,9 +17,12 @@ deleted chunk and a corrupted root metadata file. After each event the store is 
   for damage, the rerun with ``overwrite=True`` that the error advises) completes;
 - identical: the history then equals an uninterrupted run bit for bit (for an overwrite killed
   before the new layout was in place: the old store, untouched);
-- named error: the damage or the second writer was reported by a StoreError naming the store.
+- named error: the damage or the second writer was reported by a StoreError naming the store;
+- for damage also: silently wrong (``eq.open`` or ``eq.final_state`` returned data that differ
+  from what was written, with no error) and verify passed (``eq.verify`` said a damaged store
+  is whole). Both must be 0.
 
-Prints a Markdown table (scenario, trials, readable, resumable, identical, named error).
+Prints a Markdown table per kind of event.
 """
 from __future__ import annotations
 
@@ -43,7 +50,7 @@ RUN = dict(steps=60, record={"energy": 1, "magnetization": 1, "spin": 20}, segme
 CHILD = textwrap.dedent("""
     import json, os, signal, sys, random
     import eqflow as eq
-    from eqflow import store
+    from eqflow.store import atomic
     import zarr
     args = json.loads(sys.argv[1])
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
@@ -57,12 +64,12 @@ CHILD = textwrap.dedent("""
             return real(self, *a, **k)
         zarr.Group.create_array = create_array
     if args["hook"] == "swap":  # die after the new layout is in place, before the old one is deleted
-        real_rmtree = store.shutil.rmtree
+        real_rmtree = atomic.shutil.rmtree
         def rmtree(path, *a, **k):
             if ".eqflow-old" in str(path) or ".eqflow-new" in str(path):
                 die()
             real_rmtree(path, *a, **k)
-        store.shutil.rmtree = rmtree
+        atomic.shutil.rmtree = rmtree
     if args["hook"] == "trim":  # die while cutting the k-th step array after an early stop
         real_resize = zarr.Array.resize
         def resize(self, *a, **k):
@@ -185,25 +192,111 @@ def concurrent_scenario(folder, rng, trials):
     return counts
 
 
+def _chunks(path: Path, under: str = "") -> list[Path]:
+    base = path / under if under else path
+    return sorted(p for p in base.rglob("*") if p.is_file() and "c" in p.relative_to(path).parts
+                  and not p.relative_to(path).parts[0].startswith("_eqflow"))
+
+
+def _flip_or_delete(target: Path, rng, delete: bool) -> None:
+    if delete:
+        target.unlink()
+        return
+    data = bytearray(target.read_bytes())
+    data[rng.randrange(len(data))] ^= 0xFF
+    target.write_bytes(bytes(data))
+
+
+def _root_metadata(path, rng, top):
+    target = path / "zarr.json"
+    target.write_bytes(target.read_bytes()[: rng.randint(0, 200)] + b"\x00garbage")
+
+
+def _stale_checkpoint(path, rng, top):  # the other slot's chunk over the current one's
+    slot = top["attributes"]["eqflow_checkpoint_slot"]
+    name = rng.choice(sorted(p.name for p in (path / "_checkpoint").iterdir() if p.is_dir()))
+    shutil.copyfile(_chunks(path, f"_checkpoint/{name}/c/{1 - slot}")[0],
+                    _chunks(path, f"_checkpoint/{name}/c/{slot}")[0])
+
+
+def _swapped(path, rng, top):
+    a, b = rng.sample(_chunks(path, "energy"), 2)
+    data = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(data)
+
+
+def _array_metadata(path, rng, top):
+    meta = path / rng.choice(["energy", "magnetization", "spin", "step", "_checkpoint/spin", "coupling"]) / "zarr.json"
+    document = json.loads(meta.read_text())
+    edit = rng.choice(["deleted", "garbage", "truncated", "shape", "dtype"])
+    if edit == "deleted":
+        meta.unlink()
+    elif edit in ("garbage", "truncated"):
+        meta.write_bytes(b"\x00garbage" if edit == "garbage" else meta.read_bytes()[: rng.randint(1, 60)])
+    else:  # a shape one shorter (a 0-d array has none to cut: its dtype changes instead)
+        shape = document["shape"]
+        document.update({"shape": [max(1, n - 1) for n in shape[:1]] + shape[1:]} if edit == "shape" and shape
+                        else {"data_type": "float32" if document["data_type"] != "float32" else "float64"})
+        meta.write_text(json.dumps(document))
+
+
+def _dropped_entry(path, rng, top):
+    entries = top["consolidated_metadata"]["metadata"]
+    del entries[rng.choice(sorted(k for k in entries if "/" not in k or k.startswith("_checkpoint/")))]
+    (path / "zarr.json").write_text(json.dumps(top))
+
+
+def _coordinate(path, rng, top):
+    coordinates = ("coupling", "field", "temperature", "member", "step", "step_20")
+    target = rng.choice([p for p in _chunks(path) if p.relative_to(path).parts[0] in coordinates])
+    _flip_or_delete(target, rng, rng.random() < 0.5)
+
+
+def _root_attribute(path, rng, top):
+    attrs = top["attributes"]
+    key = rng.choice(["eqflow_checkpoint_slot", "eqflow_steps_done"])
+    attrs[key] = 1 - attrs[key] if key == "eqflow_checkpoint_slot" else attrs[key] - 5
+    (path / "zarr.json").write_text(json.dumps(top))
+
+
+def _manifest(path, rng, top):
+    target = rng.choice([p / "zarr.json" for p in sorted((path / "_eqflow" / "commits").iterdir()) if p.is_dir()])
+    if rng.random() < 0.5:
+        target.unlink()
+        return
+    body = json.loads(target.read_text())
+    body["attributes"]["eqflow_manifest"]["steps_done"] = -1
+    target.write_text(json.dumps(body))
+
+
+DAMAGE = {
+    "flipped byte": lambda path, rng, top: _flip_or_delete(rng.choice(_chunks(path)), rng, False),
+    "deleted chunk": lambda path, rng, top: _flip_or_delete(rng.choice(_chunks(path)), rng, True),
+    "stale checkpoint chunk": _stale_checkpoint,
+    "swapped record chunks": _swapped,
+    "array metadata": _array_metadata,
+    "dropped consolidated entry": _dropped_entry,
+    "coordinate chunk": _coordinate,
+    "root attribute": _root_attribute,
+    "commit manifest": _manifest,
+    "root metadata": _root_metadata,
+}
+
+
+def damage(path: Path, rng, how: str) -> None:
+    """Damage the store at ``path`` in one way of class ``how`` (a seeded random choice within it)."""
+    DAMAGE[how](path, rng, json.loads((path / "zarr.json").read_text()))
+
+
 def damage_scenario(folder, rng, trials, how):
-    counts = dict(readable=0, resumable=0, identical=0, named=0)
-    ref = reference(folder, f"ref-{how}.zarr")
+    counts = dict(readable=0, resumable=0, identical=0, named=0, wrong=0, passed=0)
+    ref = reference(folder, "ref-damage.zarr")
+    ref_state = eq.final_state(folder / "ref-damage.zarr")
     for t in range(trials):
         path = folder / f"{how}-{t}.zarr"
-        shutil.copytree(folder / f"ref-{how}.zarr", path)
-        if how == "root metadata":
-            target = path / "zarr.json"
-            target.write_bytes(target.read_bytes()[: rng.randint(0, 200)] + b"\x00garbage")
-        else:
-            chunks = sorted(p for p in path.rglob("*") if p.is_file() and "c" in p.relative_to(path).parts)
-            target = rng.choice(chunks)
-            if how == "deleted chunk":
-                target.unlink()
-            else:
-                data = bytearray(target.read_bytes())
-                i = rng.randrange(len(data))
-                data[i] ^= 0xFF
-                target.write_bytes(bytes(data))
+        shutil.copytree(folder / "ref-damage.zarr", path)
+        damage(path, rng, how)
         try:
             eq.verify(path)
             verdict = "passed"
@@ -212,10 +305,18 @@ def damage_scenario(folder, rng, trials, how):
         except Exception as exc:  # noqa: BLE001
             verdict = f"raw {type(exc).__name__}"
         state, hist = check_open(path)
-        # readable: never silently wrong: either refused by name or identical to what was written
-        ok_read = state == "named" or (hist is not None and same(hist, ref)) or verdict == "named"
-        counts["readable"] += ok_read
+        wrong = hist is not None and not same(hist, ref)
+        try:
+            chained = eq.final_state(path)
+            wrong = wrong or not same(chained, ref_state)
+        except eq.StoreError:
+            pass
+        except Exception:  # noqa: BLE001 (a raw error is not a silent answer, but not readable either)
+            state = "raw"
+        counts["readable"] += state in ("named", "ok") and not wrong
         counts["named"] += verdict == "named"
+        counts["wrong"] += wrong
+        counts["passed"] += verdict == "passed"
         final = rerun(path)  # what the named error advises
         counts["resumable"] += final is not None
         counts["identical"] += final is not None and same(final, ref)
@@ -226,13 +327,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--damage-only", action="store_true", help="only the damage classes (no kills)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="eqflow-audit-"))
     started = time.perf_counter()
     reference(folder, "timing.zarr")
     duration = time.perf_counter() - started  # one uninterrupted run, imports excluded
-    rows = {
+    rows = {} if args.damage_only else {
         "kill during layout creation": kill_scenario(folder, rng, args.trials, "layout", duration),
         "kill during overwrite (layout)": kill_scenario(folder, rng, args.trials, "layout", duration, old=True),
         "kill during overwrite (after the swap)": kill_scenario(folder, rng, args.trials, "swap", duration, old=True),
@@ -240,16 +342,19 @@ def main() -> None:
         "kill during run (random moment)": kill_scenario(folder, rng, args.trials, "time", duration),
         "kill during trim (early stop)": kill_scenario(folder, rng, args.trials, "trim", duration, early=True),
         "two writers at once": concurrent_scenario(folder, rng, args.trials),
-        "flipped byte in a chunk": damage_scenario(folder, rng, args.trials, "flipped byte"),
-        "deleted chunk": damage_scenario(folder, rng, args.trials, "deleted chunk"),
-        "corrupted root metadata": damage_scenario(folder, rng, args.trials, "root metadata"),
     }
+    damaged = {how: damage_scenario(folder, rng, args.trials, how) for how in DAMAGE}
     print(f"one run: {duration:.2f} s; store folder removed afterwards; numpy {np.__version__}, "
           f"python {sys.version.split()[0]}, {os.cpu_count()} cores\n")
     print("| scenario | trials | readable | resumable | identical | named error |")
     print("|---|---|---|---|---|---|")
     for name, c in rows.items():
         print(f"| {name} | {args.trials} | {c['readable']} | {c['resumable']} | {c['identical']} | {c['named']} |")
+    print("\n| damage | trials | named by verify | verify passed | silently wrong | readable | rerun identical |")
+    print("|---|---|---|---|---|---|---|")
+    for name, c in damaged.items():
+        print(f"| {name} | {args.trials} | {c['named']} | {c['passed']} | {c['wrong']} | {c['readable']} | "
+              f"{c['identical']} |")
     shutil.rmtree(folder, ignore_errors=True)
 
 

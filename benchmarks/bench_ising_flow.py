@@ -1,4 +1,4 @@
-"""Flow-matching generator of Ising equilibria (eqflow.systems.ising.flow): fidelity and speed vs Monte Carlo.
+"""Flow-matching generator of Ising equilibria (eqflow.generators.ising_flow): fidelity and speed vs Monte Carlo.
 
 For each L: an anneal store (Swendsen-Wang through the schedule) trains the generator; its
 samples at every schedule temperature are compared
@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 import eqflow as eq
-from eqflow.systems.ising import fidelity, flow, theory
+from eqflow.generators import fidelity
+from eqflow.generators import ising_flow as flow
+from eqflow.systems.ising import theory
 
 from common import machine
 

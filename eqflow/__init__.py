@@ -4,47 +4,97 @@
 >>> system = eq.create("ising", size=8, temperature=[1.5, 3.0], members=4, seed=1)
 >>> eq.validate(system).spin.dtype
 dtype('int8')
+
+``import eqflow`` is light: the public names below are loaded on first use (PEP 562), so
+``eqflow --version`` and plug-in discovery import neither xarray nor zarr, and the heavy
+libraries (torch, numba, scipy.stats, scikit-learn, networkx, matplotlib) are imported
+only by the functions that use them. The ``ds.eqflow`` accessor is registered as soon as
+any of eqflow's API is used (or at once when xarray is already imported).
 """
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+import sys
+from typing import TYPE_CHECKING
 
-from . import accessor as _accessor  # noqa: F401  (registers ds.eqflow)
-from . import diagnostics, outcomes, random, stop, systems
-from .anneal import anneal
-from .dataset import validate
-from .errors import SchemaError, StoreError
-from .registry import available, register
-from .registry import get as get_system
-from .results import final_state, final_values, open
-from .runner import run
-from .samples import write_samples
-from .summary import summarize
-from .system import Kernel, Operator, System
-from .units import ureg
-from .verify import verify
+from ._version import __version__
 
-try:
-    __version__ = version("eqflow")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0+unknown"
+# public name -> (module, attribute or None for the module itself)
+_LAZY = {
+    "anneal": ("anneal", "anneal"),
+    "validate": ("dataset", "validate"),
+    "SchemaError": ("errors", "SchemaError"),
+    "StoreError": ("errors", "StoreError"),
+    "available": ("registry", "available"),
+    "register": ("registry", "register"),
+    "get_system": ("registry", "get"),
+    "final_state": ("results", "final_state"),
+    "final_values": ("results", "final_values"),
+    "open": ("results", "open"),
+    "run": ("runner", "run"),
+    "write_samples": ("samples", "write_samples"),
+    "HistoryStore": ("store", "HistoryStore"),
+    "summarize": ("summary", "summarize"),
+    "Kernel": ("system", "Kernel"),
+    "Operator": ("system", "Operator"),
+    "System": ("system", "System"),
+    "ureg": ("units", "ureg"),
+    "verify": ("verify", "verify"),
+    **{name: (name, None) for name in ("backends", "diagnostics", "generators", "outcomes", "plot", "random", "stop",
+                                       "systems", "testing")},
+}
+# names that need no xarray (plug-in discovery, the contract's classes) or are submodules (which the
+# core's own modules import from each other): no accessor on their way
+_LIGHT = {"SchemaError", "StoreError", "available", "register", "get_system", "Kernel", "Operator", "System",
+          *(name for name, (_, attr) in _LAZY.items() if attr is None)}
+
+if TYPE_CHECKING:  # pragma: no cover  (static tools see the eager names)
+    from . import backends, diagnostics, generators, outcomes, plot, random, stop, systems, testing  # noqa: F401
+    from .anneal import anneal  # noqa: F401
+    from .dataset import validate  # noqa: F401
+    from .errors import SchemaError, StoreError  # noqa: F401
+    from .registry import available, register  # noqa: F401
+    from .registry import get as get_system  # noqa: F401
+    from .results import final_state, final_values, open  # noqa: F401
+    from .runner import run  # noqa: F401
+    from .samples import write_samples  # noqa: F401
+    from .store import HistoryStore  # noqa: F401
+    from .summary import summarize  # noqa: F401
+    from .system import Kernel, Operator, System  # noqa: F401
+    from .units import ureg  # noqa: F401
+    from .verify import verify  # noqa: F401
 
 
-def __getattr__(name):
-    if name == "plot":  # matplotlib is imported only when plots are asked for
-        import importlib
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'eqflow' has no attribute {name!r}")
+    if name not in _LIGHT:
+        importlib.import_module(f"{__name__}.accessor")  # registers ds.eqflow
+    module, attr = _LAZY[name]
+    value = importlib.import_module(f"{__name__}.{module}")
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
-        return importlib.import_module(f"{__name__}.plot")
-    raise AttributeError(f"module 'eqflow' has no attribute {name!r}")
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
 
 
 def create(kind: str, **kwargs):
     """A new system Dataset of ``kind`` (see ``eq.systems.<kind>.create`` for its parameters)."""
-    return get_system(kind).create(**kwargs)
+    importlib.import_module(f"{__name__}.accessor")  # registers ds.eqflow
+    from .registry import get
 
+    return get(kind).create(**kwargs)
+
+
+if "xarray" in sys.modules:  # xarray is already paid for: register ds.eqflow now
+    importlib.import_module(f"{__name__}.accessor")
 
 __all__ = [
-    "anneal",
+    "anneal", "HistoryStore",
     "Kernel", "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
     "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
     "ureg", "validate", "verify", "write_samples", "__version__",

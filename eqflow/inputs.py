@@ -166,7 +166,9 @@ def _positive_int(value) -> bool:
 
 
 def record_specs(job, state: dict) -> dict:
-    """{var: (own dims, sizes, dtype, attrs)} of every recorded variable, for the store layout."""
+    """{var: VariableSpec (own dims, sizes, dtype, attrs)} of every recorded variable, for the store layout."""
+    from .store import VariableSpec
+
     schema, system, n = job.sys_.schema, job.system, len(job.dims)
     spec = schema.operators[job.operator]
     working = working_dtype({k: state[k] for k in schema.variables})
@@ -177,15 +179,15 @@ def record_specs(job, state: dict) -> dict:
             attrs = dict(system[var].attrs) if var in system else (
                 {"units": spec.state[var].units} if spec.state[var].units else {})
             own = tuple(system[var].dims[n:]) if var in system else spec.state[var].dims
-            out[var] = (own, value.shape[n:], value.dtype, attrs)
+            out[var] = VariableSpec(own, value.shape[n:], value.dtype, attrs)
         elif var in spec.diagnostics:
             d = spec.diagnostics[var]
             attrs = {"description": d.description, **({"units": d.units} if d.units else {})}
-            out[var] = (d.dims, tuple(system.sizes[x] for x in d.dims), d.dtype, attrs)
+            out[var] = VariableSpec(d.dims, tuple(system.sizes[x] for x in d.dims), d.dtype, attrs)
         else:
             obs = schema.observables[var]
             attrs = {"units": obs.units, "description": obs.description}
-            out[var] = (obs.dims, tuple(system.sizes[x] for x in obs.dims), obs.dtype or working, attrs)
+            out[var] = VariableSpec(obs.dims, tuple(system.sizes[x] for x in obs.dims), obs.dtype or working, attrs)
     return out
 
 

@@ -4,7 +4,9 @@ The root attribute ``eqflow_writer`` holds ``{"token", "host", "pid", "heartbeat
 writes the store (it is cleared when the run completes). Another run, resume or overwrite of
 that store is refused while the lease is alive: the writer's process still exists (same host),
 or its heartbeat (renewed at every segment) is younger than ``LEASE_SECONDS`` (other hosts).
-The lease of a killed run is stale and is taken over. Every marker write first checks that the
+The lease of a killed run is stale and is taken over: on the same host, a writer whose process
+is gone, a zombie, or another process that reuses its pid (its start time differs from the
+recorded one) holds no lease. Every marker write first checks that the
 store still names this run, so a run whose store was replaced or taken over fails, naming it.
 This is a guard against mistakes, not a distributed lock: two runs started in the same instant
 can both pass the check.
@@ -18,6 +20,7 @@ import time
 import uuid
 
 from .errors import StoreError
+from .store.process import same_process_alive, start_time
 
 WRITER_ATTR = "eqflow_writer"
 LEASE_SECONDS = 15 * 60  # heartbeat age after which a writer on another host counts as gone
@@ -29,7 +32,9 @@ def new_token() -> str:
 
 def writer(token: str) -> str:
     """This process's lease record, as the JSON string stored in the root attributes."""
-    return json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()})
+    pid = os.getpid()
+    return json.dumps({"token": token, "host": socket.gethostname(), "pid": pid, "started": start_time(pid),
+                       "heartbeat": time.time()})
 
 
 def holder(attrs: dict) -> dict | None:
@@ -41,7 +46,9 @@ def holder(attrs: dict) -> dict | None:
     if not isinstance(record, dict) or attrs.get("eqflow_status") == "complete":
         return None
     if record.get("host") == socket.gethostname():
-        return record if _alive(record.get("pid")) and record.get("pid") != os.getpid() else None
+        started = record.get("started")
+        alive = same_process_alive(record.get("pid"), started if isinstance(started, int) else None)
+        return record if alive and record.get("pid") != os.getpid() else None
     return record if time.time() - float(record.get("heartbeat", 0)) < LEASE_SECONDS else None
 
 
@@ -64,15 +71,3 @@ def check_owner(path, attrs: dict, token: str) -> None:
     if not isinstance(record, dict) or record.get("token") != token:
         raise StoreError(f"store {str(path)!r}: was replaced or taken over by another run while this one was writing "
                          f"it; this run stops without writing further (its records so far may be gone)")
-
-
-def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

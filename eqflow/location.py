@@ -45,7 +45,10 @@ class Location:
         if isinstance(target, os.PathLike) or (isinstance(target, str) and "://" not in target):
             if not str(target):
                 raise TypeError("store: expected a local path, an fsspec URL, a zarr Store or None, got ''")
-            self.kind, self.target = "local", Path(target).absolute()
+            # a symbolic link to a store is followed once, here: an overwrite then replaces the
+            # store it points to (the link stays), never the link itself
+            target = Path(target).absolute()
+            self.kind, self.target = "local", target.resolve() if target.is_symlink() else target
         elif isinstance(target, str):
             self.kind, self.target = "url", target.rstrip("/")
         elif isinstance(target, zarr.abc.store.Store):
@@ -136,6 +139,70 @@ class Location:
             return None
 
 
+    # raw objects (commit manifests, chunk checksums): files, fsspec objects or Store keys, all
+    # through public APIs
+
+    def read_object(self, key: str) -> bytes | None:
+        """The bytes stored under ``key``, or None if there is no such object."""
+        if self.kind == "local":
+            try:
+                return (self.target / key).read_bytes()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return None
+        if self.kind == "url":
+            fs, root = self.filesystem()
+            try:
+                return fs.cat_file(f"{root}/{key}")
+            except FileNotFoundError:
+                return None
+        return run_async(_get(self.target, key))
+
+    def write_object(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` in one object write (local: aside, fsync, rename)."""
+        if self.kind == "local":
+            from .store.atomic import atomic_write
+
+            atomic_write(self.target / key, data)
+        elif self.kind == "url":
+            fs, root = self.filesystem()
+            fs.pipe_file(f"{root}/{key}", data)
+        else:
+            run_async(_set(self.target, key, data))
+
+    def object_tail(self, key: str, size: int = 4) -> bytes | None:
+        """The last ``size`` bytes of the object under ``key`` (a chunk's crc32c), or None if missing."""
+        if self.kind == "local":
+            try:
+                with open(self.target / key, "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    f.seek(max(0, f.tell() - size))
+                    return f.read()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                return None
+        data = self.read_object(key)
+        return None if data is None else data[-size:]
+
+    def list_keys(self, prefix: str = "") -> set | None:
+        """Every key under ``prefix`` (relative to the store root), or None where this store cannot list."""
+        prefix = prefix.strip("/")
+        if self.kind == "local":
+            base = self.target / prefix if prefix else self.target
+            out = set()
+            for folder, _, files in os.walk(base):
+                rel = os.path.relpath(folder, self.target).replace(os.sep, "/")
+                out.update(f"{rel}/{f}" if rel != "." else f for f in files)
+            return out
+        if self.kind == "url":
+            fs, root = self.filesystem()
+            fs.invalidate_cache()
+            start = len(root.rstrip("/")) + 1
+            return {p[start:] for p in fs.find(f"{root}/{prefix}" if prefix else root)}
+        try:
+            return run_async(_keys(self.target, prefix))
+        except Exception:  # a Store that cannot list, or whose client is bound to another event loop
+            return None
+
+
 def as_location(store, storage_options: dict | None = None) -> Location:
     return store if isinstance(store, Location) else Location(store, storage_options)
 
@@ -158,3 +225,20 @@ async def _count(store, prefix: str) -> int:
     prefix = prefix.rstrip("/")
     parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
     return sum([1 async for key in store.list_prefix(parent) if key == prefix or key.startswith(prefix + "/")])
+
+
+async def _get(store, key: str) -> bytes | None:
+    from zarr.buffer import default_buffer_prototype
+
+    value = await store.get(key, prototype=default_buffer_prototype())
+    return None if value is None else value.to_bytes()
+
+
+async def _set(store, key: str, data: bytes) -> None:
+    from zarr.buffer import default_buffer_prototype
+
+    await store.set(key, default_buffer_prototype().buffer.from_bytes(data))
+
+
+async def _keys(store, prefix: str) -> set:
+    return {key async for key in store.list_prefix(f"{prefix}/" if prefix else "")}

@@ -9,6 +9,7 @@ import xarray as xr
 from . import dataset, registry, store
 from .errors import StoreError
 from .location import as_location
+from .store import HistoryStore
 
 
 def open(path, storage_options: dict | None = None) -> xr.Dataset:  # noqa: A001  (the public name is eq.open)
@@ -19,7 +20,7 @@ def open(path, storage_options: dict | None = None) -> xr.Dataset:  # noqa: A001
     store; it also shows not-yet-written records (NaN) of an interrupted run, which this
     function leaves out.
     """
-    return store.open_history(path, storage_options)
+    return HistoryStore(path, storage_options).open()
 
 
 def final_state(history, storage_options: dict | None = None) -> xr.Dataset:
@@ -38,14 +39,13 @@ def final_state(history, storage_options: dict | None = None) -> xr.Dataset:
                              "store location, got a Dataset without it")
     else:
         path = as_location(history, storage_options)
-    attrs = store.read_attrs(path)
+    history_store = HistoryStore(path)
+    attrs = history_store.eqflow_attrs()
     kind = attrs.get(dataset.KIND_ATTR)
-    if kind is None:
-        raise StoreError(f"store {path.name!r}: expected an eqflow history (attribute 'eqflow_kind'), "
-                         "got a Zarr store without it")
-    store.check_format(path, attrs)
     variables = list(registry.get(kind).schema.variables)
-    state, done = store.read_checkpoint(path, variables)
+    # the checkpoint slot, the coordinates and constants, and every array's metadata are checked
+    # against the store's commit record first: a chained run never starts from other data
+    state, done = history_store.checkpoint(variables)
     if done is None:
         raise StoreError(f"store {path.name!r}: the run stopped before its first record; "
                          "there is no state to continue from")

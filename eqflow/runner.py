@@ -20,7 +20,8 @@ from .inputs import RunInputs, check_run_inputs, record_specs
 from .location import Location
 from .provenance import KERNEL_ATTR, Progress, digest_mismatch, log, now, provenance, rules_text
 from .segment import ChunkTask, advance_chunk
-from .store import RecordPlan
+from .store import ArraySpec, HistoryStore, RecordPlan, VariableSpec, plan_arrays
+from .store.chunks import merge
 from .system import call_with
 
 SEGMENT_BYTES = 8 * 2**20  # records held per segment, whole ensemble: bounds the memory of a run
@@ -91,7 +92,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         raise StoreError(f"store {path.name!r}: resume=True needs an existing store, got a location where "
                          f"nothing exists")
     if store_exists and (overwrite or unfinished):
-        zarr_store.check_replaceable(path)
+        HistoryStore(path).check_replaceable()
     resume = resume and not unfinished  # a layout that was never finished is laid out anew
     start = int(system.attrs.get(dataset.STEP_ATTR, 0))
     plan = RecordPlan(checked.record, start, start + steps)
@@ -113,8 +114,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
             attrs["eqflow_schedule"] = _schedule.text()
             layout.update(_schedule_layout(job))
         records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
-        zarr_store.create_layout(path, system, plan, dims, job.chunks, records_per_chunk, attrs=attrs,
-                                 replace=store_exists, **layout)
+        job.history.create(plan_arrays(system, plan, dims, job.chunks, records_per_chunk, **layout), attrs,
+                           replace=store_exists)
         found, done, slot = None, None, 1
     if done is None:  # nothing complete yet: start (again) from the system itself
         state = job.initial_state() if state is None else state
@@ -124,7 +125,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     finally:
         zarr_store.settle()  # a replaced store, deleted while the run went on, is gone
     # just written: no listing of every chunk, and the outcomes as this run holds them
-    return zarr_store.open_history(path, check_chunks=False, found=found)
+    return job.history.open(check=False, found=found)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,11 @@ class _Job:
     token: str = ""  # this run's writer token (eqflow.lease)
     kernel: str = "reference"  # the operator variant that runs (eqflow.system.Kernel)
     schedule: object = None  # an eqflow.anneal.Schedule: the parameter's value per stage
+
+    @cached_property
+    def history(self) -> HistoryStore:
+        """The store this run writes (one object: it carries the commit chain from segment to segment)."""
+        return HistoryStore(self.path)
 
     @cached_property
     def inputs(self) -> RunInputs:
@@ -203,7 +209,7 @@ def _site_sizes(job: _Job) -> dict:
 
 
 def _checkpoint_specs(job: _Job, state: dict) -> dict:
-    """{name: (own dims, sizes, dtype, attrs)} of everything the checkpoint holds."""
+    """{name: VariableSpec} of everything the checkpoint holds."""
     schema, n = job.sys_.schema, len(job.dims)
     owned = schema.operators[job.operator].state
     specs = {}
@@ -216,7 +222,7 @@ def _checkpoint_specs(job: _Job, state: dict) -> dict:
             own, attrs = owned[name].dims, {"units": owned[name].units} if owned[name].units else {}
         else:  # a stop rule's state
             own, attrs = ("cycle_lag", f"{name}_values"), {}
-        specs[name] = (own, value.shape[n:], value.dtype, attrs)
+        specs[name] = VariableSpec(own, value.shape[n:], value.dtype, attrs)
     return specs
 
 
@@ -235,30 +241,27 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
                   + [position + r.check_every - position % r.check_every for r in checks]
                   + ([job.schedule.next_boundary(position)] if job.schedule is not None else []))
         slot = 1 - slot
-        lease.check_owner(job.path, zarr_store.read_attrs(job.path), job.token)  # nobody took the store over
-        state, found = _run_segment(job, state, found, position, end, done is None, slot)
+        job.history.require_present()
+        lease.check_owner(job.path, job.history.attrs(), job.token)  # nobody took the store over
+        state, found, written = _run_segment(job, state, found, position, end, done is None, slot)
         for rule in checks:
             if end % rule.check_every == 0:
-                steps, values = zarr_store.read_records(job.path, rule.var, plan, end)
+                steps, values = job.history.records(rule.var, plan, end)
                 stop_rules.evaluate_equilibrated(rule, found, values, steps, end, job.dims)
         if job.schedule is not None and job.schedule.equilibrium and (end - plan.first) % job.schedule.stage_steps == 0:
-            _stage_equilibrium(job, end)  # before the marker: a resume writes the same values again
+            merge(written, _stage_equilibrium(job, end))  # before the marker: a resume writes the same values again
         running = found["stop_reason"] == outcomes.RUNNING
         finished = end == plan.last or not running.any()
         if finished:
             end = end if running.any() else int(found["stopped_at"].max())  # the last member's stop
             outcomes.finish(found, end)
-        try:
-            zarr_store.write_outcomes(job.path, found, slot)
-        except OSError as exc:
-            raise StoreError(f"store {job.path.name!r}: writing the outcomes at step {end} failed ({exc}); the store "
-                             f"is consistent up to its last complete segment: fix the cause and resume=True") from None
-        marker = {zarr_store.STEPS_DONE: end, zarr_store.SLOT: slot, zarr_store.STATUS: "running"}
+        merge(written, _write_outcomes(job, found, slot, end))
+        marker = {zarr_store.STATUS: "running"}
         if finished:
-            if end < plan.last:
-                zarr_store.trim(job.path, plan, end)
             marker.update({zarr_store.STATUS: "complete", "eqflow_finished": now(), lease.WRITER_ATTR: ""})
-        zarr_store.mark(job.path, token=job.token, **marker)
+        job.history.commit(written, steps_done=end, slot=slot, token=job.token, **marker)
+        if finished and end < plan.last:
+            job.history.trim(plan, end)
         _log_outcomes(found, end, finished)
         done = position = end
         bar.update(done)
@@ -266,6 +269,16 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
             break
     bar.close()
     return found
+
+
+def _write_outcomes(job: _Job, found: dict, slot: int, end: int) -> dict:
+    """The per-member outcomes into checkpoint ``slot`` and the visible arrays (before the marker)."""
+    regions = [(f"{zarr_store.CHECKPOINT}/{k}", (slot,), v) for k, v in found.items()]
+    try:
+        return job.history.write(regions + [(k, (Ellipsis,), v) for k, v in found.items()])
+    except OSError as exc:
+        raise StoreError(f"store {job.path.name!r}: writing the outcomes at step {end} failed ({exc}); the store "
+                         f"is consistent up to its last complete segment: fix the cause and resume=True") from None
 
 
 def _schedule_layout(job: _Job) -> dict:
@@ -278,31 +291,31 @@ def _schedule_layout(job: _Job) -> dict:
         var = next(v for v in plan.every if plan.dim(v) == dim)
         steps, suffix = plan.steps(var), dim[len("step"):]
         stage = schedule.stage_of(steps)
-        arrays[f"step_stage{suffix}"] = ((dim,), steps.shape, steps.shape, np.dtype(np.int64), 0,
+        arrays[f"step_stage{suffix}"] = ArraySpec((dim,), steps.shape, steps.shape, np.dtype(np.int64), 0,
                                          {"units": "1", "long_name": "stage of the schedule"}, stage)
-        arrays[f"{name}_schedule{suffix}"] = ((dim,), steps.shape, steps.shape, np.dtype(np.float64), 0,
+        arrays[f"{name}_schedule{suffix}"] = ArraySpec((dim,), steps.shape, steps.shape, np.dtype(np.float64), 0,
                                               {"units": units, "long_name": f"{name} during the step"},
                                               np.asarray(schedule.values)[stage])
         along[dim] = [f"step_stage{suffix}", f"{name}_schedule{suffix}"]
     n = len(schedule.values)
-    arrays["stage"] = (("stage",), (n,), (n,), np.dtype(np.int64), 0, {"units": "1"}, np.arange(n))
-    arrays[f"{name}_stage"] = (("stage",), (n,), (n,), np.dtype(np.float64), 0,
+    arrays["stage"] = ArraySpec(("stage",), (n,), (n,), np.dtype(np.int64), 0, {"units": "1"}, np.arange(n))
+    arrays[f"{name}_stage"] = ArraySpec(("stage",), (n,), (n,), np.dtype(np.float64), 0,
                                {"units": units, "long_name": f"{name} of each stage"}, np.asarray(schedule.values))
     lead = tuple(job.system.sizes[d] for d in job.dims)
-    arrays["stage_equilibrated_at"] = (("stage", *job.dims), (n, *lead), (1, *lead), np.dtype(np.int64), -1,
+    arrays["stage_equilibrated_at"] = ArraySpec(("stage", *job.dims), (n, *lead), (1, *lead), np.dtype(np.int64), -1,
                                        {"units": "1", "long_name": f"first step of the equilibrium window of "
                                         f"{schedule.equilibrium} in each stage (-1: not detected yet)",
-                                        "coordinates": f"{name}_stage"}, None)
+                                        "coordinates": f"{name}_stage"})
     return {"extra": arrays, "step_coordinates": along}
 
 
-def _stage_equilibrium(job: _Job, end: int) -> None:
+def _stage_equilibrium(job: _Job, end: int) -> dict:
     """Detect the equilibrium window of the stage that ends at ``end`` (per member) and write its start."""
     from .diagnostics import detect_equilibration
 
     schedule, var = job.schedule, job.schedule.equilibrium
     stage = (end - job.plan.first) // schedule.stage_steps - 1
-    steps, values = zarr_store.read_records(job.path, var, job.plan, end)
+    steps, values = job.history.records(var, job.plan, end)
     inside = (steps > end - schedule.stage_steps) & (steps <= end)
     lead = tuple(job.system.sizes[d] for d in job.dims)
     found = np.full(lead, -1, dtype=np.int64)
@@ -310,7 +323,7 @@ def _stage_equilibrium(job: _Job, end: int) -> None:
         series = xr.DataArray(np.asarray(values[inside], dtype=np.float64), dims=("step", *job.dims))
         t0 = detect_equilibration(series.fillna(0.0), method="binary").t0.values
         found = steps[inside][t0]
-    zarr_store.write(job.path, [("stage_equilibrated_at", (stage,), found)])
+    return job.history.write([("stage_equilibrated_at", (stage,), found)])
 
 
 def _log_outcomes(found: dict, step: int, finished: bool) -> None:
@@ -364,12 +377,14 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
     results = dask.compute(*tasks, scheduler=job.client.get if job.client is not None else None)
     new_state = {k: np.empty_like(v) for k, v in state.items()}
     new_found = {k: np.empty_like(v) for k, v in found.items()}
+    written = {}
     for region, result in zip(regions, results):
         for k, v in result["state"].items():
             new_state[k][region] = v
         for k, v in result["outcomes"].items():
             new_found[k][region] = v
-    return new_state, new_found
+        merge(written, result["written"])
+    return new_state, new_found, written
 
 
 def _local_scheduler(client) -> bool:
@@ -383,7 +398,7 @@ def _local_scheduler(client) -> bool:
 
 def _resume_point(job: _Job):
     path, plan, system = job.path, job.plan, job.system
-    attrs = zarr_store.read_attrs(path)
+    attrs = job.history.attrs()
     if "eqflow_kind" in attrs:
         zarr_store.check_format(path, attrs)
     expected = {"eqflow_kind": job.sys_.kind, "eqflow_operator": job.operator,
@@ -403,15 +418,25 @@ def _resume_point(job: _Job):
     lease.refuse_if_held(path.name, attrs, "resume")
     kernels = attrs.get(KERNEL_ATTR, "reference").split(", ")  # variants agree bit for bit: any may resume
     used = ", ".join(kernels + [job.kernel] if job.kernel != kernels[-1] else kernels)
-    zarr_store.mark(path, **{lease.WRITER_ATTR: lease.writer(job.token), KERNEL_ATTR: used})  # this run writes it now
+    names = [n for n in _checkpoint_names(job) if n not in outcomes.ARRAYS]
+    # the whole store is checked against its commit record before this run takes it: the
+    # checkpoint slot it continues from, and every record it will extend
+    state, done = job.history.checkpoint(names, everything=True)
+    found = job.history.outcomes() if done is not None else None
+    job.history.mark(**{lease.WRITER_ATTR: lease.writer(job.token), KERNEL_ATTR: used})  # this run writes it now
     job.chunks.update(json.loads(attrs["eqflow_chunks"]))
     segment = int(attrs["eqflow_segment"])
-    if attrs.get(zarr_store.STEPS_DONE) is None:
+    if done is None:
         return None, None, None, 1, segment
-    names = [n.removeprefix(f"{zarr_store.CHECKPOINT}/") for n in zarr_store.checkpoint_names(path)]
-    state, done = zarr_store.read_checkpoint(path, [n for n in names if n not in outcomes.ARRAYS])
-    found = zarr_store.read_outcomes(path)
     return {k: v.values for k, v in state.items()}, found, done, attrs.get(zarr_store.SLOT, 0), segment
+
+
+def _checkpoint_names(job: _Job) -> list[str]:
+    """The arrays of the store's checkpoint group."""
+    import zarr
+
+    group = zarr.open_group(job.path.zarr(), path=zarr_store.CHECKPOINT, mode="r")
+    return sorted(group.array_keys())
 
 
 def _location(store, storage_options, client, problems: list) -> Location | None:
@@ -443,7 +468,7 @@ def _existing(loc: Location) -> tuple[bool, bool]:
     if not exists or loc.is_local:
         return exists, False
     try:
-        attrs = zarr_store.read_attrs(loc)
+        attrs = HistoryStore(loc).attrs()
     except StoreError:
         return True, False
     return True, (attrs.get(zarr_store.STATUS) == "creating" and "eqflow_kind" in attrs

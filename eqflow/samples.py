@@ -21,12 +21,11 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, lease, outcomes, registry
-from . import store as zarr_store
 from .backends import Backend
 from .errors import SchemaError, StoreError
 from .location import Location
 from .provenance import now, provenance
-from .store import RecordPlan
+from .store import CHECKPOINT, STATUS, HistoryStore, RecordPlan, VariableSpec, plan_arrays, settle
 from .system import call_with
 
 SAMPLES_ATTR = "eqflow_samples"
@@ -75,7 +74,7 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
     if exists and not overwrite:
         raise StoreError(f"store {path.name!r}: already exists; pass overwrite=True to replace it")
     if exists:
-        zarr_store.check_replaceable(path)
+        HistoryStore(path).check_replaceable()
     dims = schema.ensemble_dims(system)
     given = dataset.parameter_arrays(system, schema)
     given.update({**dataset.constant_arrays(system, schema), **dataset.attributes(system, schema),
@@ -87,11 +86,11 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
     plan = RecordPlan({k: 1 for k in (*states, *observed)}, 0, n - 1)
     records = {}
     for name, value in states.items():
-        records[name] = (tuple(system[name].dims[len(dims):]), value.shape[1 + len(dims):], value.dtype,
+        records[name] = VariableSpec(tuple(system[name].dims[len(dims):]), value.shape[1 + len(dims):], value.dtype,
                          dict(system[name].attrs))
     for name, value in observed.items():
         spec = schema.observables[name]
-        records[name] = (spec.dims, value.shape[1 + len(dims):], np.dtype(spec.dtype or value.dtype),
+        records[name] = VariableSpec(spec.dims, value.shape[1 + len(dims):], np.dtype(spec.dtype or value.dtype),
                          {"units": spec.units, "description": spec.description})
     per_record = sum(v[0].nbytes for v in (*states.values(), *observed.values()))
     block = records_per_chunk or max(1, min(n, (8 * 2**20) // max(per_record, 1)))
@@ -99,21 +98,23 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
     attrs = provenance(system, sys_, source, plan, chunks, Backend("numpy"), block, (), {})
     attrs.update({SAMPLES_ATTR: "independent", lease.WRITER_ATTR: ""})
     checkpoint = {k: records[k] for k in states}
-    zarr_store.create_layout(path, system, plan, dims, chunks, dict.fromkeys(plan.every, block), records,
-                             checkpoint, attrs, replace=exists)
+    history = HistoryStore(path)
+    history.create(plan_arrays(system, plan, dims, chunks, dict.fromkeys(plan.every, block), records, checkpoint),
+                   attrs, replace=exists)
     try:
-        regions = [(k, (slice(None),), v) for k, v in (*states.items(), *observed.items())]
-        regions += [(f"{zarr_store.CHECKPOINT}/{k}", (0,), v[-1]) for k, v in states.items()]
-        zarr_store.write(path, regions)
         found = outcomes.new(tuple(system.sizes[d] for d in dims))
         found["equilibrated_at"][...] = 0
         outcomes.finish(found, n - 1)
-        zarr_store.write_outcomes(path, found, 0)
-        zarr_store.mark(path, **{zarr_store.STEPS_DONE: n - 1, zarr_store.SLOT: 0, zarr_store.STATUS: "complete",
-                                 "eqflow_finished": now(), "eqflow_source": json.dumps(source)})
+        regions = [(k, (slice(None),), v) for k, v in (*states.items(), *observed.items())]
+        regions += [(f"{CHECKPOINT}/{k}", (0,), v[-1]) for k, v in states.items()]
+        regions += [(f"{CHECKPOINT}/{k}", (0,), v) for k, v in found.items()] + [(k, (Ellipsis,), v)
+                                                                                for k, v in found.items()]
+        written = history.write(regions)
+        history.commit(written, steps_done=n - 1, slot=0, **{STATUS: "complete", "eqflow_finished": now(),
+                                                              "eqflow_source": json.dumps(source)})
     finally:
-        zarr_store.settle()  # the store this one replaced is gone
-    return zarr_store.open_history(path, check_chunks=False)
+        settle()  # the store this one replaced is gone
+    return history.open(check=False)
 
 
 def _check_states(system: xr.Dataset, schema, states, problems: list) -> dict:

@@ -51,7 +51,8 @@ class ChunkTask:
 def advance_chunk(task: ChunkTask) -> dict:
     """Run steps ``start -> stop`` on one chunk, write its records and checkpoint.
 
-    Returns ``{"state": {name: array}, "outcomes": {outcome array}}`` for the chunk. Members
+    Returns ``{"state": {name: array}, "outcomes": {outcome array}, "written": {array: {chunk key:
+    crc32c}}}`` for the chunk (what the segment's commit records). Members
     that stop (a rule is met, or the state turns NaN/inf) are frozen; the task ends when all have.
     """
     system = registry.get(task.kind)
@@ -78,11 +79,11 @@ def advance_chunk(task: ChunkTask) -> dict:
     out = {k: backend.to_numpy(v) for k, v in state.items()}
     checkpoint = [(f"{CHECKPOINT}/{name}", (task.slot, *task.region), values) for name, values in out.items()]
     try:
-        store.write(task.store, recorder.regions(found) + checkpoint)
+        written = store.write(task.store, recorder.regions(found) + checkpoint)
     except OSError as exc:  # a full disk, a lost mount: named, and the store stays consistent
         raise StoreError(f"store {str(task.store)!r}: writing steps {task.start}-{task.stop} failed ({exc}); the store "
                          f"is consistent up to its last complete segment: fix the cause and resume=True") from None
-    return {"state": out, "outcomes": found}
+    return {"state": out, "outcomes": found, "written": written}
 
 
 def _to_backend(value, backend: Backend, working: str):

@@ -16,15 +16,18 @@ exactly the names it asks for, from:
 - the system's string attributes (e.g. an SCF ``problem`` family).
 
 ``update`` returns the new state, its owned state and, optionally, its declared per-step
-diagnostics, all in one dict. ``tests/toy`` shows every feature in a small system.
+diagnostics, all in one dict. :mod:`eqflow.testing.toy` shows every feature in a small system.
 
 Kernels. ``update`` is the reference: portable array-API code. An operator may also carry
 fast variants (:class:`Kernel`, e.g. a numba loop for NumPy), each of which must give the same
 history bit for bit; ``eq.run(kernel="auto")`` picks the first one available for the run's
-backend, ``kernel="reference"`` the reference, ``kernel=name`` that one.
+backend, ``kernel="reference"`` the reference, ``kernel=name`` that one. A kernel's function may
+be named as ``"module:function"``: its module (and numba, Triton or torch with it) is imported
+on first use, so a system loads without them.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import inspect
 from dataclasses import dataclass, field
@@ -38,16 +41,73 @@ from .schema import Schema, load, schema_dir
 REFERENCE, AUTO = "reference", "auto"
 
 
+class LazyFunction:
+    """The function ``"module:function"`` names, imported on first use (a call or its signature).
+
+    It stands in for the function wherever eqflow takes one: called, it calls it;
+    ``inspect.signature`` gives its signature; other attributes are the function's.
+    """
+
+    def __init__(self, target: str):
+        module, _, name = target.partition(":") if isinstance(target, str) else ("", "", "")
+        if not module or not name or not all(p.isidentifier() for p in (*module.split("."), *name.split("."))):
+            raise ValueError(f"update: expected a callable or a 'module:function' name, got {target!r}")
+        self.target = target
+        self.__module__, self.__qualname__, self.__name__ = module, name, name.rpartition(".")[2]
+        self._function = None
+
+    def resolve(self) -> Callable:
+        """The function itself (its module imported now, once)."""
+        if self._function is None:
+            module, _, name = self.target.partition(":")
+            value = importlib.import_module(module)
+            for part in name.split("."):
+                if not hasattr(value, part):
+                    raise AttributeError(f"kernel {self.target!r}: {module} has no attribute {name!r}")
+                value = getattr(value, part)
+            if not callable(value):
+                raise TypeError(f"kernel {self.target!r}: expected a function, got {type(value).__name__}")
+            self._function = value
+        return self._function
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.resolve())
+
+    def __getattr__(self, name):  # only for attributes not set above: the function's own
+        if name.startswith("_") and name not in ("__doc__", "__wrapped__", "__defaults__", "__kwdefaults__"):
+            raise AttributeError(name)
+        return getattr(self.resolve(), name)
+
+    def __eq__(self, other):
+        return isinstance(other, LazyFunction) and other.target == self.target
+
+    def __hash__(self):
+        return hash(self.target)
+
+    def __reduce__(self):
+        return LazyFunction, (self.target,)
+
+    def __repr__(self):
+        return f"LazyFunction({self.target!r})"
+
+
 @dataclass(frozen=True)
 class Kernel:
     """A fast variant of an operator's ``update``; it must reproduce the reference bit for bit.
 
     update : called like ``Operator.update`` (the names it asks for, from the same inputs), and
-        returns the same dict. With ``inline_draws`` it receives, instead of the operator's
-        declared draws, ``keys`` (the cells' Philox keys, int64 (2, *ensemble), see
-        :func:`eqflow.random.cell_keys`) and ``slots`` ({draw name: slot}), and must make each
-        draw exactly as ``eqflow.random.generate(draw, keys, step=step, slot=slots[name])``
-        does (typically with the Philox rounds inlined, only where a value is used).
+        returns the same dict; a callable or its name ``"module:function"`` (:class:`LazyFunction`:
+        imported on first use, so that numba, Triton or torch load only when the kernel runs).
+        With ``inline_draws`` it receives, instead of the operator's declared draws, ``keys``
+        (the cells' Philox keys, int64 (2, *ensemble), see :func:`eqflow.random.cell_keys`) and
+        ``slots`` ({draw name: slot}), and must make each draw exactly as
+        ``eqflow.random.generate(draw, keys, step=step, slot=slots[name])`` does (typically with
+        :mod:`eqflow.random.numba_philox` or :mod:`eqflow.random.triton_philox` inlined, only where
+        a value is used).
     backends : the backends it serves ("numpy", "torch").
     devices : the devices it serves (e.g. ("cuda",)); None: any device of its backends.
     requires : modules it imports (e.g. ("numba",)): it is unavailable where one is missing.
@@ -57,13 +117,20 @@ class Kernel:
         slowly, in an interpreter on the CPU).
     """
 
-    update: Callable[..., dict]
+    update: Callable[..., dict] | str
     backends: tuple = ("numpy",)
     devices: tuple | None = None
     requires: tuple = ()
     inline_draws: bool = False
     auto_devices: tuple | None = None
     install: str | None = None  # what to pip install for ``requires`` (e.g. "eqflow[gpu]"); default the modules
+
+    def __post_init__(self):
+        if isinstance(self.update, str):
+            object.__setattr__(self, "update", LazyFunction(self.update))
+        elif not callable(self.update):
+            raise TypeError(f"update: expected a callable or a 'module:function' name, "
+                            f"got {type(self.update).__name__}")
 
     def unavailable(self, backend: str, device: str | None) -> str | None:
         """Why it cannot run on ``backend``/``device`` here, or None when it can."""

@@ -1,24 +1,29 @@
 """``eq.verify``: prove that a history store is whole before trusting or sharing it.
 
-Every array of an eqflow store carries crc32c checksums and writes all its chunks, so damage
-shows up as a missing chunk or a failed checksum. ``verify`` lists every record chunk up to the
-steps done, reads every chunk (checking each checksum) and the checkpoint slot a resume would
-use, and raises one StoreError naming each damaged array with its steps.
+Every commit of an eqflow store records what it wrote (:mod:`eqflow.store.manifest`): each
+chunk's checksum and each array's metadata, chained up to the sealed root. ``verify`` checks the
+root's digest and the chain, every array's metadata and consolidated entry, that every
+recorded chunk is present and holds the bytes its commit wrote, and that every chunk decodes
+(its own crc32c checksum); it raises one StoreError naming each damaged array, chunk and step.
+Hidden siblings that killed runs left beside a local store are reported as a warning (the next
+run on the store removes them).
 """
 from __future__ import annotations
 
-import math
+import warnings
 
-import zarr
-
-from . import store
 from .errors import StoreError
-from .location import as_location
+from .store import manifest
+from .store.history import HistoryStore
+
+
+class LeftoverWarning(UserWarning):
+    """Hidden folders that killed runs left beside a store (not part of it; the next run removes them)."""
 
 
 def verify(path, storage_options: dict | None = None) -> str:
-    """Check every chunk of the store at ``path`` (a location as ``eq.open`` takes it); return its
-    name (path or URL), or raise a StoreError listing the damage.
+    """Check the store at ``path`` (a location as ``eq.open`` takes it) against its commit record;
+    return its name (path or URL), or raise a StoreError listing the damage.
 
     >>> import eqflow as eq, tempfile, os
     >>> ds = eq.create("ising", size=4, temperature=2.0, members=2, seed=1)
@@ -26,78 +31,51 @@ def verify(path, storage_options: dict | None = None) -> str:
     >>> os.path.basename(eq.verify(hist.attrs["eqflow_store"]))
     'h.zarr'
     """
-    path = as_location(path, storage_options)
-    attrs = store.read_attrs(path)
-    if "eqflow_kind" not in attrs:
-        raise StoreError(f"store {path.name!r}: expected an eqflow history (attribute 'eqflow_kind'), got a Zarr "
-                         "store without it")
-    store.check_format(path, attrs)
-    done = attrs.get(store.STEPS_DONE)
-    group = zarr.open_group(path.zarr(), mode="r")
+    store = HistoryStore(path, storage_options)
+    attrs, record, problems = store.problems(trailers=True, full=True)
+    flagged = {problem.split(":", 1)[0] for problem in problems}
+    problems += _decode_every_chunk(store, record, skip=flagged)
+    manifest.raise_problems(store.loc, problems, attrs.get("eqflow_steps_done"))
+    left = store.leftovers()
+    if left:
+        warnings.warn(f"store {store.name!r}: {len(left)} hidden folder(s) left beside it by killed runs "
+                      f"({', '.join(left[:3])}{', ...' if len(left) > 3 else ''}); not part of the store, the next "
+                      f"run on it removes them", LeftoverWarning, stacklevel=2)
+    return store.name
+
+
+def _decode_every_chunk(store: HistoryStore, record: manifest.Record, skip=()) -> list[str]:
+    """Read every recorded chunk through zarr (each checksum and decompression checked), but
+    those of the arrays in ``skip`` (already named)."""
+    import zarr
+
+    group = zarr.open_group(store.loc.zarr(), mode="r")
     problems = []
-    for name, array in group.arrays():
-        if done is not None or name not in store.outcomes.ARRAYS:  # outcomes are written with the first segment
-            problems += _check_array(path, name, array, group, done)
-    if done is not None:
-        slot = attrs.get(store.SLOT, 0)
-        two_segments = done - attrs.get("eqflow_step_start", 0) > attrs.get("eqflow_segment", done)
-        for name in store.checkpoint_names(path):
-            array = group[name]
-            # the slot a resume reads, and the previous one where it was written (a segment earlier)
-            written = two_segments or path.keys_under(f"{array.path}/c/{1 - slot}")
-            for which, step in [(slot, done)] + ([(1 - slot, "previous segment")] if written else []):
-                try:
-                    store.read_slot(path, array, which, step)
-                except StoreError as exc:
-                    problems.append(str(exc).split(": ", 1)[1])
-    if problems:
-        raise StoreError(f"store {path.name!r}: damaged ({len(problems)} problem(s), steps done {done}):\n  - "
-                         + "\n  - ".join(problems))
-    return path.name
-
-
-def _check_array(path, name, array, group, done) -> list[str]:
-    """Missing chunks (local stores) and unreadable ones, for the records written so far."""
-    dims = array.metadata.dimension_names or ()
-    rows = array.shape[0] if array.ndim else 0
-    if dims and store.is_step_dim(dims[0]) and name != dims[0]:
-        try:
-            steps = group[dims[0]][:]
-        except Exception:  # the step coordinate itself is damaged: reported for that array
-            return []
-        rows = int((steps <= (-1 if done is None else done)).sum())
-    if array.ndim == 0:  # a scalar coordinate: one chunk, "c"
-        if path.keys_under(f"{array.path}/c") == 0:
-            return [f"{name}: its one chunk is missing"]
-        try:
-            array[()]
-        except Exception as exc:  # checksum or decompression failure
-            return [f"{name}: unreadable ({type(exc).__name__}: {exc})"]
-        return []
-    if rows == 0:
-        return []
-    chunk_rows = array.chunks[0]
-    per_row = math.prod(-(-s // c) for s, c in zip(array.shape[1:], array.chunks[1:]))
-    out = []
-    for first in range(0, rows, chunk_rows):
-        index = first // chunk_rows
-        missing = store.missing_chunks(path, array, index, per_row)
-        where = _where(dims, group, first, min(first + chunk_rows, rows))
-        if missing:
-            out.append(f"{name}: {missing} chunk(s) missing at {where}")
+    for name, chunks in sorted(record.chunks.items()):
+        if name in skip:
             continue
-        try:
-            array[first:min(first + chunk_rows, rows)]
-        except Exception as exc:  # checksum or decompression failure
-            out.append(f"{name}: unreadable at {where} ({type(exc).__name__}: {exc})")
-    return out
+        array = group[name]
+        if array.nbytes <= 2**28:
+            try:
+                array[...]
+                continue
+            except Exception:  # find which chunk, below
+                pass
+        bad = []
+        for key in chunks:
+            parts = [int(p) for p in key.split("/")[1:]]
+            if any(i * c >= n for i, c, n in zip(parts, array.chunks, array.shape)):
+                continue  # outside the array since an early stop trimmed it
+            index = tuple(slice(i * c, (i + 1) * c) for i, c in zip(parts, array.chunks))
+            if store.loc.object_tail(f"{name}/{key}") is None:
+                continue  # missing: already named
+            try:
+                array[index]
+            except Exception as exc:  # checksum or decompression failure
+                bad.append(f"{key} ({type(exc).__name__}: {exc})")
+        if bad:
+            problems.append(f"{name}: {len(bad)} chunk(s) unreadable: {', '.join(bad[:3])}")
+    return problems
 
 
-def _where(dims, group, first, last) -> str:
-    if dims and store.is_step_dim(dims[0]) and dims[0] in group:
-        try:
-            steps = group[dims[0]][first:last]
-        except Exception:  # a damaged step coordinate: rows, not steps
-            return f"rows {first}-{last - 1}"
-        return f"steps {int(steps[0])}-{int(steps[-1])}" if len(steps) else f"rows {first}-{last - 1}"
-    return f"rows {first}-{last - 1}"
+__all__ = ["verify", "LeftoverWarning", "StoreError"]

@@ -1,7 +1,7 @@
 """A flow-matching generator of Ising equilibria along a cooling schedule (after Pivi et al., arXiv 2510.21210).
 
 1. eq.anneal cools 16 Swendsen-Wang chains through the schedule, recording the spins;
-2. eqflow.systems.ising.flow.train learns a flow from noise through each stage's equilibrium;
+2. eqflow.generators.ising_flow.train learns a flow from noise through each stage's equilibrium;
 3. the generator's samples at every schedule temperature become an ordinary eqflow history;
 4. a PNG grid of samples (needs matplotlib) and the fidelity table: at L = 4 against the exact
    Boltzmann distribution, at larger L against the anneal's own equilibrium windows.
@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 import eqflow as eq
-from eqflow.systems.ising import fidelity, flow, theory
+from eqflow.generators import fidelity
+from eqflow.generators import ising_flow as flow
+from eqflow.systems.ising import theory
 
 
 def main():

@@ -1,8 +1,7 @@
-import numpy as np
 import pytest
-import xarray as xr
 
 import eqflow as eq
+from eqflow.testing import assert_same_history, histories_differ  # noqa: F401  (tests import them here)
 
 
 @pytest.fixture
@@ -13,12 +12,3 @@ def small_ising():
 
 RECORD = {"energy": 1, "magnetization": 1, "spin": 5}
 
-
-def assert_same_history(a: xr.Dataset, b: xr.Dataset) -> None:
-    """Every record and coordinate equal (bit for bit); provenance attributes may differ."""
-    assert set(a.data_vars) == set(b.data_vars)
-    xr.testing.assert_equal(a.load(), b.load())
-
-
-def histories_differ(a: xr.Dataset, b: xr.Dataset) -> bool:
-    return any(not np.array_equal(a[v].values, b[v].values) for v in a.data_vars)

@@ -14,6 +14,7 @@ import torch
 
 import eqflow as eq
 from eqflow.errors import SchemaError
+from eqflow.ops.learning import cross_entropy_and_gradient
 from eqflow.systems import feedback_snn
 from eqflow.systems.feedback_snn import dynamics, implicit, theory
 
@@ -160,7 +161,7 @@ def _tiny(seed):
 
 def _loss_at_star(p, x, onehot):
     star = theory.fixed_point(p["feedback"], p["input_weights"], p["bias"], x, 2.0)
-    return float(implicit.cross_entropy(star @ p["readout"].T + p["readout_bias"], onehot)[0]), star
+    return float(cross_entropy_and_gradient(star @ p["readout"].T + p["readout_bias"], onehot)[0]), star
 
 
 def _smooth_tiny():

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 import eqflow as eq
-from eqflow.systems.ising import fidelity, flow, theory
+from eqflow.generators import fidelity
+from eqflow.generators import ising_flow as flow
+from eqflow.systems.ising import theory
 
 import toy
 

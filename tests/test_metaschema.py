@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 ROOT = Path(__file__).resolve().parent.parent
 META_PATH = ROOT / "schemas" / "eqflow-system.schema.json"
 SYSTEM_FILES = sorted(p for p in (ROOT / "schemas").glob("*.json") if p.name != META_PATH.name) + sorted(
-    (ROOT / "tests" / "toy").glob("*.json"))
+    (ROOT / "eqflow" / "testing" / "toy").glob("*.json"))
 
 
 @pytest.fixture(scope="module")
@@ -253,4 +253,4 @@ def test_every_system_schema_file_validates(validator, path):
 
 def test_system_schema_files_are_found():
     names = {p.relative_to(ROOT).as_posix() for p in SYSTEM_FILES}
-    assert {"schemas/ising.json", "schemas/scf.json", "tests/toy/relax.json"} <= names
+    assert {"schemas/ising.json", "schemas/scf.json", "eqflow/testing/toy/relax.json"} <= names

@@ -198,35 +198,46 @@ def test_marker_is_one_atomic_replace(small_ising, tmp_path, monkeypatch):
     path = tmp_path / "h.zarr"
     eq.run(small_ising, "metropolis", steps=2, store=path, progress=False)
     before = json.loads((path / "zarr.json").read_text())
+    from eqflow.store import atomic, root
+
     replaced, real_replace = [], os.replace
-    monkeypatch.setattr(store.os, "replace", lambda a, b: (replaced.append(Path(b).name), real_replace(a, b)))
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (replaced.append(Path(b).name), real_replace(a, b)))
     store.mark(path, **{store.STEPS_DONE: 2, store.SLOT: 1, store.STATUS: "running", "extra": np.int64(3)})
     assert replaced == ["zarr.json"]
     after = json.loads((path / "zarr.json").read_text())
     assert after["consolidated_metadata"] == before["consolidated_metadata"]
     attrs = dict(zarr.open_group(str(path), mode="r").attrs)
-    assert attrs == {**before["attributes"], store.STEPS_DONE: 2, store.SLOT: 1, store.STATUS: "running", "extra": 3}
+    expected = {**before["attributes"], store.STEPS_DONE: 2, store.SLOT: 1, store.STATUS: "running", "extra": 3}
+    assert attrs == {**expected, store.DIGEST: root.digest(expected)}  # sealed anew
+    assert attrs[store.DIGEST] != before["attributes"][store.DIGEST]
     assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []  # nothing left aside
 
     def killed(a, b):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.os, "replace", killed)
+    monkeypatch.setattr(atomic.os, "replace", killed)
     with pytest.raises(OSError):
         store.mark(path, **{store.STEPS_DONE: 0, store.SLOT: 0})
     assert json.loads((path / "zarr.json").read_text()) == after  # the old marker whole
     assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []
 
 
+def _specs(arrays: dict) -> dict:
+    from eqflow.store import ArraySpec
+
+    return {name: ArraySpec(*fields) for name, fields in arrays.items()}
+
+
 def test_layout_made_in_memory_equals_zarrs_own(tmp_path):
     """The in-memory layout (metadata from zarr's classes, the root consolidated by hand) holds
-    the very documents and chunks that creating each array through zarr and consolidating makes."""
+    the very documents, chunks and commit 0 that creating each array through zarr's public API
+    and consolidating makes."""
     import zarr
 
-    from eqflow import store
     from eqflow.location import Location
+    from eqflow.store import layout
 
-    arrays = {  # name -> (dims, shape, chunks, dtype, fill, attrs, values)
+    arrays = _specs({  # name -> (dims, shape, chunks, dtype, fill, attrs, values)
         "member": (("member",), (3,), (3,), np.dtype(np.int64), 0, {}, np.array([0, 4, 9])),
         "molecule": (("point",), (2,), (2,), np.dtype("<U7"), "", {"long_name": "x"}, np.array(["h2o", "benzene"])),
         "temperature": ((), (), None, np.dtype(np.float64), 0, {"units": "K"}, np.array(2.5)),
@@ -237,38 +248,46 @@ def test_layout_made_in_memory_equals_zarrs_own(tmp_path):
         "spin": (("step_10", "member", "y", "x"), (2, 3, 4, 6), (1, 3, 4, 6), np.dtype(np.int8), 0, {}, None),
         "_checkpoint/spin": (("slot", "member", "y", "x"), (2, 3, 4, 6), (1, 3, 4, 6), np.dtype(np.int8), 0, {}, None),
         "extra/deep/state": (("slot", "member"), (2, 3), (1, 3), np.dtype(np.complex128), 0, {}, None),
-    }
-    root = {"eqflow_kind": "toy", "eqflow_seed": 3, store.STATUS: "starting", "nested": {"a": [1, 2.5]}}
-    ours = store._in_memory(root, arrays)
+    })
+    assert arrays["edge"].chunks == (1, 3)  # never a zero-length chunk (tensorstore refuses one)
+    root = {"eqflow_kind": "toy", "eqflow_seed": 3, "eqflow_status": "starting", "nested": {"a": [1, 2.5]}}
+    ours, sha = layout.in_memory(root, arrays)
     theirs = {}
-    store._create(Location(zarr.storage.MemoryStore(store_dict=theirs)), root, arrays, replace=False, hidden=True)
+    theirs_sha = layout._create(Location(zarr.storage.MemoryStore(store_dict=theirs)), root, arrays, replace=False,
+                                hidden=True)
     theirs = {key: value.to_bytes() for key, value in theirs.items()}
-    assert sorted(ours) == sorted(theirs)
+    assert sorted(ours) == sorted(theirs) and sha == theirs_sha
     for key in theirs:
         if key.endswith("zarr.json"):
             assert json.loads(ours[key]) == json.loads(theirs[key]), key
         else:
             assert ours[key] == theirs[key], key
-    store._write_folder(ours, tmp_path / "s.zarr")
+    layout.write_folder((ours, sha), tmp_path / "s.zarr")
     opened = xr.open_zarr(tmp_path / "s.zarr", consolidated=True)
     assert list(opened.molecule.values) == ["h2o", "benzene"] and opened.energy.isnull().all()
 
 
 def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
     """Regions of whole chunks are encoded by eqflow (bytes, zstd, crc32c) and written file by
-    file: the same files as zarr's own region writes, byte for byte; other regions go to zarr."""
+    file: the same files as zarr's own region writes, byte for byte; other regions go to zarr.
+    Every write reports each chunk's stored checksum (what the commit manifest records)."""
+    import os
+    import types
+
     import zarr
 
     from eqflow import store
+    from eqflow.location import as_location
+    from eqflow.store import atomic, chunks, layout
 
-    arrays = {
+    arrays = _specs({
         "energy": (("step", "member"), (11, 3), (5, 3), np.dtype(np.float64), np.nan, {}, None),
         "spin": (("step_10", "member", "y", "x"), (3, 3, 4, 6), (1, 2, 4, 6), np.dtype(np.int8), 0, {}, None),
         "done": (("member",), (3,), (3,), np.dtype(bool), False, {}, None),
         "psi": (("slot", "member", "k"), (2, 3, 5), (1, 3, 5), np.dtype(np.complex128), 0, {}, None),
         "_checkpoint/stopped_at": (("slot", "member"), (2, 3), (1, 3), np.dtype(np.int64), 0, {}, None),
         "label": (("member",), (3,), (3,), np.dtype("<U4"), "", {}, None),
-    }
+    })
     rng = np.random.default_rng(0)
     regions = [
         ("energy", (slice(0, 10),), rng.normal(size=(10, 3))),  # two whole chunks
@@ -281,12 +300,13 @@ def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
         ("label", (Ellipsis,), np.array(["a", "bb", "ccc"])),  # a string: zarr
         ("spin", (0, slice(0, 2)), np.ones((2, 4, 6), np.int8)),  # one whole chunk, a dim dropped
     ]
-    root = {store.STATUS: "starting"}
+    root = {"eqflow_status": "starting"}
     for name in ("ours", "zarrs"):
-        store._write_folder(store._in_memory(root, arrays), tmp_path / name)
-    left = store._write_whole_chunks(store.as_location(tmp_path / "ours"), regions)
+        layout.write_folder(layout.in_memory(root, arrays), tmp_path / name)
+    written = {"chunks": {}}
+    left = chunks._write_whole_chunks(as_location(tmp_path / "ours"), regions, written["chunks"], set())
     assert [r[0] for r in left] == ["energy", "label"]  # the partial chunk and the strings
-    store.write(tmp_path / "ours", left)
+    chunks.merge(written, store.write(tmp_path / "ours", left))
     target = zarr.storage.LocalStore(str(tmp_path / "zarrs"))
     for name, index, values in regions:
         zarr.open_array(store=target, path=name, mode="r+").with_config({"write_empty_chunks": True})[index] = values
@@ -297,13 +317,20 @@ def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
     ours, theirs = files(tmp_path / "ours"), files(tmp_path / "zarrs")
     assert sorted(ours) == sorted(theirs) and all(ours[k] == theirs[k] for k in theirs)
     assert not [k for k in ours if ".partial" in k]
+    # every chunk written is reported with its stored crc32c (its last four bytes)
+    reported = {f"{name}/{key}": crc for name, keys in written["chunks"].items() for key, crc in keys.items()}
+    # the partial write (energy rows 2-3 of the chunk of rows 0-4) also reports its values
+    [(box, sha)] = written["pieces"]["energy"]["c/0/0"]
+    assert box == [[2, 4], [0, 3]] and sha == chunks.value_digest(regions[6][2])
+    assert reported and all(ours[key][-4:].hex() == crc for key, crc in reported.items())
+    assert {k for k in ours if "/c/" in k or k.endswith("/c")} - {"_eqflow"} >= set(reported)
     read = zarr.open_array(store=target, path="psi", mode="r")[1]
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "ours" / "psi"), mode="r")[1], read)
 
-    def full(path, data):  # a full disk on the chunk's file: a named OSError, nothing half-written left
+    def full(fd, data):  # a full disk on the chunk's file: a named OSError, nothing half-written left
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_bytes", full)
+    monkeypatch.setattr(atomic, "os", types.SimpleNamespace(**{**vars(os), "write": full}))
     with pytest.raises(OSError, match="No space"):
         store.write(tmp_path / "ours", regions[:1])
     monkeypatch.undo()
@@ -316,7 +343,8 @@ def test_opened_history_equals_plain_xarray(tmp_path):
     anneal's per-step coordinates."""
     import zarr
 
-    from eqflow import store
+    from eqflow.location import as_location
+    from eqflow.store.history import _open_zarr
 
     import toy
 
@@ -326,7 +354,7 @@ def test_opened_history_equals_plain_xarray(tmp_path):
     eq.anneal(toy.create(rate=0.9, members=2), "relax", schedule={"rate": [0.5, 0.1]}, stage_steps=3,
               store=tmp_path / "anneal.zarr", record={"x": 1, "residual": 1}, progress=False)
     for name in ("sweep.zarr", "anneal.zarr"):
-        ours = store._open_zarr(store.as_location(tmp_path / name))
+        ours = _open_zarr(as_location(tmp_path / name))
         theirs = xr.open_zarr(tmp_path / name, consolidated=True)
         xr.testing.assert_identical(ours, theirs)
         assert set(ours.xindexes) == set(theirs.xindexes) and ours.encoding == theirs.encoding
@@ -334,6 +362,6 @@ def test_opened_history_equals_plain_xarray(tmp_path):
         assert all(type(ours[k].data) is type(theirs[k].data) for k in theirs.variables)  # lazy stays lazy
     # a coordinate chunk that went missing reads as zarr reads it: the fill value
     (tmp_path / "sweep.zarr" / "field" / "c" / "0").unlink()
-    ours = store._open_zarr(store.as_location(tmp_path / "sweep.zarr"))
+    ours = _open_zarr(as_location(tmp_path / "sweep.zarr"))
     stored = zarr.open_array(str(tmp_path / "sweep.zarr" / "field"))[:]
     assert ours.field.values.tolist() == [0.0, 0.0] == stored.tolist()

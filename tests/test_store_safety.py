@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,18 +56,20 @@ def test_overwrite_swaps_in_the_new_store_and_leaves_no_siblings(tmp_path, small
 KILL_SCRIPT = textwrap.dedent("""
     import os, sys
     import eqflow as eq
-    from eqflow import store
+    from eqflow.store import atomic, layout
     point = sys.argv[2]
-    real_create, real_move, real_rmtree = store._create, store._move_into_place, store.shutil.rmtree
-    real_write = store._write_folder
+    real_create, real_move, real_rmtree = layout._create, layout.move_into_place, atomic.shutil.rmtree
+    real_write = layout.write_folder
     def create_then_die(loc, root, arrays, replace, **kwargs):  # laid out through zarr (hidden or object store)
-        real_create(loc, root, arrays, replace, **kwargs)
+        sha = real_create(loc, root, arrays, replace, **kwargs)
         if point == "after-layout":
             os._exit(9)
+        return sha
     def write_then_die(contents, folder):  # laid out in memory, written as files
-        real_write(contents, folder)
+        sha = real_write(contents, folder)
         if point == "after-layout":
             os._exit(9)
+        return sha
     def die_before_move(building, path, replace):
         if point == "before-move":
             os._exit(9)
@@ -77,8 +78,8 @@ KILL_SCRIPT = textwrap.dedent("""
         if point == "after-swap" and ".eqflow-" in str(path):
             os._exit(9)
         real_rmtree(path, *args, **kwargs)
-    store._create, store._write_folder, store._move_into_place = create_then_die, write_then_die, die_before_move
-    store.shutil.rmtree = die_before_deleting_the_old
+    layout._create, layout.write_folder, layout.move_into_place = create_then_die, write_then_die, die_before_move
+    atomic.shutil.rmtree = die_before_deleting_the_old
     system = eq.create("ising", size=4, temperature=[1.5, 2.5], members=2, seed=5)
     eq.run(system, "metropolis", steps=5, store=sys.argv[1], record={"energy": 1}, overwrite=True, progress=False)
 """)
@@ -194,7 +195,8 @@ def test_a_lost_checkpoint_chunk_is_named_not_resumed_from_zeros(tmp_path, small
     chunk = next(p for p in (path / "_checkpoint" / "spin" / "c" / str(slot)).rglob("*") if p.is_file())
     chunk.unlink()
     for call in (lambda: run(small_ising, path, segment=2, resume=True), lambda: eq.final_state(path)):
-        missing = r"checkpoint '_checkpoint/spin' slot \d \(step 2\): 1 chunk\(s\) missing"
+        missing = (r"_checkpoint/spin: 1 chunk\(s\) missing: c/\d/0/0/0/0 \(checkpoint slot \d, written by the "
+                   r"commit at step 2\)")
         with pytest.raises(eq.StoreError, match=missing):
             call()
 
@@ -210,7 +212,7 @@ def test_a_corrupted_checkpoint_chunk_fails_its_checksum(tmp_path, monkeypatch):
         data = bytearray(original)
         data[len(data) // 2] ^= 0xFF
         chunk.write_bytes(bytes(data))
-        with pytest.raises(eq.StoreError, match=rf"checkpoint '_checkpoint/{name}' slot \d \(step 2\): corrupted"):
+        with pytest.raises(eq.StoreError, match=rf"_checkpoint/{name}: 1 chunk\(s\) corrupted .*checkpoint slot"):
             run(system, path, segment=2, resume=True)
         chunk.write_bytes(original)
 
@@ -295,13 +297,16 @@ def test_one_writer_at_a_time_and_stale_leases_are_taken_over(tmp_path, small_is
 
 def test_a_run_whose_store_is_taken_over_fails(tmp_path, small_ising, monkeypatch):
     path = tmp_path / "h.zarr"
-    real = store.write_outcomes
+    from eqflow import runner
 
-    def taken_over_after_the_first_segment(where, found, slot):
-        real(where, found, slot)
-        _hold(where, os.getpid() + 10**6)  # another token now owns it
+    real = runner._write_outcomes
 
-    monkeypatch.setattr(store, "write_outcomes", taken_over_after_the_first_segment)
+    def taken_over_after_the_first_segment(job, found, slot, end):
+        written = real(job, found, slot, end)
+        _hold(job.path, os.getpid() + 10**6)  # another token now owns it
+        return written
+
+    monkeypatch.setattr(runner, "_write_outcomes", taken_over_after_the_first_segment)
     with pytest.raises(eq.StoreError, match="was replaced or taken over by another run"):
         run(small_ising, path, segment=2)
 
@@ -315,6 +320,7 @@ def test_verify_names_missing_and_corrupted_record_chunks(tmp_path, small_ising,
     assert eq.verify(path) == str(path)
     assert main(["verify", str(path)]) == 0 and "every chunk present" in capsys.readouterr().out
     chunks = sorted(p for p in (path / "energy" / "c").rglob("*") if p.is_file())
+    saved = chunks[1].read_bytes()
     chunks[1].unlink()
     spin = sorted(p for p in (path / "spin" / "c").rglob("*") if p.is_file())
     data = bytearray(spin[-1].read_bytes())
@@ -324,11 +330,17 @@ def test_verify_names_missing_and_corrupted_record_chunks(tmp_path, small_ising,
         eq.verify(path)
     text = str(err.value)
     assert "damaged (2 problem(s), steps done 12)" in text
-    assert "energy: 1 chunk(s) missing at steps 3-5" in text
-    assert "spin: unreadable at steps" in text
+    assert "energy: 1 chunk(s) missing: c/1/0/0 (steps 3-5, written by the commit at step 6)" in text
+    assert "spin: 1 chunk(s) corrupted" in text
     assert main(["verify", str(path)]) == 1
-    with pytest.raises(eq.StoreError, match=r"chunks missing up to step 12 \(energy: 1 of 5 chunk\(s\)\)"):
+    with pytest.raises(eq.StoreError, match=r"energy: 1 chunk\(s\) missing: c/1/0/0 \(steps 3-5"):
         eq.open(path)  # never served as NaN
+    chunks[1].write_bytes(chunks[0].read_bytes())  # a valid chunk, but not this one's
+    with pytest.raises(eq.StoreError, match=r"energy: 1 chunk\(s\) holding other bytes than eqflow wrote"):
+        eq.open(path)
+    chunks[1].write_bytes(saved)
+    with pytest.raises(eq.StoreError, match=r"spin: 1 chunk\(s\) corrupted"):
+        eq.verify(path)
 
 
 def test_verify_checks_the_outcomes_and_the_previous_checkpoint_slot(tmp_path, small_ising):
@@ -340,9 +352,8 @@ def test_verify_checks_the_outcomes_and_the_previous_checkpoint_slot(tmp_path, s
     (path / "stopped_at" / "c" / "0" / "0").write_bytes(b"damaged")
     with pytest.raises(eq.StoreError) as err:
         eq.verify(path)
-    assert "checkpoint '_checkpoint/spin' slot %d (step previous segment): 1 chunk(s) missing" % (1 - slot) in str(
-        err.value)
-    assert "stopped_at: unreadable" in str(err.value)
+    assert f"_checkpoint/spin: 1 chunk(s) missing: c/{1 - slot}/0/0" in str(err.value)
+    assert "stopped_at: 1 chunk(s) holding other bytes than eqflow wrote" in str(err.value)
 
 
 def test_verify_checks_scalar_coordinates(tmp_path, small_ising):
@@ -354,9 +365,11 @@ def test_verify_checks_scalar_coordinates(tmp_path, small_ising):
     (path / "field" / "c").write_bytes(bytes(data))
     with pytest.raises(eq.StoreError) as err:
         eq.verify(path)
-    assert "coupling: its one chunk is missing" in str(err.value) and "field: unreadable" in str(err.value)
-    with pytest.raises(eq.StoreError, match=r"chunks missing up to step 4 \(coupling: 1 of 1 chunk\(s\)\)"):
-        eq.open(path)  # never served as coupling = 0
+    assert "coupling: 1 chunk(s) missing: c (written by the layout)" in str(err.value)
+    assert "field: 1 chunk(s) corrupted" in str(err.value)
+    for call in (eq.open, eq.final_state):  # never served as coupling = 0
+        with pytest.raises(eq.StoreError, match=r"coupling: 1 chunk\(s\) missing"):
+            call(path)
 
 
 def test_version_flag(capsys):
@@ -410,7 +423,7 @@ def test_a_full_disk_is_named_and_the_run_resumes(tmp_path, small_ising, monkeyp
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(where, regions)
+        return real(where, regions)
 
     monkeypatch.setattr(store, "write", disk_fills_on_the_third_write)
     with pytest.raises(eq.StoreError, match=r"writing steps \d+-\d+ failed \(\[Errno 28\] No space left on device\)"):
@@ -433,11 +446,13 @@ def test_a_full_disk_while_laying_out_is_named_and_the_old_store_stays(tmp_path,
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    from eqflow.store import _zarr_fast, layout
+
     if large:
-        monkeypatch.setattr(store, "IN_MEMORY_LAYOUT", -1)
-        monkeypatch.setattr(store, "_gather", full)
+        monkeypatch.setattr(layout, "IN_MEMORY_LAYOUT", -1)
+        monkeypatch.setattr(_zarr_fast, "gather", full)
     else:
-        monkeypatch.setattr(Path, "write_bytes", full)
+        monkeypatch.setattr(layout, "open", full, raising=False)
     with pytest.raises(eq.StoreError, match=r"laying out the new store failed \(\[Errno 28\] No space left"):
         run(small_ising, path, segment=2, overwrite=True)
     monkeypatch.undo()
@@ -465,10 +480,9 @@ def test_a_damaged_step_coordinate_is_named(tmp_path, small_ising):
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
     chunk.write_bytes(bytes(data))
-    with pytest.raises(eq.StoreError, match=r"step: unreadable at rows 0-6"):
-        eq.verify(path)
-    with pytest.raises(eq.StoreError, match=r"h.zarr': unreadable \(ValueError: Stored and computed checksum"):
-        eq.open(path)
+    for call in (eq.verify, eq.open):  # named when opened, not when the data are first read
+        with pytest.raises(eq.StoreError, match=r"step: 1 chunk\(s\) corrupted .*: c/0"):
+            call(path)
 
 
 def test_a_layout_whose_one_array_fails_cleans_up_after_every_other_write(tmp_path, small_ising, monkeypatch):
@@ -487,7 +501,9 @@ def test_a_layout_whose_one_array_fails_cleans_up_after_every_other_write(tmp_pa
         await asyncio.sleep(0.05)
         await real_set(self, key, value)
 
-    monkeypatch.setattr(store, "IN_MEMORY_LAYOUT", -1)  # zarr straight to disk, array by array
+    from eqflow.store import layout
+
+    monkeypatch.setattr(layout, "IN_MEMORY_LAYOUT", -1)  # zarr straight to disk, array by array
     monkeypatch.setattr(LocalStore, "set", one_fails_the_others_are_slow)
     with pytest.raises(eq.StoreError, match=r"laying out the new store failed \(\[Errno 28\] No space left"):
         run(small_ising, tmp_path / "h.zarr", segment=2)
@@ -499,7 +515,7 @@ def test_a_layout_whose_one_array_fails_cleans_up_after_every_other_write(tmp_pa
 def test_a_replaced_store_that_cannot_be_deleted_is_named_after_the_run(tmp_path, small_ising, monkeypatch):
     """The replaced store is deleted on a thread while the new run goes on; its failure reaches the
     caller when the run ends, with the new store complete in place."""
-    from eqflow import store
+    from eqflow.store import atomic
 
     path = tmp_path / "h.zarr"
     run(small_ising, path, steps=3)
@@ -507,9 +523,9 @@ def test_a_replaced_store_that_cannot_be_deleted_is_named_after_the_run(tmp_path
     def refuse(folder, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(folder))
 
-    monkeypatch.setattr(store.shutil, "rmtree", refuse)
+    monkeypatch.setattr(atomic.shutil, "rmtree", refuse)
     with pytest.raises(PermissionError):
         run(small_ising, path, steps=5, overwrite=True)
     monkeypatch.undo()
-    assert store._DELETING == []
+    assert atomic._DELETING == []
     assert eq.open(path).sizes["step"] == 6

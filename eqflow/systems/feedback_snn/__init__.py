@@ -24,6 +24,7 @@ import numpy as np
 from ... import random
 from ...dataset import finish_system, is_int, system_coords
 from ...errors import SchemaError
+from ...ops.learning import N_IMAGES, digits
 from ...system import Operator, System
 from . import dynamics, implicit, observables, operators, theory
 from .observables import accuracy, equilibrium_residual, firing_rate, loss
@@ -31,20 +32,7 @@ from .operators import init_integrate, init_train, integrate, prepare_train, tra
 
 KIND = "feedback_snn"
 DATASETS = ("digits",)
-N_IMAGES, INPUTS_DIGITS, CLASSES_DIGITS = 1797, 64, 10
 GROUPS = operators.GROUPS
-
-
-def digits() -> dict:
-    """scikit-learn's bundled 8x8 digits (no download): ``data`` (1797, 64) pixels / 16 in [0, 1], ``labels``
-    (1797,) int64 and ``held_out`` (1797,) bool, every fifth image (index % 5 == 0, 360 images)."""
-    from sklearn.datasets import load_digits
-
-    raw = load_digits()
-    x, y = np.asarray(raw.data, dtype=np.float64) / 16.0, np.asarray(raw.target, dtype=np.int64)
-    if x.shape != (N_IMAGES, INPUTS_DIGITS):
-        raise RuntimeError(f"digits: expected {N_IMAGES} images of {INPUTS_DIGITS} pixels, got {x.shape}")
-    return {"data": x, "labels": y, "held_out": np.arange(N_IMAGES) % 5 == 0}
 
 
 def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, dataset=None, classes=None,
@@ -135,7 +123,7 @@ def _data(data, labels, held_out, dataset, problems):
             problems.append("dataset: expected either dataset='digits' or data=/labels=, got both")
             return None
         d = digits()
-        return d["data"], d["labels"], d["held_out"] if held_out is None else _held(held_out, 1797, problems)
+        return d["data"], d["labels"], d["held_out"] if held_out is None else _held(held_out, N_IMAGES, problems)
     if data is None:
         if labels is not None or held_out is not None:
             problems.append("labels: given without data; expected data=(sample, input) too")

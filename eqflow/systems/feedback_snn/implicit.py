@@ -28,6 +28,7 @@ Array API (NumPy or torch): the gradient is analytic, no autograd.
 from __future__ import annotations
 
 from ...backends import namespace
+from ...ops.learning import cross_entropy_and_gradient
 from .dynamics import drive, fixed_point_map
 
 SOLVERS = ("broyden", "damped")
@@ -113,18 +114,6 @@ def _broyden_update(us, vs, s, y, lead, memory):
         vs.pop(0)
 
 
-def cross_entropy(scores, onehot):
-    """(mean cross-entropy per cell (*E), dL/dscores (*E, S, C)) of ``scores`` against one-hot labels."""
-    xp = namespace(scores)
-    top = xp.max(scores, axis=-1, keepdims=True)
-    shifted = scores - top
-    log_z = xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
-    log_p = shifted - log_z
-    samples = scores.shape[-2]
-    loss = -xp.sum(onehot * log_p, axis=(-2, -1)) / samples
-    return loss, (xp.exp(log_p) - onehot) / samples
-
-
 def implicit_gradients(*, feedback, input_weights, bias, readout, readout_bias, inputs, onehot, rates, threshold,
                        solver="broyden", tol=1e-8, max_iter=100, damping=1.0):
     """Gradients of the mean cross-entropy of readout(a*) at a* = ``rates`` by IDE.
@@ -138,7 +127,7 @@ def implicit_gradients(*, feedback, input_weights, bias, readout, readout_bias, 
     mapped, scaled = fixed_point_map(rates, feedback, current, threshold)
     active = xp.astype((scaled > 0) & (scaled < 1), rates.dtype)
     scores = rates @ readout.mT + readout_bias[..., None, :]
-    loss, d_scores = cross_entropy(scores, onehot)
+    loss, d_scores = cross_entropy_and_gradient(scores, onehot)
     g, iterations, relative, converged = adjoint_solve(d_scores @ readout, feedback, active, threshold,
                                                        solver=solver, tol=tol, max_iter=max_iter, damping=damping)
     h = g * active / threshold[..., None, None]

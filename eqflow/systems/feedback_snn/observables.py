@@ -9,14 +9,10 @@ correctly; NaN without labels (or without held-out samples, for the accuracy).
 """
 from __future__ import annotations
 
+from ...backends import as_float64 as _wide
 from ...backends import namespace
+from ...ops.learning import cross_entropy_and_gradient
 from . import dynamics
-from .implicit import cross_entropy
-
-
-def _wide(x):
-    xp = namespace(x)
-    return xp.astype(x, xp.float64, copy=False)
 
 
 def _rates(feedback, input_weights, bias, inputs, threshold, leak, time_steps):
@@ -78,7 +74,7 @@ def loss(*, feedback, input_weights, bias, readout, readout_bias, data, threshol
         return _nan(feedback)
     scores = _scores(feedback, input_weights, bias, readout, readout_bias, inputs, threshold, leak, time_steps)
     onehot = xp.astype(y[:, None] == xp.arange(readout.shape[-2], dtype=y.dtype), xp.float64)
-    return cross_entropy(scores, onehot)[0]
+    return cross_entropy_and_gradient(scores, onehot)[0]
 
 
 def accuracy(*, feedback, input_weights, bias, readout, readout_bias, data, threshold, leak, time_steps,

@@ -13,9 +13,9 @@ a ``triton`` kernel (:mod:`.gpu`), picked on torch CUDA tensors when triton is i
 tensors it runs in Triton's interpreter, by name only).
 Observables: ``energy``, ``magnetization`` and ``abs_magnetization`` per spin. ``theory``: exact
 values (Onsager, Yang, Kaufman's finite lattice, enumeration); ``thermodynamics``: specific heat,
-susceptibility and Binder cumulant with errors from a history. :mod:`.flow`: a flow-matching
-generator of equilibria trained on an anneal store (torch, imported when used); :mod:`.fidelity`:
-samples against exact Boltzmann (small L), G(r), and side-by-side tables.
+susceptibility and Binder cumulant with errors from a history. The flow-matching generator of
+equilibria and its fidelity measures are applications, in :mod:`eqflow.generators` (the old
+names ``ising.flow`` and ``ising.fidelity`` still import, with a DeprecationWarning).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import numpy as np
 from ... import random
 from ...dataset import finish_system, point_values, system_coords
 from ...system import Operator, System
-from . import clusters, fidelity, flow, observables, operators, theory, variants
+from . import clusters, observables, operators, theory, variants
 from .clusters import swendsen_wang, swendsen_wang_probability, wolff, wolff_probability
 from .observables import abs_magnetization, energy, magnetization
 from .operators import heat_bath, heat_bath_probability, metropolis, metropolis_acceptance
@@ -90,4 +90,12 @@ SYSTEM = System(
 )
 
 __all__ = ["SYSTEM", "abs_magnetization", "clusters", "create", "energy", "heat_bath", "magnetization", "metropolis",
-           "fidelity", "flow", "observables", "operators", "swendsen_wang", "theory", "thermodynamics", "wolff"]
+           "observables", "operators", "swendsen_wang", "theory", "thermodynamics", "wolff"]
+
+
+def __getattr__(name):
+    if name in ("flow", "fidelity"):  # deprecated aliases of eqflow.generators' modules (they warn)
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,8 @@
 
 One fused launch per colour: a program takes a tile of ``BLOCK_Y`` rows x ``BLOCK_X`` columns of
 one ensemble cell, reads each spin of the tile and its four neighbours (periodic), makes the
-Philox4x32-10 words of its sites in registers and writes the sites of the colour. The words
+Philox4x32-10 words of its sites in registers (:mod:`eqflow.random.triton_philox`) and writes the
+sites of the colour. The words
 are keyed as :func:`eqflow.random.generate` keys them (the DYNAMICS domain is 0): the word of
 site (y, x) is word j mod 4 of the block with counter (j // 4, slot, step mod 2^32, step >> 32)
 under the cell's key, j = y L_x + x. A word w is compared with the same integer thresholds
@@ -18,9 +19,7 @@ rows) a column is a site, which makes its block and keeps its lane j mod 4.
 The first pass (black, (x + y) even) reads the input and writes a new array (the white spins
 unchanged), the second (white) updates that array in place: per sweep each spin is read twice
 and written twice, with no other copy. (In place, a quad is rewritten whole; its black bytes
-keep the values that neighbouring programs read.) Triton's own ``tl.randint`` keys Philox
-differently (seed as key, offset as counter word 0), so the rounds are written here (Salmon
-et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011).
+keep the values that neighbouring programs read.)
 
 On CUDA tensors the kernel is compiled; on CPU tensors it runs in Triton's interpreter (exact
 but slow: the tests use it to check bit-identity without a GPU). It calls builtins only (no
@@ -35,10 +34,10 @@ import threading
 import torch
 import triton
 import triton.language as tl
-from triton.runtime.interpreter import InterpretedFunction
 
-PHILOX_M0, PHILOX_M1 = tl.constexpr(0xD2511F53), tl.constexpr(0xCD9E8D57)  # round multipliers
-PHILOX_W0, PHILOX_W1 = tl.constexpr(0x9E3779B9), tl.constexpr(0xBB67AE85)  # key increments (Weyl sequence)
+from ...random.triton_philox import interpreted as interpreted_twin
+from ...random.triton_philox import philox
+
 INTERPRETER = threading.Lock()  # the interpreter patches triton.language while it runs: one launch at a time
 TILE_COLUMNS = 1024  # columns (quads or sites) per program, BLOCK_Y x BLOCK_X
 MAX_BLOCK_X = 128
@@ -66,19 +65,9 @@ def _colour_pass(src, dst, keys, table, ncells, ny, width, slot, step_lo, step_h
     inside = (y < ny) & (x < width)
     j = y.to(tl.int64) * width + x  # QUAD: the block of the quad; else: the site, in block j // 4
     zero = tl.full([BLOCK_Y, BLOCK_X], 0, tl.uint32)
-    c0 = (j if QUAD else j >> 2).to(tl.uint32) + zero
-    c1 = zero + slot.to(tl.uint32)  # a Python int >= 2^31 arrives as int64: keep its low 32 bits
-    c2 = zero + step_lo.to(tl.uint32)
-    c3 = zero + step_hi.to(tl.uint32)
-    a0, a1 = k0, k1
-    for _ in tl.static_range(10):
-        hi0 = tl.umulhi(c0, PHILOX_M0)
-        hi1 = tl.umulhi(c2, PHILOX_M1)
-        lo0 = c0 * PHILOX_M0
-        lo1 = c2 * PHILOX_M1
-        c0, c1, c2, c3 = hi1 ^ c1 ^ a0, lo1, hi0 ^ c3 ^ a1, lo0
-        a0 = a0 + PHILOX_W0
-        a1 = a1 + PHILOX_W1
+    c0, c1, c2, c3 = philox((j if QUAD else j >> 2).to(tl.uint32) + zero,
+                            zero + slot.to(tl.uint32),  # a Python int >= 2^31 arrives as int64: its low 32 bits
+                            zero + step_lo.to(tl.uint32), zero + step_hi.to(tl.uint32), k0, k1)
 
     up = tl.where(y == 0, ny - 1, y - 1).to(tl.int64) * width
     down = tl.where(y == ny - 1, 0, y + 1).to(tl.int64) * width
@@ -132,7 +121,7 @@ def _colour_pass(src, dst, keys, table, ncells, ny, width, slot, step_lo, step_h
 
 _SPECIALIZE = dict(do_not_specialize=["slot", "step_lo", "step_hi", "colour"])
 compiled = triton.jit(_colour_pass, **_SPECIALIZE)
-interpreted = InterpretedFunction(_colour_pass, **_SPECIALIZE)
+interpreted = interpreted_twin(_colour_pass, **_SPECIALIZE)
 
 
 def tile(ny: int, width: int) -> tuple[int, int]:

@@ -1,8 +1,8 @@
 """numba kernels of the Ising operators: the same histories as the array-API references, bit for bit.
 
-Each kernel makes its random words itself, with Philox4x32-10 inlined and keyed exactly as
-:func:`eqflow.random.generate` keys them: word j of a draw of a cell is word j mod 4 of the
-block with counter (j // 4, slot, step mod 2^32, step >> 32) under the cell's key (the
+Each kernel makes its random words itself, with the Philox4x32-10 of :mod:`eqflow.random.numba_philox`
+inlined and keyed exactly as :func:`eqflow.random.generate` keys them: word j of a draw of a cell is
+word j mod 4 of the block with counter (j // 4, slot, step mod 2^32, step >> 32) under the cell's key (the
 DYNAMICS domain is 0). A word is compared with the same integer thresholds as the reference,
 so both take the same decisions. The checkerboard sweep runs in tasks of whole rows: each makes
 its rows' words (the whole Philox blocks in one vectorised loop) and updates their colour-0 sites;
@@ -20,43 +20,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-M0, M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
-W0, W1 = np.uint32(0x9E3779B9), np.uint32(0xBB67AE85)
-MASK, S32 = np.uint64(0xFFFFFFFF), np.uint64(32)
+from ...random.numba_philox import below, philox, word
+
 HALF = 2**31
-
-
-@njit(inline="always", cache=True)
-def philox(c0, c1, c2, c3, k0, k1):
-    """Philox4x32-10 of the counter (c0, c1, c2, c3) under the key (k0, k1); uint64 words < 2^32.
-    The rounds run on uint32 words with 64-bit products: a loop of blocks then vectorises."""
-    a0, a1, a2, a3 = np.uint32(c0), np.uint32(c1), np.uint32(c2), np.uint32(c3)
-    b0, b1 = np.uint32(k0), np.uint32(k1)
-    for _ in range(10):
-        p0 = np.uint64(a0) * M0
-        p1 = np.uint64(a2) * M1
-        a0, a1, a2, a3 = np.uint32(p1 >> S32) ^ a1 ^ b0, np.uint32(p1), np.uint32(p0 >> S32) ^ a3 ^ b1, np.uint32(p0)
-        b0 = np.uint32(b0 + W0)
-        b1 = np.uint32(b1 + W1)
-    return np.uint64(a0), np.uint64(a1), np.uint64(a2), np.uint64(a3)
-
-
-@njit(inline="always", cache=True)
-def word(j, slot, step_lo, step_hi, k0, k1):
-    """Word j of a draw (one Philox block; the kernels that use every word take whole blocks)."""
-    w = philox(np.uint64(j >> 2), slot, step_lo, step_hi, k0, k1)
-    lane = j & 3
-    return np.int64(w[0] if lane == 0 else w[1] if lane == 1 else w[2] if lane == 2 else w[3])
-
-
-@njit(inline="always", cache=True)
-def below(high, slot, step_lo, step_hi, k0, k1):
-    """The scalar draw ``integers(high)``: floor(high (a 2^32 + b) / 2^64) from words 0 and 1."""
-    w = philox(np.uint64(0), slot, step_lo, step_hi, k0, k1)
-    h = np.uint64(high)
-    return np.int64((h * w[0] + ((h * w[1]) >> S32)) >> S32)
-
-
 SITES_PER_TASK = 16384  # rows one parallel task updates: enough work to pay for a task
 
 

@@ -1,7 +1,7 @@
 """Self-consistent field equations: H(D) C = S C e with D = C_occ C_occ^T, solved as an ensemble.
 
 The matrix to diagonalise depends on its own eigenvectors; the solution is the fixed point
-(the equilibrium) of the iteration. Three problem families, each a Fock builder H(D):
+(the equilibrium) of the iteration. Four problem families, each a Fock builder H(D):
 
 - ``problem="nonlinear"``: the model of Yang, Gao & Meza, SIAM J. Matrix Anal. Appl. 30, 1773
   (2009): H(D) = L + alpha Diag(L^-1 diag(D)), L the 1D Laplacian tridiag(-1, 2, -1), k
@@ -35,7 +35,6 @@ from ...dataset import constant_arrays, finish_system, parameter_arrays, system_
 from ...errors import SchemaError
 from ...system import Operator, System, call_with
 from . import observables, operators, problems, solvers, start, theory
-from . import solvers as kernels
 from .observables import convergence, electrons, energy, energy_change, residual, staggered_magnetization
 from .operators import adaptive_online, damping, diis, fixed_point, online_pca, problem_arrays
 
@@ -143,16 +142,16 @@ def _initial_state(schema, problem, coords, dims, guess_density, theta, seed, ra
     if guess_density is None:
         guess_fock = np.broadcast_to(inputs["core_hamiltonian"][..., None, :, :], (*shape, spins, n, n))
     else:
-        guess_fock = kernels.fock_matrix(guess_density, **fock_inputs)
-    _, orbitals = kernels.aufbau(guess_fock, arrays["orthogonalizer"], arrays["occupation"])
+        guess_fock = solvers.fock_matrix(guess_density, **fock_inputs)
+    _, orbitals = solvers.aufbau(guess_fock, arrays["orthogonalizer"], arrays["occupation"])
     if random_start:
         v = start.random_orbitals(seed, shape[0], spins, n).reshape((shape[0],) + (1,) * (len(shape) - 1)
                                                                     + (spins, n, n))
         orbitals = np.broadcast_to(arrays["orthogonalizer"][..., None, :, :] @ v, orbitals.shape)
     q = start.rotations(seed, shape[0], spins, n, theta)
     orbitals = orbitals @ q.reshape((shape[0],) + (1,) * (len(shape) - 1) + (spins, n, n))
-    density = kernels.density_from(orbitals, arrays["occupation"])
-    fock = kernels.fock_matrix(density, **fock_inputs)
+    density = solvers.density_from(orbitals, arrays["occupation"])
+    fock = solvers.fock_matrix(density, **fock_inputs)
     matrix = (*dims, *start.MATRIX_DIMS)
     return {"density": (matrix, density), "fock": (matrix, fock), "orbitals": (matrix, orbitals)}
 

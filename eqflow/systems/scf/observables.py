@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from array_api_compat import array_namespace
 
-from . import solvers as kernels
+from . import solvers
 
 
 def energy(*, density, fock, core_hamiltonian, energy_scale, energy_shift):
     """Total energy E(D) = c sum_s tr[(h + F_s) D_s] + E_0 in hartree (molecules: with nuclear repulsion)."""
-    return kernels.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
+    return solvers.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
                           energy_shift=energy_shift)
 
 
 def residual(*, density, fock, metric):
     """Commutator residual ||F D S - S D F||_F (hartree), in quadrature over spins; 0 at self-consistency."""
-    return kernels.residual(density, fock, metric)
+    return solvers.residual(density, fock, metric)
 
 
 def energy_change(*, density, fock, previous_energy, core_hamiltonian, energy_scale, energy_shift):
@@ -29,7 +29,7 @@ def convergence(*, density, fock, previous_energy, core_hamiltonian, metric, ene
     xp = array_namespace(density)
     change = energy_change(density=density, fock=fock, previous_energy=previous_energy,
                            core_hamiltonian=core_hamiltonian, energy_scale=energy_scale, energy_shift=energy_shift)
-    return xp.maximum(kernels.residual(density, fock, metric), change)
+    return xp.maximum(solvers.residual(density, fock, metric), change)
 
 
 def electrons(*, density, metric, degeneracy):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from array_api_compat import array_namespace
 
-from . import solvers as kernels
+from . import solvers
 from .problems import rotation_matrix
 
 
@@ -57,15 +57,10 @@ def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=Non
             "local_exchange": onsite}
 
 
-def _fock_inputs(arrays, core_hamiltonian):
-    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange", "cderi")
-    return {"core_hamiltonian": core_hamiltonian, **{k: arrays[k] for k in keys if k in arrays}}
-
-
 def _iterate(density, orbitals, previous_energy, *, core_hamiltonian, degeneracy, coulomb, exchange, local_coulomb,
              local_exchange, cderi=None):
     """The new state's common part; every operator ends with this one Fock build of the new density."""
-    fock = kernels.fock_matrix(density, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
+    fock = solvers.fock_matrix(density, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
                                exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange,
                                cderi=cderi)
     return {"density": density, "orbitals": orbitals, "fock": fock, "previous_energy": previous_energy}
@@ -77,9 +72,9 @@ def fixed_point(*, density, fock, core_hamiltonian, orthogonalizer, occupation, 
 
     Roothaan, Rev. Mod. Phys. 23, 69 (1951). All arrays (..., spin, n, n) float64.
     """
-    before = kernels.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
+    before = solvers.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
                             energy_shift=energy_shift)
-    new, orbitals = kernels.aufbau(fock, orthogonalizer, occupation)
+    new, orbitals = solvers.aufbau(fock, orthogonalizer, occupation)
     return _iterate(new, orbitals, before, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
                     exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange, cderi=cderi)
 
@@ -91,9 +86,9 @@ def damping(*, density, fock, mixing, core_hamiltonian, orthogonalizer, occupati
     Shares the fixed points of :func:`fixed_point`; beta = 1 is that iteration. The density
     is idempotent only at convergence. ``orbitals`` are those of the diagonalised F(D).
     """
-    before = kernels.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
+    before = solvers.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
                             energy_shift=energy_shift)
-    target, orbitals = kernels.aufbau(fock, orthogonalizer, occupation)
+    target, orbitals = solvers.aufbau(fock, orthogonalizer, occupation)
     beta = mixing[..., None, None, None]
     return _iterate((1.0 - beta) * density + beta * target, orbitals, before, core_hamiltonian=core_hamiltonian,
                     degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
@@ -110,12 +105,12 @@ def diis(*, density, fock, diis_fock, diis_error, diis_count, core_hamiltonian, 
     556 (1982). With one entry it is the fixed-point iteration.
     """
     xp = array_namespace(density)
-    before = kernels.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
+    before = solvers.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
                             energy_shift=energy_shift)
-    focks = kernels.diis_push(diis_fock, fock)
-    errors = kernels.diis_push(diis_error, kernels.commutator(density, fock, metric))
+    focks = solvers.diis_push(diis_fock, fock)
+    errors = solvers.diis_push(diis_error, solvers.commutator(density, fock, metric))
     count = xp.minimum(diis_count + 1, xp.full_like(diis_count, diis_fock.shape[-4]))
-    new, orbitals = kernels.aufbau(kernels.diis_extrapolate(focks, errors, count), orthogonalizer, occupation)
+    new, orbitals = solvers.aufbau(solvers.diis_extrapolate(focks, errors, count), orthogonalizer, occupation)
     out = _iterate(new, orbitals, before, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
                    exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange, cderi=cderi)
     return {**out, "diis_fock": focks, "diis_error": errors, "diis_count": count}
@@ -127,10 +122,10 @@ ONLINE, REGULAR = 0, 1  # the ``mode`` diagnostic of adaptive_online
 def _diis_sigma(density, fock, diis_fock, diis_error, diis_count, metric):
     """Push (F, FDS - SDF) on the DIIS history and return (focks, errors, count, Sigma = sum_i c_i F_i)."""
     xp = array_namespace(density)
-    focks = kernels.diis_push(diis_fock, fock)
-    errors = kernels.diis_push(diis_error, kernels.commutator(density, fock, metric))
+    focks = solvers.diis_push(diis_fock, fock)
+    errors = solvers.diis_push(diis_error, solvers.commutator(density, fock, metric))
     count = xp.minimum(diis_count + 1, xp.full_like(diis_count, diis_fock.shape[-4]))
-    return focks, errors, count, kernels.diis_extrapolate(focks, errors, count)
+    return focks, errors, count, solvers.diis_extrapolate(focks, errors, count)
 
 
 def _columns(occupation):
@@ -145,7 +140,7 @@ def _online_common(density, fock, orbitals, previous_sigma, diis_fock, diis_erro
     x = orthogonalizer[..., None, :, :]
     focks, errors, count, sigma = _diis_sigma(density, fock, diis_fock, diis_error, diis_count, metric)
     sigma_o, previous_o = x @ sigma @ x, x @ previous_sigma @ x
-    a, width = kernels.oja_matrix(sigma_o)
+    a, width = solvers.oja_matrix(sigma_o)
     v = x @ metric[..., None, :, :] @ orbitals
     history = {"diis_fock": focks, "diis_error": errors, "diis_count": count, "previous_sigma": sigma}
     return sigma_o, previous_o, a, width, v, x, history
@@ -170,15 +165,15 @@ def online_pca(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, 
     ``max_inner=1, history=1, momentum=0``: the sample-free Oja step of the paper's section
     3.3 (one step per Fock build). Diagnostic ``inner_steps``: the steps taken.
     """
-    before = kernels.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
+    before = solvers.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
                             energy_shift=energy_shift)
     sigma_o, previous_o, a, width, v, x, history = _online_common(
         density, fock, orbitals, previous_sigma, diis_fock, diis_error, diis_count, metric, orthogonalizer)
-    _, count = kernels.inner_steps(sigma_o, previous_o, width, max_inner)
-    v, velocity, count = kernels.oja_momentum_steps(v, velocity, a, learning_rate=learning_rate, momentum=momentum,
+    _, count = solvers.inner_steps(sigma_o, previous_o, width, max_inner)
+    v, velocity, count = solvers.oja_momentum_steps(v, velocity, a, learning_rate=learning_rate, momentum=momentum,
                                                     count=count, columns=_columns(occupation))
     orbitals = x @ v
-    out = _iterate(kernels.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
+    out = _iterate(solvers.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
                    degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
                    local_exchange=local_exchange, cderi=cderi)
     return {**out, **history, "velocity": velocity, "inner_steps": count}
@@ -201,25 +196,25 @@ def adaptive_online(*, density, fock, orbitals, previous_sigma, velocity, diis_f
     Diagnostics: ``mode`` (0 online, 1 regular) and ``inner_steps`` (0 when regular).
     """
     xp = array_namespace(density)
-    before = kernels.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
+    before = solvers.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
                             energy_shift=energy_shift)
     sigma_o, previous_o, a, width, v, x, history = _online_common(
         density, fock, orbitals, previous_sigma, diis_fock, diis_error, diis_count, metric, orthogonalizer)
-    wanted, count = kernels.inner_steps(sigma_o, previous_o, width, max_inner)
+    wanted, count = solvers.inner_steps(sigma_o, previous_o, width, max_inner)
     in_tabu = mode_steps < tabu
     online = ((wanted <= xp.astype(cutoff, wanted.dtype)) & ~((last_mode == REGULAR) & in_tabu))
     online = online | ((last_mode == ONLINE) & in_tabu)
     count = xp.where(online, count, xp.zeros_like(count))
-    v_online, velocity, count = kernels.oja_momentum_steps(v, velocity, a, learning_rate=learning_rate,
+    v_online, velocity, count = solvers.oja_momentum_steps(v, velocity, a, learning_rate=learning_rate,
                                                            momentum=momentum, count=count,
                                                            columns=_columns(occupation))
-    _, v_regular = kernels.safe_eigh(sigma_o)
+    _, v_regular = solvers.safe_eigh(sigma_o)
     keep = online[..., None, None, None]
-    orbitals = x @ xp.where(keep, v_online, kernels.fix_signs(v_regular))
+    orbitals = x @ xp.where(keep, v_online, solvers.fix_signs(v_regular))
     velocity = xp.where(keep, velocity, xp.zeros_like(velocity))
     mode = xp.where(online, xp.full_like(last_mode, ONLINE), xp.full_like(last_mode, REGULAR))
     same = mode == last_mode
-    out = _iterate(kernels.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
+    out = _iterate(solvers.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
                    degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
                    local_exchange=local_exchange, cderi=cderi)
     return {**out, **history, "velocity": velocity, "last_mode": mode, "mode": mode,
@@ -232,7 +227,7 @@ def adaptive_online(*, density, fock, orbitals, previous_sigma, velocity, diis_f
 
 def init_previous_energy(*, density, fock, core_hamiltonian, energy_scale, energy_shift):
     """previous_energy = E(D) of the starting density: energy_change is 0 at the first record."""
-    e = kernels.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
+    e = solvers.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
                        energy_shift=energy_shift)
     return {"previous_energy": np.broadcast_to(e, density.shape[:-3]).astype(np.float64)}
 

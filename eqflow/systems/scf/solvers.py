@@ -1,4 +1,4 @@
-"""Array kernels of the SCF system: Fock builds, energies, residuals and the solver steps.
+"""The SCF system's array functions: Fock builds, energies, residuals and the solver steps.
 
 Raw arrays only (NumPy or torch through ``array_api_compat``), vectorised over leading
 ensemble dims. Shapes: ``density``, ``fock``, ``orbitals`` are ``(*E, spin, n, n)``; prepared

@@ -31,11 +31,12 @@ from functools import cache
 import numpy as np
 
 from ...errors import SchemaError
+from ...ops import learning
 
 LN_EPS = 1e-8  # LayerNorm's epsilon: scale invariance holds up to eps / var(pre-activations)
-N_IMAGES, N_HELD_OUT = 1797, 360
+N_IMAGES, N_HELD_OUT = learning.N_IMAGES, 360
 N_TRAIN = N_IMAGES - N_HELD_OUT  # 1,437 training images: the range of the minibatch draws
-INPUTS, CLASSES = 64, 10
+INPUTS, CLASSES = learning.PIXELS, learning.CLASSES
 
 
 @cache
@@ -44,13 +45,8 @@ def digits() -> dict:
 
     Held out: images with index % 5 == 0. Cached per process: callers copy before changing them.
     """
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x, y = np.asarray(data.data, dtype=np.float64) / 16.0, np.asarray(data.target, dtype=np.int64)
-    if x.shape != (N_IMAGES, INPUTS):
-        raise RuntimeError(f"digits: expected {N_IMAGES} images of {INPUTS} pixels, got {x.shape}")
-    held = np.arange(N_IMAGES) % 5 == 0
+    data = learning.digits()
+    x, y, held = data["data"], data["labels"], data["held_out"]
     return {"train_x": x[~held], "train_y": y[~held], "test_x": x[held], "test_y": y[held]}
 
 
@@ -89,11 +85,8 @@ def logits(weight, inputs, layers):
 
 def cross_entropy(scores, labels):
     """Mean cross-entropy (nats) per network: ``scores`` (K, N, C), ``labels`` (K or 1, N) int64 -> (K,)."""
-    torch = require_torch(scores, "loss")
-    k, n, c = scores.shape
-    each = torch.nn.functional.cross_entropy(scores.reshape(k * n, c), labels.expand(k, n).reshape(k * n),
-                                             reduction="none")
-    return each.reshape(k, n).mean(dim=-1)
+    require_torch(scores, "loss")
+    return learning.cross_entropy(scores, labels)
 
 
 def batch_gradient(weight, batch, train_x, train_y, layers):

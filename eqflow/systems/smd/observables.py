@@ -6,6 +6,7 @@ for the noise model).
 """
 from __future__ import annotations
 
+from ...backends import as_float64 as _wide
 from ...backends import namespace
 from . import network
 from .operators import learning_rate_at
@@ -20,11 +21,6 @@ def _per_layer(fn, layers, *arrays):
 def _squared_norm(w):
     xp = namespace(w)
     return xp.sum(w * w, axis=-1)
-
-
-def _wide(weight):
-    xp = namespace(weight)
-    return xp.astype(weight, xp.float64, copy=False)
 
 
 def weight_norm(*, weight, layers):

@@ -1,0 +1,184 @@
+"""Writing and reading chunks: region writes that report what they wrote.
+
+Every write returns ``{"chunks": {array: {chunk key: crc32c}}, "pieces": {array: {chunk key:
+[[box, sha256], ...]}}}``. The crc32c is the chunk's own checksum (its last four bytes, appended
+by eqflow's codec chain), so the commit manifest pins exactly which bytes each chunk must hold.
+A region that covers only part of a chunk (a segment's records that end inside a chunk the
+next segment completes) also reports a *piece*: the box it wrote (``[[start, stop], ...]`` per
+dim) and the SHA-256 of its values, so the committed part of a chunk that a later, unfinished
+segment rewrote is still checked exactly, by value. On a local store every chunk file and its
+folder are made durable by the commit (one ``syncfs``, :func:`eqflow.store.atomic.flush`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import _zarr_fast as fast
+from .atomic import atomic_write
+from .root import local_root
+
+
+def consolidated(loc) -> dict:
+    """{array or group path: metadata document} from a local root's consolidated metadata ({} if none)."""
+    return ((local_root(loc) or {}).get("consolidated_metadata") or {}).get("metadata") or {}
+
+
+def chunk_indices(index, shape: tuple, chunks: tuple) -> list[tuple]:
+    """The chunk indices that ``array[index]`` touches (integers, slices and one Ellipsis)."""
+    index = index if isinstance(index, tuple) else (index,)
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (len(shape) - len(index) + 1) + index[at + 1:]
+    index = index + (slice(None),) * (len(shape) - len(index))
+    ranges = []
+    for i, n, c in zip(index, shape, chunks):
+        if isinstance(i, slice):
+            start, stop, _ = i.indices(n)
+            ranges.append(range(start // c, -(-stop // c)) if stop > start else range(0))
+        else:
+            i = int(i) % n if n else 0
+            ranges.append(range(i // c, i // c + 1))
+    return [tuple(r[j] for r, j in zip(ranges, p)) for p in np.ndindex(*(len(r) for r in ranges))]
+
+
+def chunk_key(chunk: tuple) -> str:
+    """A chunk's key under its array (zarr v3 default encoding, "/" separator; a 0-d array's is "c")."""
+    return "/".join(["c", *map(str, chunk)])
+
+
+def crc_of(data: bytes) -> str:
+    """The checksum a manifest records for a chunk: its stored crc32c trailer, as hex."""
+    return bytes(data[-4:]).hex()
+
+
+def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> dict:
+    """Write each ``(array name, index, values)`` region; return what was written
+    ({array: {chunk key: crc32c}}).
+
+    On a local store, a small region of whole chunks of an eqflow array is encoded here and each
+    chunk file written atomically (the quarantined fast path); every other region goes through
+    zarr's public API, and its chunks are then read back for their checksums (and fsynced)."""
+    from ..location import as_location
+    from .history import HistoryStore
+
+    loc = as_location(loc)
+    HistoryStore(loc).require_present()  # never recreate the folders of a store deleted meanwhile
+    written: dict = {"chunks": {}, "pieces": {}}
+    touched: set = set()
+    if loc.is_local and fast.enabled():
+        regions = _write_whole_chunks(loc, regions, written["chunks"], touched)
+    if regions:
+        _write_through_zarr(loc, regions)
+        for name, index, values in regions:
+            shape, chunks = _grid(loc, name)
+            for chunk in chunk_indices(index, shape, chunks):
+                key = f"{name}/{chunk_key(chunk)}"
+                tail = loc.object_tail(key)
+                if tail is not None:
+                    written["chunks"].setdefault(name, {})[chunk_key(chunk)] = tail.hex()
+                piece = _piece(index, values, shape, chunks, chunk)
+                if piece is not None:
+                    written["pieces"].setdefault(name, {}).setdefault(chunk_key(chunk), []).append(piece)
+    return written
+
+
+def _box(index, shape: tuple) -> list[list[int]]:
+    """[[start, stop], ...] of ``array[index]`` (integers and unit-step slices)."""
+    index = index if isinstance(index, tuple) else (index,)
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (len(shape) - len(index) + 1) + index[at + 1:]
+    index = index + (slice(None),) * (len(shape) - len(index))
+    return [list(i.indices(n)[:2]) if isinstance(i, slice) else [int(i) % n, int(i) % n + 1]
+            for i, n in zip(index, shape)]
+
+
+def _piece(index, values, shape: tuple, chunks: tuple, chunk: tuple):
+    """[box, sha256] of the part of ``chunk`` that ``array[index] = values`` wrote, if that is
+    not the whole chunk (else None: the chunk's checksum pins it)."""
+    region = _box(index, shape)
+    cell = [[i * c, min((i + 1) * c, n)] for i, c, n in zip(chunk, chunks, shape)]
+    inside = [[max(a, c), min(b, d)] for (a, b), (c, d) in zip(region, cell)]
+    if inside == cell:
+        return None
+    values = np.asarray(values).reshape([b - a for a, b in region])
+    part = values[tuple(slice(a - r, b - r) for (a, b), (r, _) in zip(inside, region))]
+    return [inside, value_digest(part)]
+
+
+def value_digest(values) -> str:
+    """SHA-256 of an array's values (dtype, shape and little-endian C-order bytes)."""
+    values = np.asarray(values)
+    data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<") if values.dtype.kind in "biufc"
+                                else values.dtype)
+    digest = hashlib.sha256(f"{values.dtype.str}{values.shape}".encode())
+    digest.update(data.tobytes())
+    return digest.hexdigest()
+
+
+def _grid(loc, name: str) -> tuple[tuple, tuple]:
+    """(shape, chunk shape) of an array, from the consolidated metadata or the array's own."""
+    document = consolidated(loc).get(name) if loc.is_local else None
+    if document is None:
+        document = json.loads(loc.read_object(f"{name}/zarr.json") or b"{}")
+    shape = tuple(document.get("shape", ()))
+    chunks = tuple(document.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", shape))
+    return shape, chunks
+
+
+def _write_whole_chunks(loc, regions: list, written: dict, touched: set) -> list:
+    """Write the regions that cover whole chunks of an array with eqflow's codecs, chunk by chunk
+    (the bytes zarr would write, tested byte for byte), each file aside, fsynced and renamed.
+    Returns the regions left for zarr."""
+    known = consolidated(loc)
+    rest = []
+    for name, index, values in regions:
+        chunks = fast.whole_chunks(known.get(name), index, values)
+        if chunks is None:
+            rest.append((name, index, values))
+            continue
+        for key, data in chunks:
+            atomic_write(Path(loc.target, *name.split("/"), *key.split("/")), data, touched)
+            written.setdefault(name, {})[key] = crc_of(data)
+    return rest
+
+
+def _write_through_zarr(loc, regions: list) -> None:
+    """Regions written by zarr (every chunk, even one equal to the fill value: a missing chunk
+    then always means damage): side by side in zarr's loop on the fast path, else one by one."""
+    import zarr
+    import zarr.api.asynchronous
+
+    target = loc.zarr()
+    if isinstance(target, str):  # one LocalStore for all regions, not one per array
+        target = zarr.storage.LocalStore(target)
+    if not fast.enabled():
+        for var, index, values in regions:
+            array = zarr.open_array(store=target, path=var, mode="r+")
+            array.with_config({"write_empty_chunks": True})[index] = values
+        return
+
+    async def one(var, index, values):
+        array = await zarr.api.asynchronous.open_array(store=target, path=var, mode="r+")
+        await array.with_config({"write_empty_chunks": True}).setitem(index, values)
+
+    fast.gather(one(*region) for region in regions)
+
+
+def merge(into: dict, written: dict) -> dict:
+    """Add one write's report to another (the later crc of a chunk wins; pieces add up)."""
+    for name, chunks in written.get("chunks", {}).items():
+        into.setdefault("chunks", {}).setdefault(name, {}).update(chunks)
+    for name, chunks in written.get("pieces", {}).items():
+        for key, pieces in chunks.items():
+            into.setdefault("pieces", {}).setdefault(name, {}).setdefault(key, []).extend(pieces)
+    return into
+
+
+def nchunks(shape: tuple, chunks: tuple) -> int:
+    return math.prod(-(-s // c) for s, c in zip(shape, chunks))
