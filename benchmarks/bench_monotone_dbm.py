@@ -80,7 +80,7 @@ def train(lines, steps, members, learning_rate, margin, scaling, hidden, query_w
     options = {"alpha": 0.5, "history": 5, "tol": 1e-6, "max_iter": 100, "query_weight": query_weight}
     t0 = time.perf_counter()
     h = eq.run(ds, "train", steps=steps, store=None, options=options, progress=False,
-               record={"batch_loss": 10, "forward_residual": 10, "adjoint_residual": 10})
+               record={name: min(10, steps) for name in ("batch_loss", "forward_residual", "adjoint_residual")})
     wall = time.perf_counter() - t0
     final = eq.final_state(h)
     loss = h.batch_loss.values

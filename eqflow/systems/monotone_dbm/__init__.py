@@ -40,10 +40,10 @@ def digits(states=10, hidden=0) -> dict:
 
     Pixel intensities 0..16 are binned to ``states`` levels, round(x (k - 1) / 16); the label is
     state 0..9 (so k >= 10). Returns ``targets`` (1797, 65) int64, ``held_out`` (every fifth image,
-    as :func:`eqflow.systems.feedback_snn.digits`), ``query`` (the label) and the pixel ``intensity``
+    as :func:`eqflow.ops.learning.digits`, whose loader this is), ``query`` (the label) and the pixel ``intensity``
     (1797, 64) in [0, 1].
     """
-    from ..feedback_snn import digits as load
+    from ...ops.learning import digits as load
 
     if not (is_int(states) and states >= DIGIT_CLASSES):
         raise SchemaError([f"states: expected an integer >= {DIGIT_CLASSES} for the digits (the label has "
