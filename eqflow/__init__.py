@@ -50,7 +50,6 @@ _LIGHT = {"SchemaError", "StoreError", "available", "register", "get_system", "K
 
 if TYPE_CHECKING:  # pragma: no cover  (static tools see the eager names)
     from . import backends, diagnostics, generators, outcomes, plot, random, stop, systems, testing  # noqa: F401
-    from .schedule import anneal  # noqa: F401
     from .dataset import validate  # noqa: F401
     from .errors import SchemaError, StoreError  # noqa: F401
     from .registry import available, register  # noqa: F401
@@ -58,11 +57,12 @@ if TYPE_CHECKING:  # pragma: no cover  (static tools see the eager names)
     from .results import final_state, final_values, open  # noqa: F401
     from .runner import run  # noqa: F401
     from .samples import write_samples  # noqa: F401
+    from .schedule import anneal  # noqa: F401
     from .store import HistoryStore  # noqa: F401
+    from .store.verify import verify  # noqa: F401
     from .summary import summarize  # noqa: F401
     from .system import Kernel, Operator, System  # noqa: F401
     from .units import ureg  # noqa: F401
-    from .store.verify import verify  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -10,9 +10,9 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, registry, results, runner
-from .schedule import anneal
 from .errors import SchemaError, StoreError
 from .inputs import check_run_inputs
+from .schedule import anneal
 from .store import STEPS_DONE, read_attrs
 
 RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads",

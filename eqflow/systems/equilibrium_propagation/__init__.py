@@ -26,7 +26,7 @@ from ... import random
 from ...dataset import finish_system, is_int, system_coords
 from ...errors import SchemaError
 from ...system import Operator, System
-from ..feedback_snn import _data, digits
+from ..feedback_snn import digits, labelled_data
 from . import network, observables, operators, theory
 from .observables import accuracy, gradient_error, jacobian_symmetry, loss, residual
 from .operators import free, init_free, prepare_train, train
@@ -109,7 +109,7 @@ def create(layers=(32, 10), *, data=None, labels=None, held_out=None, dataset=No
 def _labelled(data, labels, held_out, dataset):
     """(x (S, m), labels (S,), held_out (S,)) checked by feedback_snn's reader; labels are required here."""
     problems: list[str] = []
-    given = _data(data, labels, held_out, dataset, problems)
+    given = labelled_data(data, labels, held_out, dataset, problems)
     if not problems and given[1] is None:
         problems.append("labels: expected class labels (sample,) with data=..., or dataset='digits'; got none")
     if problems:

@@ -73,7 +73,7 @@ def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, 
     1.0
     """
     problems: list[str] = []
-    given = _data(data, labels, held_out, dataset, problems)
+    given = labelled_data(data, labels, held_out, dataset, problems)
     if problems:
         raise SchemaError(problems, kind=KIND)
     x, y, held = given
@@ -113,8 +113,10 @@ def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, 
     return finish_system(schema, coords, state, seed=seed)
 
 
-def _data(data, labels, held_out, dataset, problems):
-    """(x (S, m) float64, labels (S,) int64 or None, held_out (S,) bool or None)."""
+def labelled_data(data, labels, held_out, dataset, problems):
+    """(x (S, m) float64, labels (S,) int64 or None, held_out (S,) bool or None) of a labelled data set
+    given as arrays or by name (``dataset="digits"``); problems are appended to ``problems``. Shared
+    with the other systems that train on data (equilibrium_propagation)."""
     if dataset is not None:
         if dataset not in DATASETS:
             problems.append(f"dataset: expected one of {list(DATASETS)}, got {dataset!r}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...backends import namespace
 from ...errors import SchemaError
-from ..scf.solvers import diis_coefficients, diis_push
+from ...ops.diis import diis_coefficients, diis_push
 from . import model
 
 KIND = "monotone_dbm"
@@ -89,7 +89,7 @@ def anderson_step(q, value, points, values, count):
     """Push (q, T(q)) and extrapolate: returns (new q, points, values, count).
 
     c minimises ||sum_j c_j (T(q_j) - q_j)|| with sum_j c_j = 1 over the valid history (Pulay's
-    equations, :func:`eqflow.systems.scf.solvers.diis_coefficients`); q <- sum_j c_j T(q_j), clipped
+    equations, :func:`eqflow.ops.diis.diis_coefficients`); q <- sum_j c_j T(q_j), clipped
     at 0 and renormalised on each simplex (inactive near an interior fixed point).
     """
     xp = namespace(q)
