@@ -212,11 +212,16 @@ def _root_metadata(path, rng, top):
     target.write_bytes(target.read_bytes()[: rng.randint(0, 200)] + b"\x00garbage")
 
 
-def _stale_checkpoint(path, rng, top):  # the other slot's chunk over the current one's
+def _stale_checkpoint(path, rng, top):  # the other slot's chunk over the current one's, where they differ
     slot = top["attributes"]["eqflow_checkpoint_slot"]
-    name = rng.choice(sorted(p.name for p in (path / "_checkpoint").iterdir() if p.is_dir()))
-    shutil.copyfile(_chunks(path, f"_checkpoint/{name}/c/{1 - slot}")[0],
-                    _chunks(path, f"_checkpoint/{name}/c/{slot}")[0])
+    names = sorted(p.name for p in (path / "_checkpoint").iterdir() if p.is_dir())
+    rng.shuffle(names)
+    for name in names:  # outcomes that did not change between the slots would make no damage
+        old = _chunks(path, f"_checkpoint/{name}/c/{1 - slot}")[0]
+        new = _chunks(path, f"_checkpoint/{name}/c/{slot}")[0]
+        if old.read_bytes() != new.read_bytes():
+            shutil.copyfile(old, new)
+            return
 
 
 def _swapped(path, rng, top):
@@ -328,6 +333,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--damage-only", action="store_true", help="only the damage classes (no kills)")
+    parser.add_argument("--only", nargs="*", default=None, help="only these damage classes")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="eqflow-audit-"))
@@ -343,7 +349,7 @@ def main() -> None:
         "kill during trim (early stop)": kill_scenario(folder, rng, args.trials, "trim", duration, early=True),
         "two writers at once": concurrent_scenario(folder, rng, args.trials),
     }
-    damaged = {how: damage_scenario(folder, rng, args.trials, how) for how in DAMAGE}
+    damaged = {how: damage_scenario(folder, rng, args.trials, how) for how in (args.only or DAMAGE)}
     print(f"one run: {duration:.2f} s; store folder removed afterwards; numpy {np.__version__}, "
           f"python {sys.version.split()[0]}, {os.cpu_count()} cores\n")
     print("| scenario | trials | readable | resumable | identical | named error |")
