@@ -70,13 +70,29 @@ def _examples():
     return {"ising": (ising, "metropolis", "energy", {"energy": 1, "magnetization": 1}, {"member": 16})}
 
 
+RULE_SECONDS = [0.0]  # wall time spent inside the rule's evaluation, summed over checks
+
+
 def _timed_run(system, operator, steps, record, chunks, stop):
+    """(wall s, CPU s of the process, s inside the rule, stop step per point) of one in-memory run."""
     import eqflow as eq
 
-    start = time.perf_counter()
+    RULE_SECONDS[0] = 0.0
+    wall, cpu = time.perf_counter(), time.process_time()
     hist = eq.run(system, operator, steps=steps, store=None, record=record, chunks=chunks, stop=stop, progress=False)
-    stopped = hist.stopped_at.max("member").values.ravel().tolist()
-    return time.perf_counter() - start, stopped
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall, cpu, RULE_SECONDS[0], hist.stopped_at.max("member").values.ravel().tolist()
+
+
+def _timed(monitor):
+    class Timed(monitor):
+        def evaluate(self, *args):
+            start = time.perf_counter()
+            try:
+                return super().evaluate(*args)
+            finally:
+                RULE_SECONDS[0] += time.perf_counter() - start
+    return Timed
 
 
 def rule_costs(lengths, exhaustive_up_to):
@@ -89,23 +105,28 @@ def rule_costs(lengths, exhaustive_up_to):
             stop_rules.evaluate_equilibrated(self.rule, outcomes, history, steps, now, self.dims)
 
     linear = stop_rules.Monitor
-    print(f"{'system':<6} {'steps':>7} {'plain s':>8} {'rule s':>8} {'ratio':>6} {'never s':>8} {'ratio':>6} "
-          f"{'exhaustive s':>12}  stop steps per point: rule | exhaustive")
+    print("wall and CPU seconds of whole runs; 'in rule': wall seconds inside the rule's checks; "
+          "ratio: CPU / plain CPU")
+    print(f"{'system':<6} {'steps':>7} | {'plain wall/cpu':>14} | {'rule wall/cpu/in rule':>21} {'ratio':>5} | "
+          f"{'never-stops wall/cpu/in rule':>28} {'ratio':>5} | {'exhaustive wall/cpu/in rule':>27} {'ratio':>5} | "
+          f"stop steps per point: rule ; exhaustive")
     for name, (system, operator, var, record, chunks) in _examples().items():
         _timed_run(system, operator, 20, record, chunks, None)  # warm-up (compilation)
         for steps in lengths:
-            plain, _ = _timed_run(system, operator, steps, record, chunks, None)
-            rule, stops = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))
-            never, _ = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var, min_ess=1e30))
-            full, full_stops = float("nan"), "-"
-            if steps <= exhaustive_up_to:
-                stop_rules.Monitor = Exhaustive
-                try:
-                    full, full_stops = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))
-                finally:
-                    stop_rules.Monitor = linear
-            print(f"{name:<6} {steps:>7} {plain:8.1f} {rule:8.1f} {rule / plain:6.2f} {never:8.1f} "
-                  f"{never / plain:6.2f} {full:12.1f}  {stops} | {full_stops}", flush=True)
+            stop_rules.Monitor = _timed(linear)
+            try:
+                plain = _timed_run(system, operator, steps, record, chunks, None)
+                rule = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))
+                never = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var, min_ess=1e30))
+                full = (float("nan"),) * 3 + ("-",)
+                if steps <= exhaustive_up_to:
+                    stop_rules.Monitor = _timed(Exhaustive)
+                    full = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))
+            finally:
+                stop_rules.Monitor = linear
+            cells = " | ".join(f"{w:7.1f}/{c:6.1f}/{r:6.1f} {c / plain[1]:5.2f}" for w, c, r, _ in (rule, never, full))
+            print(f"{name:<6} {steps:>7} | {plain[0]:7.1f}/{plain[1]:6.1f} | {cells} | {rule[3]} ; {full[3]}",
+                  flush=True)
 
 
 def main():

@@ -189,7 +189,7 @@ class Monitor:
     detected N_eff, scaled to T records, >= min_ess / 2) the point (member) gets the exhaustive
     test of :func:`evaluate_equilibrated`, whose answer decides. So a stop is never earlier than the
     exhaustive rule checked every ``check_every`` steps, and it is later only if the screen misses by
-    more than its margin at the exhaustive stop (not seen on the Ising and SCF examples: tests and
+    more than its margin at the exhaustive stop (not seen on the Ising examples of the tests and of
     ``benchmarks/bench_diagnostics.py``). The screen's state is a function of T only, so a resumed
     run decides as an uninterrupted one. Cost per check: O(members x SCREEN_DRAWS) plus the
     exhaustive tests where the screen passes, instead of the exhaustive O(T) every check.
@@ -197,7 +197,7 @@ class Monitor:
 
     def __init__(self, rule: Equilibrated, dims: list[str]):
         self.rule, self.dims = rule, list(dims)
-        self._screen = None  # (P, t0 index per member, g per member) of the last screen detection
+        self._screen = None  # (P, t0 index, g, detected mask) per member, of the last screen detection
 
     def evaluate(self, outcomes: dict, history: np.ndarray, steps: np.ndarray, now: int) -> None:
         """The rule at step ``now``; ``history``, ``steps`` as for :func:`evaluate_equilibrated`."""
@@ -207,7 +207,7 @@ class Monitor:
         running = outcomes["stop_reason"] == RUNNING
         if not running.any():
             return
-        t0, g = self._detected(history, T)
+        t0, g = self._detected(history, T, running)
         if rule.per == "member":
             n_eff = (T - t0 + 1) / g  # today's N_eff if t0 and g held on
             evaluate_equilibrated(rule, outcomes, history, steps, now, self.dims, only=n_eff >= rule.min_ess / 2)
@@ -220,20 +220,22 @@ class Monitor:
         if passed.any():
             evaluate_equilibrated(rule, outcomes, history, steps, now, self.dims, only=passed)
 
-    def _detected(self, history: np.ndarray, T: int):
-        """Screen t0 and g per member, from the first P records (thinned to <= SCREEN_DRAWS)."""
+    def _detected(self, history: np.ndarray, T: int, running: np.ndarray):
+        """Screen t0 and g of the running members, from the first P records (thinned to <= SCREEN_DRAWS);
+        t0 = 0, g = 1 for the others (never used: a stopped member stays stopped)."""
         from . import diagnostics
 
         P = SCREEN_FIRST * 2 ** max(0, int(np.floor(np.log2(max(T, 1) / SCREEN_FIRST))))
         P = min(P, T)
-        if self._screen is None or self._screen[0] != P:
+        if self._screen is None or self._screen[0] != P or (running & ~self._screen[3]).any():
             stride = -(-P // SCREEN_DRAWS)
-            x = np.nan_to_num(history[:P:stride].reshape(-(-P // stride), -1), nan=0.0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                found = diagnostics.detect_equilibration(xr.DataArray(x, dims=["step", "row"]), method="binary")
-            shape = history.shape[1:]
-            g_full = 1 + stride * (np.nan_to_num(found.g.values, nan=1.0) - 1)  # g = 1 + 2 tau, tau in records
-            self._screen = (P, found.t0.values.reshape(shape) * stride, g_full.reshape(shape))
+            t0, g = np.zeros(running.shape, int), np.ones(running.shape)
+            with np.errstate(invalid="ignore", divide="ignore"):  # rows are members that run: no NaN
+                found = diagnostics.detect_equilibration(xr.DataArray(history[:P:stride][:, running],
+                                                                      dims=["step", "row"]), method="binary")
+            t0[running] = found.t0.values * stride
+            g[running] = 1 + stride * (np.nan_to_num(found.g.values, nan=1.0) - 1)  # g = 1 + 2 tau, tau in records
+            self._screen = (P, t0, g, running.copy())
         return self._screen[1], self._screen[2]
 
     def _screen_passes(self, window: np.ndarray) -> bool:

@@ -87,11 +87,11 @@ def summarize(hist: xr.Dataset, variables=None, member_dim: str = "member",
     per stage: every output gains a dim ``stage`` with the coordinate ``<parameter>`` (each stage's
     value) and each stage's window starts at its ``stage_equilibrated_at``.
     """
+    variables = variables or [v for v, da in hist.data_vars.items() if da.dims[:1] == ("step",) and
+                              set(da.dims[1:]) <= set(hist.stop_reason.dims if "stop_reason" in hist else da.dims[1:])]
     staged = stages(hist)
     if staged is not None:
         return _per_stage(hist, staged, variables, member_dim, rhat_threshold)
-    variables = variables or [v for v, da in hist.data_vars.items() if da.dims[:1] == ("step",) and
-                              set(da.dims[1:]) <= set(hist.stop_reason.dims if "stop_reason" in hist else da.dims[1:])]
     variables = [variables] if isinstance(variables, str) else list(variables)
     out = {}
     for var in variables:
