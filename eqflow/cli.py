@@ -159,7 +159,7 @@ def diagnosis(hist: xr.Dataset) -> str:
     standard error, R-hat (flagged above 1.01), bulk and tail ESS, the z-score against the kind's exact
     value (flagged where |z| > 3) and the members whose own means disagree with the others' (|z| > 4),
     from :func:`eqflow.summarize`."""
-    from .summary import MEMBER_Z_THRESHOLD, RHAT_THRESHOLD, Z_THRESHOLD, summarize
+    from .summary import MEMBER_Z_THRESHOLD, RHAT_THRESHOLD, Z_THRESHOLD, members_off, summarize
 
     found = summarize(hist)
     lines = [f"equilibrium (eq.summarize): R-hat > {RHAT_THRESHOLD} not mixed; |z| > {Z_THRESHOLD:g} against the "
@@ -176,10 +176,8 @@ def diagnosis(hist: xr.Dataset) -> str:
             if f"{var}_z" in found and np.isfinite(float(at[f"{var}_z"])):
                 text += (f"  exact {float(at[f'{var}_exact']):.6g} z {float(at[f'{var}_z']):+.1f}"
                          f"{' DISAGREES' if bool(at[f'{var}_disagrees']) else ''}")
-            stuck = at[f"{var}_stuck"]
-            if bool(stuck.any()):
-                named = stuck["member"].values[stuck.values] if "member" in stuck.coords else np.flatnonzero(stuck)
-                text += f"  members off the others: {named.tolist()}"
+            if bool(at[f"{var}_stuck"].any()):
+                text += f"  members off the others: {members_off(at[f'{var}_stuck'])}"
             lines.append(text)
     return "\n".join(lines)
 

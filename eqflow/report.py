@@ -10,7 +10,7 @@ from pathlib import Path
 from .location import as_location
 from .results import open as open_history
 from .store import STORE_ATTR
-from .summary import MEMBER_Z_THRESHOLD, RHAT_THRESHOLD, Z_THRESHOLD, summarize
+from .summary import MEMBER_Z_THRESHOLD, RHAT_THRESHOLD, Z_THRESHOLD, members_off, summarize
 
 
 def _png(fig) -> str:
@@ -90,8 +90,7 @@ def estimates_table(hist, summary, scalars):
             rhat = float(at[f"{v}_rhat"])
             row[f"{v} R-hat"] = f"{rhat:.3f}" + (" not mixed" if bool(at[f"{v}_unmixed"]) else "")
             row[f"{v} ESS bulk/tail"] = f"{float(at[f'{v}_ess_bulk']):.0f}/{float(at[f'{v}_ess_tail']):.0f}"
-            stuck = at[f"{v}_stuck"]
-            row[f"{v} members off"] = ", ".join(str(m) for m in stuck["member"].values[stuck.values]) or "none"
+            row[f"{v} members off"] = members_off(at[f"{v}_stuck"])
         row["window"] = int(at[f"{scalars[0]}_window"]) if scalars else 0
         rows.append(row)
     return pd.DataFrame(rows)

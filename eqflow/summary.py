@@ -206,6 +206,14 @@ def _member_z(x: np.ndarray, tau: float) -> np.ndarray:
         return (means - others) / np.maximum(np.sqrt((var + var_others) * tau / steps), floor)
 
 
+def members_off(stuck: xr.DataArray) -> str:
+    """The flagged members by name, or "n of N" where more than a quarter are (no one state to be off from)."""
+    named = stuck["member"].values[stuck.values] if "member" in stuck.coords else np.flatnonzero(stuck.values)
+    if len(named) > max(2, stuck.size // 4):
+        return f"{len(named)} of {stuck.size} (the members sit in different states)"
+    return ", ".join(str(m) for m in named) or "none"
+
+
 def _per_stage(hist: xr.Dataset, staged, variables, member_dim: str, rhat_threshold: float) -> xr.Dataset:
     """``summarize`` of each stage's records alone, along a dim ``stage`` labelled by the parameter's value."""
     name, stage, values = staged
