@@ -117,3 +117,22 @@ def test_linear_time_rule_stops_where_the_exhaustive_rule_does(per, monkeypatch)
     assert (full.stop_reason.values == "equilibrated").any()
     assert ((a == b) | ((a - b) == 100)).all(), (a, b)
     assert (linear.stop_reason.values == full.stop_reason.values).all()
+
+
+def test_linear_time_rule_resumes_as_it_runs(tmp_path, monkeypatch):
+    """The screen's state is a function of the record count: a run killed and resumed stops where an
+    uninterrupted one does (same outcomes, same history)."""
+    from conftest import assert_same_history
+    from test_systems import crash_after_marks
+
+    system = eq.create("ising", size=8, temperature=[2.3, 3.5], members=8, seed=2)
+    kwargs = dict(steps=1400, record={"energy": 1}, stop=eq.stop.equilibrated("energy", check_every=100,
+                                                                           min_ess=1500), progress=False)
+    reference = eq.run(system, "metropolis", store=tmp_path / "ref.zarr", **kwargs)
+    assert (reference.stop_reason.values == "equilibrated").any()
+    assert reference.stopped_at.values.max() > 300, reference.stopped_at.values  # the crash comes before a stop
+    crash_after_marks(monkeypatch, 2)
+    with pytest.raises(RuntimeError):
+        eq.run(system, "metropolis", store=tmp_path / "r.zarr", **kwargs)
+    monkeypatch.undo()
+    assert_same_history(reference, eq.run(system, "metropolis", store=tmp_path / "r.zarr", resume=True, **kwargs))
