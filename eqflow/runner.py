@@ -247,7 +247,7 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
         state, found, written = _run_segment(job, state, found, position, end, done is None, slot)
         for rule, monitor in zip(checks, monitors):
             if end % rule.check_every == 0:
-                steps, values = job.history.records(rule.var, plan, end)
+                steps, values = monitor.records(job.history, rule.var, plan, end)  # only the new rows
                 monitor.evaluate(found, values, steps, end)
         if job.schedule is not None and job.schedule.equilibrium and (end - plan.first) % job.schedule.stage_steps == 0:
             merge(written, _stage_equilibrium(job, end))  # before the marker: a resume writes the same values again

@@ -201,6 +201,30 @@ class Monitor:
     def __init__(self, rule: Equilibrated, dims: list[str]):
         self.rule, self.dims = rule, list(dims)
         self._screen = None  # (P, t0 index, g, detected mask) per member, of the last screen detection
+        self._rows, self._count = None, 0  # the records read so far (see ``records``)
+
+    def records(self, store, var: str, plan, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """Steps and values of ``var`` up to step ``last``, reading only the rows not read before.
+
+        ``store``: the run's history store (its ``loc`` a Location); earlier rows are final once
+        their segment is marked, so they are kept here (a buffer that doubles) instead of being read
+        back at every check, which alone would cost O(T) per check.
+        """
+        import zarr
+
+        steps = plan.steps(var)
+        steps = steps[steps <= last]
+        have = 0 if self._rows is None else self._count
+        if len(steps) > have:
+            new = zarr.open_array(store=store.loc.zarr(), path=var, mode="r")[have: len(steps)]
+            if self._rows is None or len(steps) > len(self._rows):
+                grown = np.empty((max(2 * len(steps), 1024), *new.shape[1:]), dtype=new.dtype)
+                if self._rows is not None:
+                    grown[:have] = self._rows[:have]
+                self._rows = grown
+            self._rows[have: len(steps)] = new
+            self._count = len(steps)
+        return steps, self._rows[: len(steps)]
 
     def evaluate(self, outcomes: dict, history: np.ndarray, steps: np.ndarray, now: int) -> None:
         """The rule at step ``now``; ``history``, ``steps`` as for :func:`evaluate_equilibrated`."""
