@@ -12,7 +12,8 @@ import pytest
 import eqflow as eq
 from eqflow import stop as stop_rules
 from eqflow.cli import main
-from eqflow.systems.ising import fidelity, theory, thermodynamics
+from eqflow.generators import fidelity
+from eqflow.systems.ising import theory, thermodynamics
 
 SCHEDULE = [3.0, 2.5, 2.0]
 
