@@ -73,13 +73,14 @@ def _examples():
 RULE_SECONDS = [0.0]  # wall time spent inside the rule's evaluation, summed over checks
 
 
-def _timed_run(system, operator, steps, record, chunks, stop):
+def _timed_run(system, operator, steps, record, chunks, stop, **options):
     """(wall s, CPU s of the process, s inside the rule, stop step per point) of one in-memory run."""
     import eqflow as eq
 
     RULE_SECONDS[0] = 0.0
     wall, cpu = time.perf_counter(), time.process_time()
-    hist = eq.run(system, operator, steps=steps, store=None, record=record, chunks=chunks, stop=stop, progress=False)
+    hist = eq.run(system, operator, steps=steps, store=None, record=record, chunks=chunks, stop=stop, progress=False,
+                  **options)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return wall, cpu, RULE_SECONDS[0], hist.stopped_at.max("member").values.ravel().tolist()
 
@@ -127,6 +128,9 @@ def rule_costs(lengths, exhaustive_up_to):
             cells = " | ".join(f"{w:7.1f}/{c:6.1f}/{r:6.1f} {c / plain[1]:5.2f}" for w, c, r, _ in (rule, never, full))
             print(f"{name:<6} {steps:>7} | {plain[0]:7.1f}/{plain[1]:6.1f} | {cells} | {rule[3]} ; {full[3]}",
                   flush=True)
+            checked = _timed_run(system, operator, steps, record, chunks, None, segment=200)
+            print(f"{'':<15}| plain run in the rule's 200-step segments: {checked[0]:.1f}/{checked[1]:.1f} "
+                  f"(never-stops CPU / this: {never[1] / checked[1]:.2f})", flush=True)
 
 
 def main():
