@@ -8,6 +8,13 @@ also timed, and compared exactly with pymbar's O(T^2) ``detect_equilibration(fas
 on a few short members.  pymbar's binary search needs statsmodels.
 
 Run:  python benchmarks/bench_diagnostics.py [--members 64] [--steps 20000] [--repeats 3]
+
+``--rule 2000 20000 100000`` instead times whole runs with and without the equilibrated stop rule,
+side by side, on the README's Ising ensemble (32^2, T = 1.8, 2.269, 3.0, 64 members, Metropolis):
+plain; with ``eq.stop.equilibrated``; with a rule that never stops (``min_ess`` unreachable: the
+rule's whole cost, every point checked
+to the end); and, where ``--exhaustive`` allows, the exhaustive rule (t0 re-detected over the whole
+history at every check) whose stop steps the linear-time rule must match within one check.
 """
 
 import argparse
@@ -56,14 +63,90 @@ def print_machine():
           f"xarray {xr.__version__}, pymbar {pymbar.__version__}")
 
 
+def _examples():
+    import eqflow as eq
+
+    ising = eq.create("ising", size=32, temperature=[1.8, 2.269, 3.0], members=64, seed=1)
+    return {"ising": (ising, "metropolis", "energy", {"energy": 1, "magnetization": 1}, {"member": 16})}
+
+
+RULE_SECONDS = [0.0]  # wall time spent inside the rule's evaluation, summed over checks
+
+
+def _timed_run(system, operator, steps, record, chunks, stop, **options):
+    """(wall s, CPU s of the process, s inside the rule, stop step per point) of one in-memory run."""
+    import eqflow as eq
+
+    RULE_SECONDS[0] = 0.0
+    wall, cpu = time.perf_counter(), time.process_time()
+    hist = eq.run(system, operator, steps=steps, store=None, record=record, chunks=chunks, stop=stop, progress=False,
+                  **options)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall, cpu, RULE_SECONDS[0], hist.stopped_at.max("member").values.ravel().tolist()
+
+
+def _timed(monitor):
+    class Timed(monitor):
+        def evaluate(self, *args):
+            start = time.perf_counter()
+            try:
+                return super().evaluate(*args)
+            finally:
+                RULE_SECONDS[0] += time.perf_counter() - start
+    return Timed
+
+
+def rule_costs(lengths, exhaustive_up_to):
+    """Whole runs with and without the equilibrated rule, side by side (see the module docstring)."""
+    import eqflow as eq
+    from eqflow import stop as stop_rules
+
+    class Exhaustive(stop_rules.Monitor):  # the rule before the screen: full re-detection at every check
+        def evaluate(self, outcomes, history, steps, now):
+            stop_rules.evaluate_equilibrated(self.rule, outcomes, history, steps, now, self.dims)
+
+    linear = stop_rules.Monitor
+    print("wall and CPU seconds of whole runs; 'in rule': wall seconds inside the rule's checks; "
+          "ratio: CPU / plain CPU")
+    print(f"{'system':<6} {'steps':>7} | {'plain wall/cpu':>14} | {'rule wall/cpu/in rule':>21} {'ratio':>5} | "
+          f"{'never-stops wall/cpu/in rule':>28} {'ratio':>5} | {'exhaustive wall/cpu/in rule':>27} {'ratio':>5} | "
+          f"stop steps per point: rule ; exhaustive")
+    for name, (system, operator, var, record, chunks) in _examples().items():
+        _timed_run(system, operator, 20, record, chunks, None)  # warm-up (compilation)
+        for steps in lengths:
+            stop_rules.Monitor = _timed(linear)
+            try:
+                plain = _timed_run(system, operator, steps, record, chunks, None)
+                rule = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))
+                never = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var, min_ess=1e30))
+                full = (float("nan"),) * 3 + ("-",)
+                if steps <= exhaustive_up_to:
+                    stop_rules.Monitor = _timed(Exhaustive)
+                    full = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))
+            finally:
+                stop_rules.Monitor = linear
+            cells = " | ".join(f"{w:7.1f}/{c:6.1f}/{r:6.1f} {c / plain[1]:5.2f}" for w, c, r, _ in (rule, never, full))
+            print(f"{name:<6} {steps:>7} | {plain[0]:7.1f}/{plain[1]:6.1f} | {cells} | {rule[3]} ; {full[3]}",
+                  flush=True)
+            checked = _timed_run(system, operator, steps, record, chunks, None, segment=200)
+            print(f"{'':<15}| plain run in the rule's 200-step segments: {checked[0]:.1f}/{checked[1]:.1f} "
+                  f"(never-stops CPU / this: {never[1] / checked[1]:.2f})", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rule", type=int, nargs="*", help="time runs of these lengths with and without the rule")
+    parser.add_argument("--exhaustive", type=int, default=20000, help="longest run also timed with the exhaustive rule")
     parser.add_argument("--members", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--phi", type=float, default=0.95)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20240601)
     args = parser.parse_args()
+    if args.rule:
+        print(f"machine : {platform.platform()}, usable cpus {len(os.sched_getaffinity(0))}")
+        rule_costs(args.rule, args.exhaustive)
+        return 0
     logging.getLogger("pymbar").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
     from pymbar import timeseries

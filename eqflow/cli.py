@@ -148,8 +148,42 @@ def _run(args) -> int:
 
 
 def _info(args) -> int:
-    print(summary(results.open(args.store, args.storage_options)))
+    hist = results.open(args.store, args.storage_options)
+    print(summary(hist))
+    print(diagnosis(hist))
     return 0
+
+
+def diagnosis(hist: xr.Dataset) -> str:
+    """Per parameter point (per stage of an anneal) and scalar record: the equilibrium estimate ± its
+    standard error, R-hat (flagged above 1.01), bulk and tail ESS, the z-score against the kind's exact
+    value (flagged where |z| > 3) and the members whose own means disagree with the others' (|z| > 4),
+    from :func:`eqflow.summarize`."""
+    from .summary import MEMBER_Z_THRESHOLD, RHAT_THRESHOLD, Z_THRESHOLD, members_off, summarize
+
+    found = summarize(hist)
+    lines = [f"equilibrium (eq.summarize): R-hat > {RHAT_THRESHOLD} not mixed; |z| > {Z_THRESHOLD:g} against the "
+             f"exact value DISAGREES; members > {MEMBER_Z_THRESHOLD:g} SE from the others are named"]
+    for var in [v for v in found.data_vars if f"{v}_rhat" in found]:
+        points = [d for d in found[var].dims]
+        stacked = found.stack(point=points) if points else found.expand_dims(point=[0])
+        for i in range(stacked.sizes["point"]):
+            at = stacked.isel(point=i)
+            where = ", ".join(f"{d}={_short(at[d].item())}" for d in points) or "-"
+            text = (f"  {var} [{where}] {float(at[var]):.6g} ± {float(at[f'{var}_sem']):.2g}  "
+                    f"R-hat {float(at[f'{var}_rhat']):.3f}{' NOT MIXED' if bool(at[f'{var}_unmixed']) else ''}  "
+                    f"ESS bulk {float(at[f'{var}_ess_bulk']):.0f} tail {float(at[f'{var}_ess_tail']):.0f}")
+            if f"{var}_z" in found and np.isfinite(float(at[f"{var}_z"])):
+                text += (f"  exact {float(at[f'{var}_exact']):.6g} z {float(at[f'{var}_z']):+.1f}"
+                         f"{' DISAGREES' if bool(at[f'{var}_disagrees']) else ''}")
+            if bool(at[f"{var}_stuck"].any()):
+                text += f"  members off the others: {members_off(at[f'{var}_stuck'])}"
+            lines.append(text)
+    return "\n".join(lines)
+
+
+def _short(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _verify(args) -> int:

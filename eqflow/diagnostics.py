@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
+import scipy.special
 import scipy.stats
 import xarray as xr
 
@@ -348,7 +349,7 @@ def _rank_normalize(x):
     """z = Phi^-1((rank - 3/8) / (S - 2 3/8 + 1)), ranks (ties averaged) over all S draws."""
     flat = x.reshape(x.shape[:-2] + (-1,))
     ranks = scipy.stats.rankdata(flat, method="average", axis=-1)
-    return scipy.stats.norm.ppf((ranks - 3 / 8) / (flat.shape[-1] - 2 * (3 / 8) + 1)).reshape(x.shape)
+    return scipy.special.ndtri((ranks - 3 / 8) / (flat.shape[-1] - 2 * (3 / 8) + 1)).reshape(x.shape)
 
 
 def _split_rhat(z):

@@ -4,14 +4,15 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .summary import summarize
+from .summary import stages, summarize
 
 
 def trace(hist: xr.Dataset, var: str, *, members: int = 8, member_dim: str = "member"):
     """Traces of ``var`` per parameter point: a few members, their mean, the equilibration step
     (dashed line) and the equilibrium estimate +- 2 standard errors (shaded, over the window).
 
-    Returns a matplotlib Figure with one panel per parameter point.
+    Returns a matplotlib Figure with one panel per parameter point. A history whose parameter
+    changes along ``step`` (an anneal) gets one band per stage, over that stage's window.
     """
     import matplotlib
 
@@ -31,11 +32,7 @@ def trace(hist: xr.Dataset, var: str, *, members: int = 8, member_dim: str = "me
         steps = x.step.values
         ax.plot(steps, x.isel({member_dim: slice(0, members)}).transpose("step", member_dim).values, lw=0.5, alpha=0.5)
         ax.plot(steps, x.mean(member_dim).values, color="black", lw=1.2, label="member mean")
-        start, mean, sem = int(s[f"{var}_equilibrated_at"]), float(s[var]), float(s[f"{var}_sem"])
-        ax.axvline(start, color="tab:red", ls="--", lw=1, label=f"equilibrated at step {start}")
-        window = steps >= start
-        ax.fill_between(steps[window], mean - 2 * sem, mean + 2 * sem, color="tab:red", alpha=0.3,
-                        label=f"equilibrium {mean:.5g} ± {2 * sem:.2g} (2 SE)")
+        _bands(ax, s, var, steps, stages(hist))
         label = ", ".join(f"{d} = {float(hist[d][i]):g} {hist[d].attrs.get('units', '')}" for d, i in where.items())
         ax.set_title(label or var, fontsize=9)
         ax.set_ylabel(f"{var} [{units}]" if units else var)
@@ -43,3 +40,16 @@ def trace(hist: xr.Dataset, var: str, *, members: int = 8, member_dim: str = "me
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
     return fig
+
+
+def _bands(ax, s, var: str, steps, staged) -> None:
+    """The equilibration step and the estimate +- 2 SE over its window, once or per stage."""
+    name, stage, _ = staged if staged is not None else (None, np.zeros(len(steps), int), None)
+    per_stage = [s.isel({s[var].dims[0]: k}) for k in range(s[var].size)] if staged is not None else [s]
+    for k, one in enumerate(per_stage):
+        start, mean, sem = int(one[f"{var}_equilibrated_at"]), float(one[var]), float(one[f"{var}_sem"])
+        label = f" ({name} {float(one[name]):g})" if staged is not None else ""
+        ax.axvline(start, color="tab:red", ls="--", lw=1, label=f"equilibrated at step {start}" if k == 0 else None)
+        window = (steps >= start) & (stage == k)
+        ax.fill_between(steps[window], mean - 2 * sem, mean + 2 * sem, color="tab:red", alpha=0.3,
+                        label=f"equilibrium {mean:.5g} ± {2 * sem:.2g} (2 SE){label}" if k < 3 else None)

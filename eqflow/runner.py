@@ -231,6 +231,7 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
     Returns the outcomes as the store now holds them."""
     plan = job.plan
     checks = [r for r in job.rules if isinstance(r, stop_rules.Equilibrated)]
+    monitors = [stop_rules.Monitor(r, job.dims) for r in checks]  # linear-time screens, then the exhaustive test
     position = plan.first if done is None else done
     chunks = math.prod(-(-job.system.sizes[d] // job.chunks[d]) for d in job.dims)
     bar = Progress(position, plan.last, progress, f"{job.sys_.kind} {job.operator}", key=job.token, chunks=chunks)
@@ -244,10 +245,10 @@ def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
         job.history.require_present()
         lease.check_owner(job.path, job.history.attrs(), job.token)  # nobody took the store over
         state, found, written = _run_segment(job, state, found, position, end, done is None, slot)
-        for rule in checks:
+        for rule, monitor in zip(checks, monitors):
             if end % rule.check_every == 0:
-                steps, values = job.history.records(rule.var, plan, end)
-                stop_rules.evaluate_equilibrated(rule, found, values, steps, end, job.dims)
+                steps, values = monitor.records(job.history, rule.var, plan, end)  # only the new rows
+                monitor.evaluate(found, values, steps, end)
         if job.schedule is not None and job.schedule.equilibrium and (end - plan.first) % job.schedule.stage_steps == 0:
             merge(written, _stage_equilibrium(job, end))  # before the marker: a resume writes the same values again
         running = found["stop_reason"] == outcomes.RUNNING

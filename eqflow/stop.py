@@ -35,7 +35,10 @@ class Equilibrated:
     per="point": at a parameter point, every member's equilibration start t0 is detected
     (Chodera 2016); on the window after the latest t0, the rank-normalized split R-hat across
     members must be below ``rhat`` and the bulk ESS at least ``min_ess``. per="member": a
-    member stops when its own effective sample size after t0 reaches ``min_ess``.
+    member stops when its own effective sample size after t0 reaches ``min_ess``. A run evaluates
+    it through :class:`Monitor`: a linear-time screen, then this exhaustive test where the screen
+    passes, so a member stops at the same check as with the exhaustive test alone or later, never
+    earlier (on the Ising examples measured: at the same check).
     """
 
     var: str
@@ -127,35 +130,151 @@ def as_rules(stop) -> tuple:
 
 
 def evaluate_equilibrated(rule: Equilibrated, outcomes: dict, history: np.ndarray, steps: np.ndarray, now: int,
-                          dims: list[str]) -> None:
-    """Apply an equilibrated rule at step ``now`` to the running members.
+                          dims: list[str], only=None) -> None:
+    """Apply an equilibrated rule at step ``now`` to the running members: the exhaustive test.
 
     history : records of ``rule.var`` at ``steps``, shape (len(steps), *ensemble shape).
+    only : optional bool mask over the parameter points (ensemble shape without ``dims[0]``);
+        points outside it are not tested. Each check re-detects t0 over the whole history, so a run
+        that calls this every ``check_every`` steps costs O(T^2) overall; :class:`Monitor` screens
+        first and calls this only where the screen passes.
     """
     from . import diagnostics
 
     if len(steps) < max(rule.min_steps, 8):
         return
-    da = xr.DataArray(history, dims=["step", *dims])
     running = outcomes["stop_reason"] == RUNNING
-    with np.errstate(invalid="ignore", divide="ignore"):  # stopped points hold NaN -> constant rows, ignored below
-        detected = diagnostics.detect_equilibration(da.fillna(0.0), method="binary")
-    t0 = detected.t0.values  # index into steps, per member
+    if only is not None:
+        running = running & np.broadcast_to(only, running.shape)
+    tested = running if rule.per == "member" else np.broadcast_to(running.all(axis=0), running.shape)
+    if not tested.any():
+        return
+    with np.errstate(invalid="ignore", divide="ignore"):  # rows are members that run: no NaN
+        detected = diagnostics.detect_equilibration(xr.DataArray(history[:, tested], dims=["step", "row"]),
+                                                    method="binary")
+    t0 = np.zeros(running.shape, int)
+    t0[tested] = detected.t0.values  # index into steps, per member
     if rule.per == "member":
-        done = running & (detected.n_eff.values >= rule.min_ess)
+        done = np.zeros(running.shape, bool)
+        done[tested] = detected.n_eff.values >= rule.min_ess
         mark(outcomes, done, EQUILIBRATED, now, steps[t0])
         return
-    point_start = t0.max(axis=0)  # per parameter point, the latest start among its members
-    for point in np.ndindex(point_start.shape):
-        cells = (slice(None), *point)
-        if not running[cells].all():
-            continue
-        window = da[(slice(int(point_start[point]), None), *cells)]
-        if window.sizes["step"] < 8:
-            continue
-        r = float(diagnostics.rhat(window, chain_dim=dims[0]))
-        n = float(diagnostics.ess(window, chain_dim=dims[0], method="bulk"))
-        if r < rule.rhat and n >= rule.min_ess:
-            hit = np.zeros(running.shape, bool)
-            hit[cells] = True
-            mark(outcomes, hit, EQUILIBRATED, now, steps[int(point_start[point])])
+    for point in zip(*np.nonzero(tested[0])):
+        _test_point(rule, outcomes, history, steps, now, point, int(t0[(slice(None), *point)].max()))
+
+
+def _test_point(rule: Equilibrated, outcomes: dict, history, steps, now: int, point: tuple, start: int) -> None:
+    """R-hat below ``rule.rhat`` and bulk ESS >= ``rule.min_ess`` on the window from ``start`` (an index)."""
+    from . import diagnostics
+
+    cells = (slice(None), *point)
+    if not (outcomes["stop_reason"][cells] == RUNNING).all() or len(steps) - start < 8:
+        return
+    window = xr.DataArray(history[(slice(start, None), *cells)], dims=["step", "member"])
+    if float(diagnostics.rhat(window)) < rule.rhat and float(diagnostics.ess(window, method="bulk")) >= rule.min_ess:
+        hit = np.zeros(outcomes["stop_reason"].shape, bool)
+        hit[cells] = True
+        mark(outcomes, hit, EQUILIBRATED, now, steps[start])
+
+
+SCREEN_DRAWS = 512  # records per member that the screen looks at (a stride over longer windows)
+SCREEN_FIRST = 256  # the screen re-detects t0 on the first 256, 512, 1024, ... records
+
+
+class Monitor:
+    """An equilibrated rule over one run, in time linear in the run length: screen, then the exhaustive test.
+
+    At a check with T records the screen takes, per member, the t0 detected on the first P records,
+    P = 256 x 2^j the largest such P <= T (re-detected only when T doubles, on at most
+    ``SCREEN_DRAWS`` records taken at a stride), and on the window after the point's latest t0,
+    thinned to at most ``SCREEN_DRAWS`` records per member, the R-hat and bulk ESS. Where the screen
+    passes with a margin (R-hat < 1 + 2 (rhat - 1) and ESS >= min_ess / 2; per member: the
+    detected N_eff, scaled to T records, >= min_ess / 2) the point (member) gets the exhaustive
+    test of :func:`evaluate_equilibrated`, whose answer decides. So a stop is never earlier than the
+    exhaustive rule checked every ``check_every`` steps, and it is later only if the screen misses by
+    more than its margin at the exhaustive stop (not seen on the Ising examples of the tests and of
+    ``benchmarks/bench_diagnostics.py``). The screen's state is a function of T only, so a resumed
+    run decides as an uninterrupted one. Cost per check: O(members x SCREEN_DRAWS) plus the
+    exhaustive tests where the screen passes, instead of the exhaustive O(T) every check.
+    """
+
+    def __init__(self, rule: Equilibrated, dims: list[str]):
+        self.rule, self.dims = rule, list(dims)
+        self._screen = None  # (P, t0 index, g, detected mask) per member, of the last screen detection
+        self._rows, self._count = None, 0  # the records read so far (see ``records``)
+
+    def records(self, store, var: str, plan, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """Steps and values of ``var`` up to step ``last``, reading only the rows not read before.
+
+        ``store``: the run's history store (its ``loc`` a Location); earlier rows are final once
+        their segment is marked, so they are kept here (a buffer that doubles) instead of being read
+        back at every check, which alone would cost O(T) per check.
+        """
+        import zarr
+
+        steps = plan.steps(var)
+        steps = steps[steps <= last]
+        have = 0 if self._rows is None else self._count
+        if len(steps) > have:
+            new = zarr.open_array(store=store.loc.zarr(), path=var, mode="r")[have: len(steps)]
+            if self._rows is None or len(steps) > len(self._rows):
+                grown = np.empty((max(2 * len(steps), 1024), *new.shape[1:]), dtype=new.dtype)
+                if self._rows is not None:
+                    grown[:have] = self._rows[:have]
+                self._rows = grown
+            self._rows[have: len(steps)] = new
+            self._count = len(steps)
+        return steps, self._rows[: len(steps)]
+
+    def evaluate(self, outcomes: dict, history: np.ndarray, steps: np.ndarray, now: int) -> None:
+        """The rule at step ``now``; ``history``, ``steps`` as for :func:`evaluate_equilibrated`."""
+        rule, T = self.rule, len(steps)
+        if T < max(rule.min_steps, 8):
+            return
+        running = outcomes["stop_reason"] == RUNNING
+        if not running.any():
+            return
+        t0, g = self._detected(history, T, running)
+        if rule.per == "member":
+            n_eff = (T - t0 + 1) / g  # today's N_eff if t0 and g held on
+            evaluate_equilibrated(rule, outcomes, history, steps, now, self.dims, only=n_eff >= rule.min_ess / 2)
+            return
+        passed = np.zeros(running.shape[1:], bool)
+        for point in zip(*np.nonzero(running.all(axis=0))):
+            start = int(t0[(slice(None), *point)].max())
+            if T - start >= 8:
+                passed[point] = self._screen_passes(history[(slice(start, None), slice(None), *point)])
+        if passed.any():
+            evaluate_equilibrated(rule, outcomes, history, steps, now, self.dims, only=passed)
+
+    def _detected(self, history: np.ndarray, T: int, running: np.ndarray):
+        """Screen t0 and g of the running members, from the first P records (thinned to <= SCREEN_DRAWS);
+        t0 = 0, g = 1 for the others (never used: a stopped member stays stopped)."""
+        from . import diagnostics
+
+        P = SCREEN_FIRST * 2 ** max(0, int(np.floor(np.log2(max(T, 1) / SCREEN_FIRST))))
+        P = min(P, T)
+        if self._screen is None or self._screen[0] != P or (running & ~self._screen[3]).any():
+            stride = -(-P // SCREEN_DRAWS)
+            t0, g = np.zeros(running.shape, int), np.ones(running.shape)
+            with np.errstate(invalid="ignore", divide="ignore"):  # rows are members that run: no NaN
+                found = diagnostics.detect_equilibration(xr.DataArray(history[:P:stride][:, running],
+                                                                      dims=["step", "row"]), method="binary")
+            t0[running] = found.t0.values * stride
+            g[running] = 1 + stride * (np.nan_to_num(found.g.values, nan=1.0) - 1)  # g = 1 + 2 tau, tau in records
+            self._screen = (P, t0, g, running.copy())
+        return self._screen[1], self._screen[2]
+
+    def _screen_passes(self, window: np.ndarray) -> bool:
+        """Thinned R-hat and bulk ESS of one point's window (steps, members), with the margins."""
+        from . import diagnostics
+
+        stride = -(-len(window) // SCREEN_DRAWS)
+        thinned = xr.DataArray(window[::-1][::stride][::-1], dims=["step", "member"])
+        if len(thinned) < 4 or not np.isfinite(thinned.values).all():
+            return False
+        if float(diagnostics.rhat(thinned)) >= 1 + 2 * (self.rule.rhat - 1):
+            return False
+        draws = thinned.size
+        tau = draws / float(diagnostics.ess(thinned, method="bulk"))  # in thinned records
+        return window.size / max(1 + stride * (tau - 1), 1e-3) >= self.rule.min_ess / 2

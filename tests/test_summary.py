@@ -20,7 +20,9 @@ def test_summary_has_units_and_every_statistic(tmp_path):
     hist = _equilibrated_run(tmp_path / "h.zarr", seed=1)
     s = eq.summarize(hist, "energy")
     assert set(s.data_vars) == {"energy", "energy_sem", "energy_tau", "energy_ess", "energy_rhat", "energy_window",
-                                "energy_equilibrated_at", "energy_final", "energy_unmixed"}
+                                "energy_equilibrated_at", "energy_final", "energy_unmixed", "energy_ess_bulk",
+                                "energy_ess_tail", "energy_member_z", "energy_stuck", "energy_exact", "energy_z",
+                                "energy_disagrees"}
     assert not s.energy_unmixed.any()
     assert s.energy.attrs["units"] == "k_B * K" and s.energy_sem.attrs["units"] == "k_B * K"
     assert s.energy.dims == ("temperature",)

@@ -17,6 +17,12 @@ def _points(history: xr.Dataset, start):
     """The spin records of the window, as (records x members, y, x) int8 per parameter point."""
     if "spin" not in history:
         raise ValueError(f"history: expected 'spin' recorded, got records {sorted(history.data_vars)}")
+    from ..summary import stages
+
+    staged = stages(history)
+    if staged is not None:  # never pool records taken at different parameter values
+        raise ValueError(f"history: its {staged[0]} changes along step (stages {staged[2].tolist()}); expected one "
+                         f"value: pass one stage, e.g. history.isel(step=history.step_stage.values == k)")
     spin = history["spin"]
     dim = spin.dims[0]
     steps = history[dim].values

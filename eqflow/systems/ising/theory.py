@@ -158,8 +158,8 @@ def reference(history) -> dict:
     import xarray as xr
 
     size = (history.sizes["y"], history.sizes["x"])
-    sweeps = [d for d in history["energy"].dims[2:] if d in history.dims] if "energy" in history else []
     t, j, h = xr.broadcast(history["temperature"], history["coupling"], history["field"])
+    sweeps = list(t.dims)  # the parameter points, whatever is recorded
     shape = tuple(history.sizes[d] for d in sweeps)
     values = np.full(shape, np.nan)
     for index in np.ndindex(shape):

@@ -12,6 +12,10 @@ members: each member is an independent chain, so the error bar covers autocorrel
 a member and, when chains do not mix (signed m below T_c), the spread between members. Where
 h = 0 the exact finite-lattice energy and specific heat (Kaufman, :func:`theory.kaufman`) are
 given beside the estimates.
+
+A history whose temperature (or coupling, field) changes along ``step`` (an anneal) is never
+pooled: each stage is summarised alone, over its own equilibrium window, and labelled with its
+value (:func:`eqflow.summary.stages`).
 """
 from __future__ import annotations
 
@@ -36,7 +40,16 @@ def thermodynamics(history: xr.Dataset, start: int | None = None, member_dim: st
     the same step dim. ``start``: the first step of the equilibrium window (default: the second
     half of the records; every record of a history of independent samples, attribute
     ``eqflow_samples``, see :func:`eqflow.write_samples`). Needs at least 2 members.
+
+    An anneal's history gives one estimate per stage, along a dim named after the scheduled
+    parameter (``stage`` if values repeat), each stage from its ``stage_equilibrated_at`` (latest
+    over members; the second half of the stage where none was detected) or from ``start`` if later.
     """
+    from eqflow.summary import stages
+
+    staged = stages(history)
+    if staged is not None:
+        return _per_stage(history, staged, start, member_dim)
     for name in ("energy", "magnetization"):
         if name not in history:
             raise ValueError(f"history: expected the record {name!r} (record={{'energy': 1, 'magnetization': 1}}), "
@@ -75,6 +88,28 @@ def thermodynamics(history: xr.Dataset, start: int | None = None, member_dim: st
     ds.attrs.update({"window_start": start, "records": int(window.sizes[dim]), "members": members,
                      "error": "delete-one jackknife over members"})
     return ds
+
+
+def _per_stage(history: xr.Dataset, staged, start, member_dim: str) -> xr.Dataset:
+    from eqflow.summary import stacked_stages
+
+    name, stage, values = staged
+    along = [c for c in history.coords if history[c].dims == ("step",) and c != "step"]
+    parts = []
+    for k, value in enumerate(values):
+        part = history.isel(step=np.flatnonzero(stage == k)).drop_vars(along)
+        if part.sizes["step"] < 2:
+            continue
+        steps = part["step"].values
+        first = int(steps[len(steps) // 2])
+        if "stage_equilibrated_at" in history and "stage" in history["stage_equilibrated_at"].dims:
+            detected = int(history["stage_equilibrated_at"].isel(stage=k).max())
+            first = detected if detected >= 0 else first
+        first = max(first, int(start)) if start is not None else first
+        part = part.drop_vars(["stage_equilibrated_at", "stage"], errors="ignore")
+        part = part.assign_coords({name: ((), float(value), history[name].attrs)})
+        parts.append(thermodynamics(part, first, member_dim).assign_coords({name: float(value)}))
+    return stacked_stages(parts, history, name)
 
 
 def _derived(mom: xr.Dataset, n: int, temperature: xr.DataArray) -> dict:

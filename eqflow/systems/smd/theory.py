@@ -132,3 +132,23 @@ def angular_update_bias(*, dim):
     noise of the noise model: 1 / (4 (d - 1)) (E sqrt(chi^2_k) / sqrt(k) = 1 - 1/(4k) + O(k^-2));
     momentum averages more draws per step and makes it smaller."""
     return 1.0 / (4.0 * (np.asarray(dim, dtype=np.float64) - 1.0))
+
+
+def stages(history):
+    """The learning-rate step of a history, for summaries that must not pool across it.
+
+    With the ``sgd`` option ``lr_step`` = s inside the run, the record at step t comes from the
+    update that used eta_(t-1): records at steps <= s belong to stage 0 (eta), later ones to
+    stage 1 (eta / lr_factor). Returns ("learning_rate_divisor", stage per record along ``step``,
+    [1, lr_factor]) as :func:`eqflow.summary.stages` expects, or None without a step in the run.
+    """
+    import json
+
+    options = json.loads(history.attrs.get("eqflow_options") or "{}")
+    lr_step, factor = int(options.get("lr_step", -1)), float(options.get("lr_factor", 10.0))
+    if "step" not in history.dims or lr_step < 0:
+        return None
+    stage = (history["step"].values > lr_step).astype(np.int64)
+    if stage.min() == stage.max():
+        return None
+    return "learning_rate_divisor", stage, np.array([1.0, factor])
