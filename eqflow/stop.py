@@ -206,17 +206,15 @@ class Monitor:
     def records(self, store, var: str, plan, last: int) -> tuple[np.ndarray, np.ndarray]:
         """Steps and values of ``var`` up to step ``last``, reading only the rows not read before.
 
-        ``store``: the run's history store (its ``loc`` a Location); earlier rows are final once
+        ``store``: the run's :class:`eqflow.HistoryStore`; earlier rows are final once
         their segment is marked, so they are kept here (a buffer that doubles) instead of being read
         back at every check, which alone would cost O(T) per check.
         """
-        import zarr
-
         steps = plan.steps(var)
         steps = steps[steps <= last]
         have = 0 if self._rows is None else self._count
         if len(steps) > have:
-            new = zarr.open_array(store=store.loc.zarr(), path=var, mode="r")[have: len(steps)]
+            _, new = store.records(var, plan, last, first=have)
             if self._rows is None or len(steps) > len(self._rows):
                 grown = np.empty((max(2 * len(steps), 1024), *new.shape[1:]), dtype=new.dtype)
                 if self._rows is not None:

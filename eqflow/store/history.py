@@ -221,13 +221,14 @@ class HistoryStore:
 
         return select
 
-    def records(self, var: str, plan, last: int) -> tuple[np.ndarray, np.ndarray]:
-        """Steps and values of ``var`` recorded up to step ``last`` (NumPy, straight from the store)."""
+    def records(self, var: str, plan, last: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Steps and values of ``var`` recorded up to step ``last`` (NumPy, straight from the store),
+        from record row ``first`` on (a caller that keeps the earlier rows reads only the new ones)."""
         import zarr
 
         steps = plan.steps(var)
         steps = steps[steps <= last]
-        return steps, zarr.open_array(store=self.loc.zarr(), path=var, mode="r")[: len(steps)]
+        return steps[first:], zarr.open_array(store=self.loc.zarr(), path=var, mode="r")[first: len(steps)]
 
     def open(self, check: bool = True, found: dict | None = None) -> xr.Dataset:
         """The history as a lazy Dataset holding the records of every completed commit.
