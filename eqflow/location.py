@@ -124,21 +124,6 @@ class Location:
             return bool(fs.exists(root))
         return bool(run_async(_first_key(self.target)))
 
-    def keys_under(self, prefix: str) -> int | None:
-        """How many keys (chunk files) lie under ``prefix``; None where this store cannot list."""
-        if self.kind == "local":
-            folder = self.target / prefix
-            return sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else int(folder.is_file())
-        if self.kind == "url":
-            fs, root = self.filesystem()
-            fs.invalidate_cache()
-            return len(fs.find(f"{root}/{prefix}"))
-        try:
-            return run_async(_count(self.target, prefix))
-        except Exception:  # a Store that cannot list, or whose client is bound to another event loop
-            return None
-
-
     # raw objects (commit manifests, chunk checksums): files, fsspec objects or Store keys, all
     # through public APIs
 
@@ -217,14 +202,6 @@ async def _first_key(store) -> bool:
     async for _ in store.list_prefix(""):
         return True
     return False
-
-
-async def _count(store, prefix: str) -> int:
-    """Keys equal to ``prefix`` (a 0-d array's one chunk) or below it. Listed from the parent
-    folder: a local Store lists folders only, so ``list_prefix("x/c")`` misses the file ``x/c``."""
-    prefix = prefix.rstrip("/")
-    parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-    return sum([1 async for key in store.list_prefix(parent) if key == prefix or key.startswith(prefix + "/")])
 
 
 async def _get(store, key: str) -> bytes | None:
