@@ -83,7 +83,8 @@ def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None,
         record = {**{k: 1 for k in sys_.observables},
                   **{v: steps if _positive_int(steps) else 1 for v in schema.variables}}
     _check_record(record, out.recordable, problems)
-    out.record = dict(record)
+    # NumPy integers (np.int64(5)) are valid intervals: kept as Python ints (the store's JSON)
+    out.record = {var: int(every) if _positive_int(every) else every for var, every in record.items()}
     for name, obs in schema.observables.items():
         missing = [d for d in obs.dims if d not in system.dims]
         if name in record and missing:
@@ -130,6 +131,8 @@ def _check_record(record: dict, recordable: list, problems: list) -> None:
                             f"among {recordable}, got {var!r}")
         if not _positive_int(every):
             problems.append(f"record[{var!r}]: expected a positive integer interval in steps, got {every!r}")
+        elif every >= MAX_STEPS:
+            problems.append(f"record[{var!r}]: expected a positive integer interval < 2**62 steps, got {every!r}")
     if not record:
         problems.append(f"record: expected at least one variable among {recordable}, got {{}}")
 

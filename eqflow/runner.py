@@ -79,10 +79,12 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     problems = checked.problems
     rules = _check_rules(stop, sys_, checked, problems)
     path = _location(store, storage_options, client, problems)
-    if resume and overwrite:
+    flags_ok = _check_flags(resume=resume, overwrite=overwrite, progress=progress, problems=problems)
+    if flags_ok and resume and overwrite:
         problems.append("resume, overwrite: expected at most one of them to be True, got both")
     if problems:
         raise SchemaError(problems, kind=sys_.kind)
+    resume, overwrite, steps = bool(resume), bool(overwrite), int(steps)
     store_exists, unfinished = _existing(path)
     if store_exists and not unfinished:
         if not (resume or overwrite):
@@ -97,7 +99,9 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     start = int(system.attrs.get(dataset.STEP_ATTR, 0))
     plan = RecordPlan(checked.record, start, start + steps)
     dims = sys_.schema.ensemble_dims(system)
-    job = _Job(system, sys_, operator, plan, dims, {d: int((chunks or {}).get(d, system.sizes[d])) for d in dims},
+    # a block larger than its dim is the whole dim
+    job = _Job(system, sys_, operator, plan, dims,
+               {d: min(int((chunks or {}).get(d, system.sizes[d])), system.sizes[d]) for d in dims},
                Backend(backend, device), path, client, torch_threads, rules, checked.options, lease.new_token(),
                kernel=checked.kernel, schedule=_schedule)
     job.given  # prepare once, here: an operator that cannot serve these inputs fails before anything is written
@@ -181,6 +185,17 @@ class _Job:
                 value = state[rule.var] if rule.var in state else _observe_full(self, rule.var, state)
                 state[rule.buffer_name] = rule.new_buffer(np.asarray(value), len(self.dims))
         return state
+
+
+def _check_flags(problems: list, **flags) -> bool:
+    """Flags take booleans only (NumPy's too): a truthy string such as "no" must not replace a store."""
+    ok = True
+    for name, flag in flags.items():
+        if not isinstance(flag, (bool, np.bool_)) and not (name == "progress" and flag is None):
+            extra = " (or None: a bar when stderr is a terminal)" if name == "progress" else ""
+            problems.append(f"{name}: expected True or False{extra}, got {type(flag).__name__} {flag!r}")
+            ok = False
+    return ok
 
 
 def _check_owned(job: _Job, owned: dict, state: dict) -> None:
