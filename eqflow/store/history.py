@@ -49,6 +49,8 @@ class HistoryStore:
     >>> store = eq.HistoryStore(path)
     >>> store.attrs()["eqflow_steps_done"], store.record().commits  # the layout, then two segments
     (4, 2)
+    >>> store.verify() == path
+    True
     """
 
     def __init__(self, location, storage_options: dict | None = None):
@@ -281,6 +283,12 @@ class HistoryStore:
         ds = xr.open_zarr(self.loc.zarr(), consolidated=None)
         ds.attrs[STORE_ATTR] = self.name
         return ds
+
+    def verify(self) -> str:
+        """:func:`eqflow.verify` of this store: every check against the commit record, every chunk decoded."""
+        from .verify import verify
+
+        return verify(self.loc)
 
     def leftovers(self) -> list[str]:
         """Hidden siblings that killed runs left beside this (local) store; the next run removes them."""
