@@ -164,6 +164,12 @@ class Location:
                     return f.read()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return None
+        if self.kind == "url":  # a ranged read: the last bytes only
+            fs, root = self.filesystem()
+            try:
+                return fs.cat_file(f"{root}/{key}", start=-size)
+            except FileNotFoundError:
+                return None
         data = self.read_object(key)
         return None if data is None else data[-size:]
 

@@ -67,8 +67,6 @@ def _decode_every_chunk(store: HistoryStore, record: manifest.Record, skip=()) -
             if any(i * c >= n for i, c, n in zip(parts, array.chunks, array.shape)):
                 continue  # outside the array since an early stop trimmed it
             index = tuple(slice(i * c, (i + 1) * c) for i, c in zip(parts, array.chunks))
-            if store.loc.object_tail(f"{name}/{key}") is None:
-                continue  # missing: already named
             try:
                 array[index]
             except Exception as exc:  # checksum or decompression failure

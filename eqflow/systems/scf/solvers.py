@@ -8,20 +8,12 @@ finite stand-in there and its result is replaced by NaN, so no member can raise 
 """
 from __future__ import annotations
 
-from array_api_compat import array_namespace, device, is_numpy_array
+from array_api_compat import array_namespace, is_numpy_array
 
-from ...ops.diis import diis_coefficients, diis_push  # noqa: F401  (SCF's DIIS; shared with other systems)
+from ...ops.diis import _eye, _finite_cells, diis_coefficients, diis_push  # noqa: F401  (diis_push: scf.operators)
 
 INNER_TOL = 1e-13  # an online step that moves span V' by less than this ends a cell's inner loop
 
-
-def _eye(xp, n, like):
-    return xp.eye(n, dtype=like.dtype, device=device(like))
-
-
-def _finite_cells(a, axes=(-2, -1)):
-    xp = array_namespace(a)
-    return xp.all(xp.isfinite(a), axis=axes)
 
 
 def safe_eigh(a):
