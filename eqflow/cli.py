@@ -17,7 +17,6 @@ from .store import STEPS_DONE, read_attrs
 
 RUN_KEYS = {"operator", "steps", "store", "record", "chunks", "backend", "device", "segment", "torch_threads",
             "options", "stop", "storage_options", "schedule", "stage_steps", "equilibrium", "kernel"}
-STOP_RULES = ("converged", "equilibrated", "cycled")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,10 +87,10 @@ def load_config(path: Path) -> tuple[xr.Dataset, dict]:
     if "schedule" in run_args and "steps" in run_args:
         problems.append("[run] steps: not taken with a schedule (stage_steps x the number of stages)")
     if system is not None and "run" in config:
-        sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
+        contract = registry.get(system.attrs[dataset.KIND_ATTR])
         arguments = {k: run_args.get(k) for k in ("record", "chunks", "device", "segment", "options", "torch_threads")}
         steps = run_args.get("steps") if "schedule" not in run_args else run_args.get("stage_steps")
-        problems += check_run_inputs(system, sys_, run_args.get("operator"), steps=steps,
+        problems += check_run_inputs(system, contract, run_args.get("operator"), steps=steps,
                                      backend=run_args.get("backend", "numpy"), kernel=run_args.get("kernel", "auto"),
                                      **arguments).problems
     if problems:
@@ -121,13 +120,13 @@ def _stop_rules(tables, problems: list) -> list:
     tables = [tables] if isinstance(tables, dict) else tables
     out = []
     for i, table in enumerate(tables if isinstance(tables, list) else [tables]):
-        if not isinstance(table, dict) or table.get("rule") not in STOP_RULES:
-            problems.append(f"[run] stop[{i}]: expected a table with rule one of {list(STOP_RULES)} and its "
+        if not isinstance(table, dict) or table.get("rule") not in rules.names():
+            problems.append(f"[run] stop[{i}]: expected a table with rule one of {rules.names()} and its "
                             f"arguments, e.g. {{rule = \"converged\", var = \"residual\", tol = 1e-8}}, got {table!r}")
             continue
         arguments = {k: v for k, v in table.items() if k != "rule"}
         try:
-            out.append(getattr(rules, table["rule"])(**arguments))
+            out.append(rules.make(table["rule"], **arguments))
         except (TypeError, ValueError) as exc:
             problems.append(f"[run] stop[{i}] ({table['rule']}): {exc}")
     return out

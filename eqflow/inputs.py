@@ -60,14 +60,15 @@ class CheckedRun:
 MAX_STEPS = 2**62  # step counts stay exact in int64 and float64 step coordinates
 
 
-def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None, backend="numpy", device=None,
+def check_run_inputs(system, contract, operator, *, steps, record=None, chunks=None, backend="numpy", device=None,
                      segment=None, options=None, torch_threads=None, client=None, kernel="auto") -> CheckedRun:
     """Check every input of ``eq.run`` at once (nothing is written before this passes)."""
-    schema = sys_.schema
+    schema = contract.schema
     out = CheckedRun()
     problems = out.problems
-    if operator not in sys_.operators:
-        problems.append(f"operator: expected one of {sorted(sys_.operators)} for kind {sys_.kind!r}, got {operator!r}")
+    if operator not in contract.operators:
+        problems.append(f"operator: expected one of {sorted(contract.operators)} for kind {contract.kind!r}, "
+                        f"got {operator!r}")
     spec = schema.operators.get(operator)
     steps = _check_counts(system, steps, segment, torch_threads, client, problems)
     for name, value in (("record", record), ("chunks", chunks), ("options", options)):
@@ -78,9 +79,9 @@ def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None,
     options = options if isinstance(options, dict) else None
     owned = list(spec.state) if spec else []
     diagnostics = list(spec.diagnostics) if spec else []
-    out.recordable = [*sys_.observables, *schema.variables, *owned, *diagnostics]
+    out.recordable = [*contract.observables, *schema.variables, *owned, *diagnostics]
     if record is None:
-        record = {**{k: 1 for k in sys_.observables},
+        record = {**{k: 1 for k in contract.observables},
                   **{v: steps if _positive_int(steps) else 1 for v in schema.variables}}
     _check_record(record, out.recordable, problems)
     # NumPy integers (np.int64(5)) are valid intervals: kept as Python ints (the store's JSON)
@@ -92,10 +93,10 @@ def check_run_inputs(system, sys_, operator, *, steps, record=None, chunks=None,
     _check_chunks(chunks or {}, schema.ensemble_dims(system), problems)
     check_backend(backend, device, problems)
     if backend in BACKENDS and backend not in schema.backends:
-        problems.append(f"backend: kind {sys_.kind!r} supports {list(schema.backends)}, got {backend!r}")
+        problems.append(f"backend: kind {contract.kind!r} supports {list(schema.backends)}, got {backend!r}")
     out.options = _check_options(spec, options or {}, problems) if spec else {}
-    if operator in sys_.operators:
-        out.kernel, problem = sys_.operators[operator].select_kernel(kernel, backend, device)
+    if operator in contract.operators:
+        out.kernel, problem = contract.operators[operator].select_kernel(kernel, backend, device)
         if problem:
             problems.append(problem)
     elif kernel not in ("auto", "reference"):  # an unknown operator: only the generic names can be checked
@@ -172,7 +173,7 @@ def record_specs(job, state: dict) -> dict:
     """{var: VariableSpec (own dims, sizes, dtype, attrs)} of every recorded variable, for the store layout."""
     from .store import VariableSpec
 
-    schema, system, n = job.sys_.schema, job.system, len(job.dims)
+    schema, system, n = job.contract.schema, job.system, len(job.dims)
     spec = schema.operators[job.operator]
     working = working_dtype({k: state[k] for k in schema.variables})
     out = {}

@@ -7,7 +7,6 @@ import logging
 import sys
 import threading
 import uuid
-from dataclasses import asdict
 from datetime import datetime, timezone
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -22,17 +21,31 @@ PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", 
 KERNEL_ATTR = "eqflow_kernel"  # the operator variant(s) that wrote the history, in order ("numba, reference")
 
 
-def provenance(system, sys_, operator, plan, chunks, engine, segment, rules, options, kernel="reference") -> dict:
-    """Root attributes of a new store: what ran, on what, from where, with which packages."""
+def run_identity(system, contract, operator, plan, rules, options, schedule=None) -> dict:
+    """The root attributes that identify a run: a resume must ask for the same values.
+
+    contract : the kind's :class:`eqflow.System`; rules : the stop rules (:mod:`eqflow.stop`);
+    schedule : inputs that change between segments (its ``text()``), or None.
+    """
+    return {"eqflow_kind": contract.kind, "eqflow_operator": operator,
+            "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]),
+            "eqflow_record": json.dumps(plan.every, sort_keys=True),
+            "eqflow_step_start": plan.first, "eqflow_step_end": plan.last, "eqflow_stop": rules_text(rules),
+            "eqflow_options": json.dumps(options, sort_keys=True),
+            "eqflow_schedule": schedule.text() if schedule is not None else None}
+
+
+def provenance(system, contract, operator, plan, chunks, engine, segment, rules, options, kernel="reference",
+               schedule=None) -> dict:
+    """Root attributes of a new store: what ran, on what, from where, with which packages (the
+    keys of :func:`run_identity` among them)."""
+    identity = run_identity(system, contract, operator, plan, rules, options, schedule)
     return {
         KERNEL_ATTR: kernel,
-        "eqflow_stop": rules_text(rules), "eqflow_kind": sys_.kind, "eqflow_operator": operator,
-        "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]),
-        "eqflow_operator_parameters": json.dumps(_parameter_summary(system, sys_.schema)),
-        "eqflow_options": json.dumps(options, sort_keys=True),
-        "eqflow_attributes": json.dumps(dataset.attributes(system, sys_.schema), sort_keys=True),
-        "eqflow_record": json.dumps(plan.every, sort_keys=True), "eqflow_step_start": plan.first,
-        "eqflow_step_end": plan.last, "eqflow_segment": segment, "eqflow_chunks": json.dumps(chunks),
+        **{k: v for k, v in identity.items() if v is not None},
+        "eqflow_operator_parameters": json.dumps(_parameter_summary(system, contract.schema)),
+        "eqflow_attributes": json.dumps(dataset.attributes(system, contract.schema), sort_keys=True),
+        "eqflow_segment": segment, "eqflow_chunks": json.dumps(chunks),
         "eqflow_backend": engine.name, "eqflow_device": engine.device or "cpu",
         "eqflow_parent": _parent_name(system.attrs.get("eqflow_parent", "")),
         "eqflow_parent_run": system.attrs.get("eqflow_parent_run", ""), "eqflow_run": uuid.uuid4().hex,
@@ -71,8 +84,10 @@ def digest_mismatch(stored: str | None, system) -> list[str]:
 
 
 def rules_text(rules) -> str:
-    """The stop rules as JSON (a resume must ask for the same ones)."""
-    return json.dumps([{"rule": type(r).__name__.lower(), **asdict(r)} for r in rules])
+    """The stop rules as JSON (a resume must ask for the same ones): :func:`eqflow.stop.text`."""
+    from .stop import text
+
+    return text(rules)
 
 
 def _parameter_summary(system, schema) -> dict:

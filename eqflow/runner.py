@@ -11,16 +11,16 @@ import dask
 import numpy as np
 import xarray as xr
 
-from . import dataset, lease, outcomes, registry
+from . import dataset, lease, outcomes, registry, reporting
 from . import stop as stop_rules
 from . import store as zarr_store
 from .backends import Backend
 from .errors import SchemaError, StoreError
 from .inputs import RunInputs, check_run_inputs, record_specs
 from .location import Location
-from .provenance import KERNEL_ATTR, Progress, digest_mismatch, log, now, provenance, rules_text
+from .provenance import KERNEL_ATTR, digest_mismatch, log, now, provenance, run_identity
 from .segment import ChunkTask, advance_chunk
-from .store import ArraySpec, HistoryStore, RecordPlan, VariableSpec, plan_arrays
+from .store import HistoryStore, RecordPlan, VariableSpec, plan_arrays
 from .store.chunks import merge
 from .system import call_with
 
@@ -32,7 +32,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         chunks: dict | None = None, backend: str = "numpy", device: str | None = None, segment: int | None = None,
         stop=None, options: dict | None = None, resume: bool = False, overwrite: bool = False, client=None,
         progress: bool | None = None, torch_threads: int | None = None,
-        storage_options: dict | None = None, kernel: str = "auto", _schedule=None) -> xr.Dataset:
+        storage_options: dict | None = None, kernel: str = "auto", reporters: list | None = None,
+        schedule=None) -> xr.Dataset:
     """Advance ``system`` by ``steps`` updates of ``operator`` and stream the history to ``store``.
 
     Parameters
@@ -52,8 +53,9 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     backend, device : "numpy", or "torch" with device "cpu" / "cuda" / ...
     segment : steps per segment (one task per chunk, one write, one checkpoint); default
         chosen to bound memory, a multiple of every record interval.
-    stop : a rule or list of rules from :mod:`eqflow.stop` (converged, equilibrated, cycled).
-        Every member's outcome is recorded in ``stop_reason``, ``stopped_at``, ``equilibrated_at``.
+    stop : a rule or list of rules: :mod:`eqflow.stop`'s (converged, equilibrated, cycled) or any
+        object of its protocol. Every member's outcome is recorded in ``stop_reason``,
+        ``stopped_at``, ``equilibrated_at``.
     options : the operator's options (see the schema's ``operators.<name>.options``), e.g.
         ``{"history": 8}`` for SCF's DIIS.
     resume : continue an interrupted store to its target step; the history equals an uninterrupted run.
@@ -68,22 +70,34 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     kernel : "auto" (the operator's first fast variant available for this backend, else its
         reference update), "reference", or the name of a variant (e.g. "numba"); every variant
         gives the reference's history bit for bit. Recorded as the store's ``eqflow_kernel``.
+    reporters : objects called at segment boundaries with the segment's records
+        (:mod:`eqflow.reporting`: ``report(segment)``, optional ``next_report(step)``, ``reads``,
+        ``begin``/``end``, ``layout``). Not part of the run's identity: a resume may pass others.
+    schedule : inputs that change between segments, e.g. :func:`eqflow.anneal`'s
+        :class:`eqflow.schedule.Schedule`: a reporter (its ``next_report`` ends the segments where
+        the inputs change) with ``inputs(start, given)`` -> the chunk's inputs for the segment
+        that starts at step ``start`` (``given``: {name: NumPy array} of the chunk, a copy) and
+        ``text()`` -> JSON, recorded as the store's ``eqflow_schedule`` (a resume must match).
 
     Returns the history as :func:`eqflow.open` gives it.
     """
     dataset.validate(system)
-    sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
-    checked = check_run_inputs(system, sys_, operator, steps=steps, record=record, chunks=chunks, backend=backend,
+    contract = registry.get(system.attrs[dataset.KIND_ATTR])
+    checked = check_run_inputs(system, contract, operator, steps=steps, record=record, chunks=chunks, backend=backend,
                                device=device, segment=segment, options=options, torch_threads=torch_threads,
                                client=client, kernel=kernel)
     problems = checked.problems
-    rules = _check_rules(stop, sys_, checked, problems)
+    rules = _check_rules(stop, contract, operator, problems)
+    given_reporters = reporting.check_reporters(reporters, checked.record or {}, problems)
+    if schedule is not None and not all(callable(getattr(schedule, m, None)) for m in ("inputs", "text")):
+        problems.append(f"schedule: expected an object with inputs(start, given) and text() (e.g. what eq.anneal "
+                        f"makes), got {schedule!r}")
     path = _location(store, storage_options, client, problems)
     flags_ok = _check_flags(resume=resume, overwrite=overwrite, progress=progress, problems=problems)
     if flags_ok and resume and overwrite:
         problems.append("resume, overwrite: expected at most one of them to be True, got both")
     if problems:
-        raise SchemaError(problems, kind=sys_.kind)
+        raise SchemaError(problems, kind=contract.kind)
     resume, overwrite, steps = bool(resume), bool(overwrite), int(steps)
     store_exists, unfinished = _existing(path)
     if store_exists and not unfinished:
@@ -93,30 +107,31 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     elif resume and not unfinished:
         raise StoreError(f"store {path.name!r}: resume=True needs an existing store, got a location where "
                          f"nothing exists")
+    history = HistoryStore(path)
     if store_exists and (overwrite or unfinished):
-        HistoryStore(path).check_replaceable()
+        history.check_replaceable()
     resume = resume and not unfinished  # a layout that was never finished is laid out anew
     start = int(system.attrs.get(dataset.STEP_ATTR, 0))
     plan = RecordPlan(checked.record, start, start + steps)
-    dims = sys_.schema.ensemble_dims(system)
-    # a block larger than its dim is the whole dim
-    job = _Job(system, sys_, operator, plan, dims,
-               {d: min(int((chunks or {}).get(d, system.sizes[d])), system.sizes[d]) for d in dims},
-               Backend(backend, device), path, client, torch_threads, rules, checked.options, lease.new_token(),
-               kernel=checked.kernel, schedule=_schedule)
+    dims = contract.schema.ensemble_dims(system)
+    # a block larger than its dim is the whole dim; a resumed run keeps the store's blocks
+    blocks = {d: min(int((chunks or {}).get(d, system.sizes[d])), system.sizes[d]) for d in dims}
+    if resume:
+        blocks.update(json.loads(history.attrs().get("eqflow_chunks", "{}")))
+    job = _Job(system, contract, operator, plan, dims, blocks, Backend(backend, device), path, history, client,
+               torch_threads, rules, checked.options, lease.new_token(), kernel=checked.kernel, schedule=schedule)
     job.given  # prepare once, here: an operator that cannot serve these inputs fails before anything is written
     if resume:
         state, found, done, slot, segment = _resume_point(job)
     else:
         segment = segment or _auto_segment(system, dims, plan, job)
-        state = job.initial_state()
-        attrs = provenance(system, sys_, operator, plan, job.chunks, job.engine, segment, rules, job.options,
-                           job.kernel)
+        rule_dims = {}
+        state = job.initial_state(rule_dims)
+        attrs = provenance(system, contract, operator, plan, job.chunks, job.engine, segment, rules, job.options,
+                           job.kernel, schedule=schedule)
         attrs[lease.WRITER_ATTR] = lease.writer(job.token)
-        layout = dict(records=record_specs(job, state), checkpoint=_checkpoint_specs(job, state))
-        if _schedule is not None:
-            attrs["eqflow_schedule"] = _schedule.text()
-            layout.update(_schedule_layout(job))
+        layout = dict(records=record_specs(job, state), checkpoint=_checkpoint_specs(job, state, rule_dims),
+                      **_reporter_layout(job, given_reporters))
         records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
         job.history.create(plan_arrays(system, plan, dims, job.chunks, records_per_chunk, **layout), attrs,
                            replace=store_exists)
@@ -125,7 +140,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         state = job.initial_state() if state is None else state
         found = outcomes.new(tuple(system.sizes[d] for d in dims))
     try:
-        found = _advance(job, state, found, done, slot, segment, progress)
+        found = _advance(job, state, found, done, slot, segment, given_reporters, progress)
     finally:
         zarr_store.settle()  # a replaced store, deleted while the run went on, is gone
     # just written: no listing of every chunk, and the outcomes as this run holds them
@@ -137,54 +152,68 @@ class _Job:
     """What stays fixed during one call of :func:`run`."""
 
     system: xr.Dataset
-    sys_: object
+    contract: object  # the kind's eqflow.System: schema, operators, observables
     operator: str
     plan: RecordPlan
     dims: list
     chunks: dict
     engine: Backend
     path: Location
+    history: HistoryStore  # the store this run writes (one object: it carries the commit chain)
     client: object
     torch_threads: int | None
     rules: tuple
     options: dict
     token: str = ""  # this run's writer token (eqflow.lease)
     kernel: str = "reference"  # the operator variant that runs (eqflow.system.Kernel)
-    schedule: object = None  # an eqflow.schedule.Schedule: the parameter's value per stage
-
-    @cached_property
-    def history(self) -> HistoryStore:
-        """The store this run writes (one object: it carries the commit chain from segment to segment)."""
-        return HistoryStore(self.path)
+    schedule: object = None  # inputs that change between segments (eq.anneal's eqflow.schedule.Schedule)
 
     @cached_property
     def inputs(self) -> RunInputs:
         """Parameters, constants, attributes and stream ids, converted once per run (not per segment)."""
-        return RunInputs.of(self.system, self.sys_.schema, self.options)
+        return RunInputs.of(self.system, self.contract.schema, self.options)
 
     @cached_property
     def given(self) -> dict:
         """Every input by name for the whole ensemble, with ``sizes``, ``backend`` and what ``prepare`` derives."""
         given = {**self.inputs.flat(), "sizes": _site_sizes(self), "backend": self.engine.name}
-        op = self.sys_.operators[self.operator]
+        op = self.contract.operators[self.operator]
         if op.prepare is not None:
             given.update(call_with(op.prepare, given))
         return given
 
-    def initial_state(self) -> dict:
-        """Physical state, the operator's owned state (its ``init``) and the stop rules' state."""
-        schema = self.sys_.schema
+    def initial_state(self, rule_dims: dict | None = None) -> dict:
+        """Physical state, the operator's owned state (its ``init``) and the stop rules' state
+        (their own dims by name into ``rule_dims``, when given)."""
+        schema = self.contract.schema
         state = {v: self.system[v].values for v in schema.variables}
-        op = self.sys_.operators[self.operator]
+        op = self.contract.operators[self.operator]
         if op.init is not None:
             owned = call_with(op.init, {**self.given, **state})
             _check_owned(self, owned, state)
             state.update(owned)
-        for rule in self.rules:
-            if isinstance(rule, stop_rules.Cycled):
-                value = state[rule.var] if rule.var in state else _observe_full(self, rule.var, state)
-                state[rule.buffer_name] = rule.new_buffer(np.asarray(value), len(self.dims))
+        for rule in stop_rules.in_task(self.rules):
+            if callable(getattr(rule, "initial_state", None)):
+                for name, (own, value) in self.rule_state(rule, state).items():
+                    state[name] = np.asarray(value)
+                    if rule_dims is not None:
+                        rule_dims[name] = tuple(own)
         return state
+
+    def rule_state(self, rule, state: dict) -> dict:
+        """{name: (own dims, array)} a task rule keeps, from its variable's value at the first step."""
+        var = rule.var
+        diagnostics = self.contract.schema.operators[self.operator].diagnostics
+        value = None if var in diagnostics else state[var] if var in state else _observe_full(self, var, state)
+        made = stop_rules.initial_state(rule, value if value is None else np.asarray(value), len(self.dims))
+        clash = sorted(set(made) & (set(state) | set(self.contract.schema.variables)))
+        if clash:
+            raise ValueError(f"stop rule {rule!r}: its state {clash} has the name of a state array; name it otherwise")
+        return made
+
+    def info(self, position: int) -> reporting.RunInfo:
+        return reporting.RunInfo(self.system, self.contract, self.operator, tuple(self.dims), self.plan, self.history,
+                                 position, self.token)
 
 
 def _check_flags(problems: list, **flags) -> bool:
@@ -199,7 +228,7 @@ def _check_flags(problems: list, **flags) -> bool:
 
 
 def _check_owned(job: _Job, owned: dict, state: dict) -> None:
-    declared = job.sys_.schema.operators[job.operator].state
+    declared = job.contract.schema.operators[job.operator].state
     shape = tuple(job.system.sizes[d] for d in job.dims)
     problems = [f"{job.operator}.init: returned {sorted(owned)}, the schema declares {sorted(declared)}"] \
         if set(owned) != set(declared) else []
@@ -215,7 +244,7 @@ def _check_owned(job: _Job, owned: dict, state: dict) -> None:
 
 
 def _observe_full(job: _Job, var: str, state: dict):
-    return call_with(job.sys_.observables[var], {**job.given, **state, "step": job.plan.first})
+    return call_with(job.contract.observables[var], {**job.given, **state, "step": job.plan.first})
 
 
 def _site_sizes(job: _Job) -> dict:
@@ -223,9 +252,9 @@ def _site_sizes(job: _Job) -> dict:
     return {d: job.system.sizes[d] for d in job.system.dims if d not in job.dims}
 
 
-def _checkpoint_specs(job: _Job, state: dict) -> dict:
+def _checkpoint_specs(job: _Job, state: dict, rule_dims: dict) -> dict:
     """{name: VariableSpec} of everything the checkpoint holds."""
-    schema, n = job.sys_.schema, len(job.dims)
+    schema, n = job.contract.schema, len(job.dims)
     owned = schema.operators[job.operator].state
     specs = {}
     for name, value in state.items():
@@ -236,55 +265,69 @@ def _checkpoint_specs(job: _Job, state: dict) -> dict:
         elif name in owned:
             own, attrs = owned[name].dims, {"units": owned[name].units} if owned[name].units else {}
         else:  # a stop rule's state
-            own, attrs = ("cycle_lag", f"{name}_values"), {}
+            own, attrs = rule_dims[name], {}
         specs[name] = VariableSpec(own, value.shape[n:], value.dtype, attrs)
     return specs
 
 
-def _advance(job: _Job, state, found, done, slot, segment, progress) -> dict:
-    """The segment loop: run, evaluate client-side stop rules, checkpoint, then mark (last).
-    Returns the outcomes as the store now holds them."""
+def _advance(job: _Job, state, found, done, slot, segment, reporters: list, progress) -> dict:
+    """The segment loop: run, call the reporters (client-side stop rules first), checkpoint, then
+    mark (last). Returns the outcomes as the store now holds them."""
     plan = job.plan
-    checks = [r for r in job.rules if isinstance(r, stop_rules.Equilibrated)]
-    monitors = [stop_rules.Monitor(r, job.dims) for r in checks]  # linear-time screens, then the exhaustive test
     position = plan.first if done is None else done
-    chunks = math.prod(-(-job.system.sizes[d] // job.chunks[d]) for d in job.dims)
-    bar = Progress(position, plan.last, progress, f"{job.sys_.kind} {job.operator}", key=job.token, chunks=chunks)
-    log.info("%s %s: steps %d -> %d into %s (%s; chunks %s)", job.sys_.kind, job.operator, position, plan.last,
+    run = job.info(position)
+    called = [rule.reporter(run) for rule in job.rules if getattr(rule, "where", "task") == "client"]
+    called += ([job.schedule] if job.schedule is not None else []) + list(reporters)
+    called.append(reporting.ProgressBar(progress, reporting.chunk_count(job.system, job.dims, job.chunks)))
+    for reporter in called:
+        reporting.call(reporter, "begin", run)
+    log.info("%s %s: steps %d -> %d into %s (%s; chunks %s)", job.contract.kind, job.operator, position, plan.last,
              job.path.short_name, "resumed" if done is not None else "new", job.chunks)
-    while done is None or done < plan.last:
-        end = min([position + segment - position % segment, plan.last]
-                  + [position + r.check_every - position % r.check_every for r in checks]
-                  + ([job.schedule.next_boundary(position)] if job.schedule is not None else []))
-        slot = 1 - slot
-        job.history.require_present()
-        lease.check_owner(job.path, job.history.attrs(), job.token)  # nobody took the store over
-        state, found, written = _run_segment(job, state, found, position, end, done is None, slot)
-        for rule, monitor in zip(checks, monitors):
-            if end % rule.check_every == 0:
-                steps, values = monitor.records(job.history, rule.var, plan, end)  # only the new rows
-                monitor.evaluate(found, values, steps, end)
-        if job.schedule is not None and job.schedule.equilibrium and (end - plan.first) % job.schedule.stage_steps == 0:
-            merge(written, _stage_equilibrium(job, end))  # before the marker: a resume writes the same values again
-        running = found["stop_reason"] == outcomes.RUNNING
-        finished = end == plan.last or not running.any()
-        if finished:
-            end = end if running.any() else int(found["stopped_at"].max())  # the last member's stop
-            outcomes.finish(found, end)
-        merge(written, _write_outcomes(job, found, slot, end))
-        marker = {zarr_store.STATUS: "running"}
-        if finished:
-            marker.update({zarr_store.STATUS: "complete", "eqflow_finished": now(), lease.WRITER_ATTR: ""})
-        job.history.commit(written, steps_done=end, slot=slot, token=job.token, **marker)
-        if finished and end < plan.last:
-            job.history.trim(plan, end)
-        _log_outcomes(found, end, finished)
-        done = position = end
-        bar.update(done)
-        if finished:
-            break
-    bar.close()
+    try:
+        while done is None or done < plan.last:
+            asked = [reporting.next_step(r, position) for r in called]
+            end = min([position + segment - position % segment, plan.last] + [a for a in asked if a is not None])
+            slot = 1 - slot
+            job.history.require_present()
+            lease.check_owner(job.path, job.history.attrs(), job.token)  # nobody took the store over
+            state, found, written = _run_segment(job, state, found, position, end, done is None, slot)
+            report = reporting.Segment(run, position, end, found)
+            for reporter, step in zip(called, asked):
+                if step is None or step == end:  # before the marker: a resume writes the same values again
+                    reporter.report(report)
+            merge(written, report.written)
+            running = found["stop_reason"] == outcomes.RUNNING
+            finished = end == plan.last or not running.any()
+            if finished:
+                end = end if running.any() else int(found["stopped_at"].max())  # the last member's stop
+                outcomes.finish(found, end)
+            merge(written, _write_outcomes(job, found, slot, end))
+            marker = {zarr_store.STATUS: "running"}
+            if finished:
+                marker.update({zarr_store.STATUS: "complete", "eqflow_finished": now(), lease.WRITER_ATTR: ""})
+            job.history.commit(written, steps_done=end, slot=slot, token=job.token, **marker)
+            if finished and end < plan.last:
+                job.history.trim(plan, end)
+            _log_outcomes(found, end, finished)
+            done = position = end
+            if finished:
+                break
+    finally:
+        for reporter in called:
+            reporting.call(reporter, "end", run)
     return found
+
+
+def _reporter_layout(job: _Job, reporters: list) -> dict:
+    """The arrays that the schedule and the reporters add to a new store, and their step coordinates."""
+    extra, along = {}, {}
+    run = job.info(job.plan.first)
+    for reporter in ([job.schedule] if job.schedule is not None else []) + list(reporters):
+        made = reporter.layout(run) if callable(getattr(reporter, "layout", None)) else {}
+        extra.update(made.get("extra", {}))
+        for dim, names in made.get("step_coordinates", {}).items():
+            along.setdefault(dim, []).extend(names)
+    return {"extra": extra, "step_coordinates": along} if extra or along else {}
 
 
 def _write_outcomes(job: _Job, found: dict, slot: int, end: int) -> dict:
@@ -295,51 +338,6 @@ def _write_outcomes(job: _Job, found: dict, slot: int, end: int) -> dict:
     except OSError as exc:
         raise StoreError(f"store {job.path.name!r}: writing the outcomes at step {end} failed ({exc}); the store "
                          f"is consistent up to its last complete segment: fix the cause and resume=True") from None
-
-
-def _schedule_layout(job: _Job) -> dict:
-    """An anneal's extra arrays: stage and parameter value per record, the stages, and the
-    per-stage equilibrium start (-1 until the stage ends)."""
-    plan, schedule, name = job.plan, job.schedule, job.schedule.parameter
-    units = job.system[name].attrs.get("units", "1")
-    arrays, along = {}, {}
-    for dim in sorted({plan.dim(v) for v in plan.every}):
-        var = next(v for v in plan.every if plan.dim(v) == dim)
-        steps, suffix = plan.steps(var), dim[len("step"):]
-        stage = schedule.stage_of(steps)
-        arrays[f"step_stage{suffix}"] = ArraySpec((dim,), steps.shape, steps.shape, np.dtype(np.int64), 0,
-                                         {"units": "1", "long_name": "stage of the schedule"}, stage)
-        arrays[f"{name}_schedule{suffix}"] = ArraySpec((dim,), steps.shape, steps.shape, np.dtype(np.float64), 0,
-                                              {"units": units, "long_name": f"{name} during the step"},
-                                              np.asarray(schedule.values)[stage])
-        along[dim] = [f"step_stage{suffix}", f"{name}_schedule{suffix}"]
-    n = len(schedule.values)
-    arrays["stage"] = ArraySpec(("stage",), (n,), (n,), np.dtype(np.int64), 0, {"units": "1"}, np.arange(n))
-    arrays[f"{name}_stage"] = ArraySpec(("stage",), (n,), (n,), np.dtype(np.float64), 0,
-                               {"units": units, "long_name": f"{name} of each stage"}, np.asarray(schedule.values))
-    lead = tuple(job.system.sizes[d] for d in job.dims)
-    arrays["stage_equilibrated_at"] = ArraySpec(("stage", *job.dims), (n, *lead), (1, *lead), np.dtype(np.int64), -1,
-                                       {"units": "1", "long_name": f"first step of the equilibrium window of "
-                                        f"{schedule.equilibrium} in each stage (-1: not detected yet)",
-                                        "coordinates": f"{name}_stage"})
-    return {"extra": arrays, "step_coordinates": along}
-
-
-def _stage_equilibrium(job: _Job, end: int) -> dict:
-    """Detect the equilibrium window of the stage that ends at ``end`` (per member) and write its start."""
-    from .diagnostics import detect_equilibration
-
-    schedule, var = job.schedule, job.schedule.equilibrium
-    stage = (end - job.plan.first) // schedule.stage_steps - 1
-    steps, values = job.history.records(var, job.plan, end)
-    inside = (steps > end - schedule.stage_steps) & (steps <= end)
-    lead = tuple(job.system.sizes[d] for d in job.dims)
-    found = np.full(lead, -1, dtype=np.int64)
-    if inside.sum() >= 3:
-        series = xr.DataArray(np.asarray(values[inside], dtype=np.float64), dims=("step", *job.dims))
-        t0 = detect_equilibration(series.fillna(0.0), method="binary").t0.values
-        found = steps[inside][t0]
-    return job.history.write([("stage_equilibrated_at", (stage,), found)])
 
 
 def _log_outcomes(found: dict, step: int, finished: bool) -> None:
@@ -369,15 +367,14 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
     labels = system[dims[0]].values
     sizes = {d: system.sizes[d] for d in system.dims if d not in dims}
     regions = list(itertools.product(*(_blocks(system.sizes[d], job.chunks[d]) for d in dims)))
-    in_task = tuple(r for r in job.rules if not isinstance(r, stop_rules.Equilibrated))
+    in_task = stop_rules.in_task(job.rules)
     tasks = []
     for index, region in enumerate(regions):
         given = inputs.region(region)
-        if job.schedule is not None:  # this stage's value of the scheduled parameter
-            given[job.schedule.parameter] = np.full_like(given[job.schedule.parameter],
-                                                         job.schedule.value_during(start))
+        if job.schedule is not None:  # e.g. this stage's value of an anneal's parameter
+            given = job.schedule.inputs(start, given)
         task = ChunkTask(
-            kind=job.sys_.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
+            kind=job.contract.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
             inputs=given, sizes=sizes, member_labels=labels[region[0]],
             point_ids=inputs.point_ids[region[1:]], seed=int(system.attrs[dataset.SEED_ATTR]), start=start, stop=stop,
             record_start=record_start, plan=job.plan, store=job.path, region=region, slot=slot,
@@ -385,7 +382,7 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
             torch_threads=job.torch_threads, progress_key=job.token, kernel=job.kernel,
             alone=len(regions) == 1 and _local_scheduler(job.client))
         # the dashboard and the logs say which run, steps and chunk a task is
-        name = f"eqflow-{job.sys_.kind}-{job.operator}-steps-{start}-{stop}-chunk-{index}-{job.token}"
+        name = f"eqflow-{job.contract.kind}-{job.operator}-steps-{start}-{stop}-chunk-{index}-{job.token}"
         # the task as one opaque literal: dask would otherwise walk every field and array of it
         # looking for dask collections (about 0.3 ms a task)
         given_task = dask.delayed(task, name=f"{name}-input", traverse=False)
@@ -417,12 +414,7 @@ def _resume_point(job: _Job):
     attrs = job.history.attrs()
     if "eqflow_kind" in attrs:
         zarr_store.check_format(path, attrs)
-    expected = {"eqflow_kind": job.sys_.kind, "eqflow_operator": job.operator,
-                "eqflow_seed": int(system.attrs[dataset.SEED_ATTR]),
-                "eqflow_record": json.dumps(plan.every, sort_keys=True),
-                "eqflow_step_start": plan.first, "eqflow_step_end": plan.last, "eqflow_stop": rules_text(job.rules),
-                "eqflow_options": json.dumps(job.options, sort_keys=True),
-                "eqflow_schedule": job.schedule.text() if job.schedule is not None else None}
+    expected = run_identity(system, job.contract, job.operator, plan, job.rules, job.options, job.schedule)
     wrong = [f"{k}: the store has {attrs.get(k)!r}, this call asks for {v!r}"
              for k, v in expected.items() if attrs.get(k) != v]
     differ = digest_mismatch(attrs.get("eqflow_system_digest"), system)
@@ -440,7 +432,6 @@ def _resume_point(job: _Job):
     state, done = job.history.checkpoint(names, everything=True)
     found = job.history.outcomes() if done is not None else None
     job.history.mark(**{lease.WRITER_ATTR: lease.writer(job.token), KERNEL_ATTR: used})  # this run writes it now
-    job.chunks.update(json.loads(attrs["eqflow_chunks"]))
     segment = int(attrs["eqflow_segment"])
     if done is None:
         return None, None, None, 1, segment
@@ -491,23 +482,14 @@ def _existing(loc: Location) -> tuple[bool, bool]:
                   and lease.holder(attrs) is None)
 
 
-def _check_rules(stop, sys_, checked, problems) -> tuple:
+def _check_rules(stop, contract, operator: str, problems: list) -> tuple:
+    """``stop`` as a tuple of rules; what each rule finds wrong with its variable joins ``problems``."""
     try:
         rules = stop_rules.as_rules(stop)
     except TypeError as exc:
         problems.append(str(exc))
         return ()
     for rule in rules:
-        if isinstance(rule, stop_rules.Cycled):
-            allowed = [*sys_.observables, *sys_.schema.variables]
-            what = "an observable or state variable"
-        else:
-            allowed, what = list(sys_.observables), "an observable"
-        if rule.var not in allowed:
-            problems.append(f"stop rule variable: expected {what} among {sorted(allowed)}, got {rule.var!r}")
-        elif not isinstance(rule, stop_rules.Cycled) and sys_.schema.observables[rule.var].dims:
-            dims = list(sys_.schema.observables[rule.var].dims)
-            problems.append(f"stop rule variable: {rule.var!r} has dims {dims}; expected a scalar observable "
-                            f"(one value per member)")
+        check = getattr(rule, "validate", None)
+        problems += check(contract, operator) if callable(check) else stop_rules.check_var(rule, contract, operator)
     return rules
-

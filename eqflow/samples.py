@@ -55,8 +55,8 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
     [[-2.0, -2.0], [-2.0, -2.0], [-2.0, -2.0]]
     """
     dataset.validate(system)
-    sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
-    schema = sys_.schema
+    contract = registry.get(system.attrs[dataset.KIND_ATTR])
+    schema = contract.schema
     problems = []
     states = _check_states(system, schema, states, problems)
     if not isinstance(source, str) or not source:
@@ -68,7 +68,7 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
     if records_per_chunk is not None and (not dataset.is_int(records_per_chunk) or records_per_chunk < 1):
         problems.append(f"records_per_chunk: expected a positive integer, got {records_per_chunk!r}")
     if problems:
-        raise SchemaError(problems, kind=sys_.kind)
+        raise SchemaError(problems, kind=contract.kind)
     n = next(iter(states.values())).shape[0]
     exists = path.exists()
     if exists and not overwrite:
@@ -82,7 +82,7 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
     observed = {name: np.stack([np.asarray(call_with(fn, {**given, **{k: v[i] for k, v in states.items()},
                                                           "step": i}))
                                 for i in range(n)])
-                for name, fn in sys_.observables.items()}
+                for name, fn in contract.observables.items()}
     plan = RecordPlan({k: 1 for k in (*states, *observed)}, 0, n - 1)
     records = {}
     for name, value in states.items():
@@ -95,7 +95,7 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
     per_record = sum(v[0].nbytes for v in (*states.values(), *observed.values()))
     block = records_per_chunk or max(1, min(n, (8 * 2**20) // max(per_record, 1)))
     chunks = {d: system.sizes[d] for d in dims}
-    attrs = provenance(system, sys_, source, plan, chunks, Backend("numpy"), block, (), {})
+    attrs = provenance(system, contract, source, plan, chunks, Backend("numpy"), block, (), {})
     attrs.update({SAMPLES_ATTR: "independent", lease.WRITER_ATTR: ""})
     checkpoint = {k: records[k] for k in states}
     history = HistoryStore(path)

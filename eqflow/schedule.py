@@ -23,6 +23,10 @@ from .errors import SchemaError
 
 @dataclass(frozen=True)
 class Schedule:
+    """An anneal's schedule, as ``eq.run(schedule=...)`` takes it: the inputs per segment, and a
+    reporter (:mod:`eqflow.reporting`) that ends segments at stage boundaries, lays out the
+    stage arrays and writes each stage's equilibrium start when the stage ends."""
+
     parameter: str
     values: tuple
     stage_steps: int
@@ -33,6 +37,10 @@ class Schedule:
     def last(self) -> int:
         return self.first + self.stage_steps * len(self.values)
 
+    @property
+    def reads(self) -> tuple:
+        return (self.equilibrium,) if self.equilibrium else ()
+
     def stage_of(self, steps) -> np.ndarray:
         """The stage each record belongs to (the state after step s comes from stage (s - first - 1) // S)."""
         stage = (np.asarray(steps, dtype=np.int64) - self.first - 1) // self.stage_steps
@@ -41,13 +49,67 @@ class Schedule:
     def next_boundary(self, position: int) -> int:
         return self.first + ((position - self.first) // self.stage_steps + 1) * self.stage_steps
 
+    def next_report(self, position: int) -> int:
+        return self.next_boundary(position)
+
     def value_during(self, start: int) -> float:
         """The parameter's value for the steps of the segment that starts at ``start``."""
         return float(self.values[(start - self.first) // self.stage_steps])
 
+    def inputs(self, start: int, given: dict) -> dict:
+        """A chunk's inputs for the segment that starts at ``start``: this stage's value of the parameter."""
+        return {**given, self.parameter: np.full_like(given[self.parameter], self.value_during(start))}
+
     def text(self) -> str:
         return json.dumps({"parameter": self.parameter, "values": list(self.values), "stage_steps": self.stage_steps,
                            "equilibrium": self.equilibrium})
+
+    def layout(self, run) -> dict:
+        """The store's extra arrays: stage and parameter value per record, the stages, and the
+        per-stage equilibrium start (-1 until the stage ends)."""
+        from .store import ArraySpec
+
+        plan, name = run.plan, self.parameter
+        units = run.system[name].attrs.get("units", "1")
+        arrays, along = {}, {}
+        for dim in sorted({plan.dim(v) for v in plan.every}):
+            var = next(v for v in plan.every if plan.dim(v) == dim)
+            steps, suffix = plan.steps(var), dim[len("step"):]
+            stage = self.stage_of(steps)
+            arrays[f"step_stage{suffix}"] = ArraySpec((dim,), steps.shape, steps.shape, np.dtype(np.int64), 0,
+                                                      {"units": "1", "long_name": "stage of the schedule"}, stage)
+            arrays[f"{name}_schedule{suffix}"] = ArraySpec((dim,), steps.shape, steps.shape, np.dtype(np.float64), 0,
+                                                           {"units": units, "long_name": f"{name} during the step"},
+                                                           np.asarray(self.values)[stage])
+            along[dim] = [f"step_stage{suffix}", f"{name}_schedule{suffix}"]
+        n = len(self.values)
+        arrays["stage"] = ArraySpec(("stage",), (n,), (n,), np.dtype(np.int64), 0, {"units": "1"}, np.arange(n))
+        arrays[f"{name}_stage"] = ArraySpec(("stage",), (n,), (n,), np.dtype(np.float64), 0,
+                                            {"units": units, "long_name": f"{name} of each stage"},
+                                            np.asarray(self.values))
+        lead = run.ensemble_shape
+        arrays["stage_equilibrated_at"] = ArraySpec(("stage", *run.dims), (n, *lead), (1, *lead), np.dtype(np.int64),
+                                                    -1, {"units": "1", "long_name": f"first step of the equilibrium "
+                                                         f"window of {self.equilibrium} in each stage (-1: not "
+                                                         f"detected yet)", "coordinates": f"{name}_stage"})
+        return {"extra": arrays, "step_coordinates": along}
+
+    def report(self, segment) -> None:
+        """At the end of a stage: detect its equilibrium window (per member) and write its start."""
+        from .diagnostics import detect_equilibration
+
+        if not self.equilibrium:
+            return
+        end = segment.end
+        stage = (end - self.first) // self.stage_steps - 1
+        steps, values = segment.records(self.equilibrium, since=end - self.stage_steps)  # this stage's
+        inside = (steps > end - self.stage_steps) & (steps <= end)
+        found = np.full(segment.run.ensemble_shape, -1, dtype=np.int64)
+        if inside.sum() >= 3:
+            series = xr.DataArray(np.asarray(values[inside], dtype=np.float64), dims=("step", *segment.run.dims))
+            t0 = detect_equilibration(series.fillna(0.0), method="binary").t0.values
+            found = steps[inside][t0]
+        segment.write("stage_equilibrated_at", (stage,), found)
 
 
 def values_of(spec, name: str, problems: list) -> list:
@@ -103,32 +165,32 @@ def anneal(system: xr.Dataset, operator: str, *, schedule: dict, stage_steps: in
     from .runner import run
 
     dataset.validate(system)
-    sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
+    contract = registry.get(system.attrs[dataset.KIND_ATTR])
     problems = [f"{k}: not taken by eq.anneal (the schedule fixes the steps; stop rules would end stages early)"
                 for k in ("steps", "stop") if k in run_kwargs]
     if not isinstance(schedule, dict) or len(schedule) != 1:
         problems.append(f"schedule: expected one {{parameter: values}}, got {schedule!r}")
-        raise SchemaError(problems, kind=sys_.kind)
+        raise SchemaError(problems, kind=contract.kind)
     (name, spec), = schedule.items()
-    if name not in sys_.schema.parameters:
-        problems.append(f"schedule: expected a parameter of {sys_.kind!r} among {sorted(sys_.schema.parameters)}, "
-                        f"got {name!r}")
+    if name not in contract.schema.parameters:
+        problems.append(f"schedule: expected a parameter of {contract.kind!r} among "
+                        f"{sorted(contract.schema.parameters)}, got {name!r}")
     elif name in system.dims:
         problems.append(f"schedule[{name!r}]: the system sweeps {name!r} (a dim of size {system.sizes[name]}); "
                         f"expected a scalar parameter to schedule")
     values = values_of(spec, name, problems)
-    if name in sys_.schema.parameters:
-        problems += _bounds(sys_.schema.parameters[name], name, values)
+    if name in contract.schema.parameters:
+        problems += _bounds(contract.schema.parameters[name], name, values)
     if isinstance(stage_steps, bool) or not isinstance(stage_steps, (int, np.integer)) or stage_steps < 1:
         problems.append(f"stage_steps: expected a positive integer, got {stage_steps!r}")
-    equilibrium = _equilibrium(sys_, equilibrium, problems)
+    equilibrium = _equilibrium(contract, equilibrium, problems)
     if problems:
-        raise SchemaError(problems, kind=sys_.kind)
-    units = system[name].attrs.get("units", sys_.schema.parameters[name].units)
+        raise SchemaError(problems, kind=contract.kind)
+    units = system[name].attrs.get("units", contract.schema.parameters[name].units)
     system = system.assign_coords({name: ((), float(values[0]), {**system[name].attrs, "units": units})})
     first = int(system.attrs.get(dataset.STEP_ATTR, 0))
     plan = Schedule(name, tuple(float(v) for v in values), int(stage_steps), first, equilibrium)
-    return run(system, operator, steps=plan.stage_steps * len(values), store=store, _schedule=plan, **run_kwargs)
+    return run(system, operator, steps=plan.stage_steps * len(values), store=store, schedule=plan, **run_kwargs)
 
 
 def _bounds(spec, name: str, values: list) -> list:
@@ -138,8 +200,8 @@ def _bounds(spec, name: str, values: list) -> list:
     return problems
 
 
-def _equilibrium(sys_, equilibrium, problems: list):
-    scalars = [k for k, o in sys_.schema.observables.items() if not o.dims]
+def _equilibrium(contract, equilibrium, problems: list):
+    scalars = [k for k, o in contract.schema.observables.items() if not o.dims]
     if equilibrium == "auto":
         return scalars[0] if scalars else None
     if equilibrium is not None and equilibrium not in scalars:

@@ -141,7 +141,7 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
         state.update(new)
         inputs["step"] = step + 1
         if checks:
-            running = _check_stops(task, state, found, recorder, watched, step + 1, backend)
+            running = _check_stops(task, state, diag, found, recorder, watched, step + 1, backend)
             everyone = bool(running.all())
         recorder.record(step + 1, state, diag)
         if not everyone and not running.any():
@@ -173,14 +173,19 @@ def _freeze(new, old, running: np.ndarray, backend: Backend):
     return namespace(new).where(keep, new, old)
 
 
-def _check_stops(task, state, found, recorder, watched, step, backend) -> np.ndarray:
+def _check_stops(task, state, diag, found, recorder, watched, step, backend) -> np.ndarray:
+    """The task's stop rules (:mod:`eqflow.stop`), in order, then divergence; each observable a rule
+    reads is evaluated once for the step and shared with the records."""
     for rule in task.rules:
-        value = state[rule.var] if rule.var in state else recorder.observe(rule.var, state)
-        if isinstance(rule, stop_rules.Cycled):
-            hit, state[rule.buffer_name] = rule.check(value, state[rule.buffer_name])
-            outcomes.mark(found, backend.to_numpy(hit), outcomes.CYCLED, step)
-        else:
-            outcomes.mark(found, rule.reached(backend.to_numpy(value)), outcomes.CONVERGED, step, step)
+        hit, changed = rule.check(recorder.value(rule.var, state, diag, step), state)
+        if changed:
+            taken = set(changed) & set(recorder.protected)
+            if taken:
+                raise ValueError(f"stop rule {rule!r}: check() returned {sorted(taken)}, which are the system's or "
+                                 f"the operator's state; a rule returns only its own arrays")
+            state.update(changed)
+        equilibrated_at = step if stop_rules.window_start(rule) else None
+        outcomes.mark(found, backend.to_numpy(hit), stop_rules.OUTCOMES[rule.outcome], step, equilibrated_at)
     for var in watched:
         xp = namespace(state[var])
         if bool(xp.isfinite(xp.sum(state[var]))):  # one reduction: no NaN/inf (an overflowing sum checks each member)
@@ -192,31 +197,53 @@ def _check_stops(task, state, found, recorder, watched, step, backend) -> np.nda
 
 
 class _Recorder:
-    """Backend buffers for one segment's records of one chunk."""
+    """Backend buffers for one segment's records of one chunk, and the step's observations: each
+    observable is evaluated at most once per step, shared by the stop rules and the records."""
 
     def __init__(self, system, spec, task: ChunkTask, backend: Backend, state: dict, inputs: dict):
         self.system, self.spec, self.task, self.backend, self.inputs = system, spec, task, backend, inputs
+        self.protected = (*system.schema.variables, *spec.state)  # what a stop rule may not overwrite
         first = task.start if task.record_start else task.start + 1
         self.every, self.bound, self.last_step = task.plan.every, {}, None
+        self.seen, self.seen_step = {}, None  # this step's observations
         self.offset = {v: task.plan.index(v, first) for v in self.every}
         self.first_index = {v: -(-first // k) for v, k in self.every.items()}  # step // k of the first record
-        counts = {v: task.plan.index(v, task.stop + 1) - self.offset[v] for v in self.every}
+        self.counts = {v: task.plan.index(v, task.stop + 1) - self.offset[v] for v in self.every}
         ensemble = task.outcomes["stop_reason"].shape
         self.buffers, self.fill = {}, {}
-        for var, n in counts.items():
+        for var, n in self.counts.items():
             if var in spec.diagnostics:
                 d = spec.diagnostics[var]
                 shape, dtype = (*ensemble, *(task.sizes[x] for x in d.dims)), np.dtype(d.dtype)
                 self.fill[var] = backend.full(shape, np.nan if dtype.kind == "f" else -1, dtype)
-            else:
-                sample = state[var] if var in state else self.observe(var, state)
-                shape, dtype = tuple(sample.shape), dtype_of(sample)
-            self.buffers[var] = backend.empty((n, *shape), dtype)
+                self.buffers[var] = backend.empty((n, *shape), dtype)
+            # other buffers take the shape and dtype of their first value (no observation made for it)
 
-    def observe(self, var, state):
+    def observe(self, var, state, step: int | None = None):
+        """Observable ``var`` of ``state``; computed once for a given ``step``."""
+        if step is not None and step == self.seen_step and var in self.seen:
+            return self.seen[var]
         if var not in self.bound:
             self.bound[var] = bind(self.system.observables[var], {**state, **self.inputs})
-        return self.bound[var](state, self.inputs)
+        value = self.bound[var](state, self.inputs)
+        if step is not None:
+            if step != self.seen_step:
+                self.seen, self.seen_step = {}, step
+            self.seen[var] = value
+        return value
+
+    def value(self, var: str, state: dict, diagnostics: dict, step: int):
+        """What a stop rule reads: a state array, a diagnostic of this step, or an observable."""
+        if var in state:
+            return state[var]
+        if var in self.spec.diagnostics:
+            return diagnostics.get(var, self.fill.get(var))
+        return self.observe(var, state, step)
+
+    def _store(self, var: str, rows, value) -> None:
+        if var not in self.buffers:
+            self.buffers[var] = self.backend.empty((self.counts[var], *tuple(value.shape)), dtype_of(value))
+        self.buffers[var][rows] = value
 
     def record(self, step: int, state: dict, diagnostics: dict) -> None:
         self.last_step = step
@@ -226,8 +253,8 @@ class _Recorder:
             if var in self.fill:
                 value = diagnostics.get(var, self.fill[var])
             else:
-                value = state[var] if var in state else self.observe(var, state)
-            self.buffers[var][step // k - self.first_index[var]] = value
+                value = state[var] if var in state else self.observe(var, state, step)
+            self._store(var, step // k - self.first_index[var], value)
 
     def pad_to_end(self, state: dict) -> None:
         """Records up to the segment's end for a chunk whose members all stopped early: the frozen
@@ -243,9 +270,9 @@ class _Recorder:
                 continue
             if var in self.fill:
                 value = self.fill[var]
-            else:
-                value = state[var] if var in state else self.observe(var, state)
-            self.buffers[var][begin - self.first_index[var]:end - self.first_index[var]] = value
+            else:  # the frozen state: the observations of the last step recorded, if any
+                value = state[var] if var in state else self.observe(var, state, self.last_step)
+            self._store(var, slice(begin - self.first_index[var], end - self.first_index[var]), value)
         self.last_step = stop
 
     def regions(self, found: dict) -> list:
@@ -255,7 +282,7 @@ class _Recorder:
         its diagnostics there are fill values (NaN, or -1 for integers).
         """
         out = []
-        for var, buffer in self.buffers.items():
+        for var, buffer in self.buffers.items():  # a variable never recorded has no buffer: nothing to write
             k = self.every[var]
             n = max(0, self.last_step // k - self.first_index[var] + 1) if self.last_step is not None else 0
             if n == 0:

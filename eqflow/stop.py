@@ -6,30 +6,148 @@ or ``stop=eq.stop.cycled("action")``. Every member ends with a ``stop_reason`` (
 (``stopped_at``) and where its equilibrium window starts (``equilibrated_at``). A stopped member's state is frozen;
 a chunk whose members have all stopped does no more work; ``steps`` stays the hard limit.
 A state that becomes NaN or infinite stops that member as ``diverged``, with or without rules.
+
+The protocol
+------------
+A stop rule is any object with these attributes (subclassing :class:`Rule` gives the defaults):
+
+- ``name`` (str): the name the rule is recorded under (the store's ``eqflow_stop``, which a
+  resume must match) and, once :func:`register`-ed, the name a run file's ``[run] stop`` uses.
+- ``var`` (str): what it reads: an observable, a state variable, the operator's owned state or
+  one of the operator's diagnostics (``Operator`` ``diagnostics``: a value the update computes
+  anyway, so reading it costs nothing). Within a step each observable is evaluated at most once,
+  shared by every rule and the records.
+- ``outcome`` (str): the outcome of the members it stops, one of ``converged``,
+  ``equilibrated``, ``cycled`` (:mod:`eqflow.outcomes`); a converged or equilibrated member's
+  equilibrium window starts at the step it stopped at, unless the rule sets
+  ``window_at_stop = False``.
+- ``where``: ``"task"`` or ``"client"``.
+- ``arguments()`` -> dict: its JSON-able arguments (with ``name``, its identity for a resume).
+- ``validate(contract, operator)`` -> list of problems (optional): the default accepts any
+  variable named above; the built-ins narrow it (a scalar observable for converged).
+
+A ``"task"`` rule runs inside each dask task, after every step, on the backend's raw arrays of
+its chunk (NumPy or torch: use :func:`eqflow.backends.namespace`):
+
+- ``check(value, state)`` -> ``(hit, changed)``: ``value`` (*E, *own dims) is ``var`` after the
+  step, ``state`` the chunk's arrays by name (the system's state, the operator's owned state
+  and the rules' own arrays, below); ``hit`` is a boolean (*E) array of the members that stop
+  now (only running members are marked), ``changed`` {name: array} the rule's own arrays it
+  updated (empty if none).
+- ``initial_state(value, ensemble_ndim)`` -> {name: (own dims, NumPy array (*E, *own))}
+  (optional): the arrays the rule keeps from step to step, from ``var``'s value at the run's
+  first step (None for a diagnostic). They are checkpointed with the state at every segment,
+  so a killed and resumed run decides as an uninterrupted one; names must not clash with the
+  state's.
+
+A ``"client"`` rule runs on the client at segment boundaries, on the records already written:
+
+- ``reporter(run)`` -> a reporter (:mod:`eqflow.reporting`) whose ``report(segment)`` calls
+  ``segment.stop(...)``; its ``next_report`` ends segments where it wants to look. It keeps no
+  checkpointed state: it reads back what it needs from the store, whose records are final once
+  their segment is committed, so a resumed run decides as an uninterrupted one.
+
+Rules are registered by name (:func:`register`, or the ``eqflow.stop_rules`` entry-point
+group, ``name = "package.module:factory"``) so that a run file can name them:
+``stop = [{rule = "converged", var = "residual", tol = 1e-8}]``. A rule defined in a user's
+script works in ``eq.run`` without registration (it must pickle for a distributed cluster:
+define it at module level).
+
+>>> import eqflow as eq
+>>> class Below(eq.stop.Rule):
+...     name, outcome = "below", "converged"
+...     def __init__(self, var, level):
+...         self.var, self.level = var, level
+...     def arguments(self):
+...         return {"var": self.var, "level": self.level}
+...     def check(self, value, state):
+...         return value < self.level, {}
+>>> hist = eq.run(eq.create("ising", size=4, temperature=1.0, members=2, seed=1), "metropolis", steps=20,
+...               store=None, stop=Below("energy", -1.9), progress=False)
+>>> sorted(set(hist.stop_reason.values.ravel().tolist()))
+['converged']
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, is_dataclass
+from importlib.metadata import entry_points
 
 import numpy as np
 import xarray as xr
 
-from .outcomes import EQUILIBRATED, RUNNING, mark
+from .outcomes import CONVERGED, CYCLED, EQUILIBRATED, NAMES, RUNNING, mark
+
+ENTRY_POINT_GROUP = "eqflow.stop_rules"
+OUTCOMES = {NAMES[c]: c for c in (CONVERGED, EQUILIBRATED, CYCLED)}  # what a rule may stop a member as
+WHERE = ("task", "client")
+
+
+class Rule:
+    """Defaults of the stop-rule protocol (see the module docstring); subclassing it is optional."""
+
+    name: str = ""
+    var: str  # set by the rule (a dataclass field, or in __init__)
+    outcome: str = "converged"
+    where: str = "task"
+
+    def arguments(self) -> dict:
+        """JSON-able arguments: a dataclass's fields, else the instance's public attributes."""
+        if is_dataclass(self):
+            return asdict(self)
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def validate(self, contract, operator: str) -> list[str]:
+        return check_var(self, contract, operator)
+
+    # initial_state(value, ensemble_ndim) is left out: a rule without it keeps no arrays, and its
+    # variable is not evaluated at the start for it
+
+
+def check_var(rule, contract, operator: str, allowed: tuple = ("observable", "state", "owned", "diagnostic"),
+              scalar: bool = False) -> list[str]:
+    """Problems of ``rule.var`` for ``contract`` (the kind's :class:`eqflow.System`) and ``operator``:
+    it must be one of the ``allowed`` sorts of variable (and a scalar observable if ``scalar``)."""
+    spec = contract.schema.operators.get(operator)
+    sorts = {"observable": list(contract.observables), "state": list(contract.schema.variables),
+             "owned": list(spec.state) if spec is not None else [],
+             "diagnostic": list(spec.diagnostics) if spec is not None else []}
+    names = [n for sort in allowed for n in sorts[sort]]
+    words = {"observable": "an observable", "state": "state variable", "owned": "owned state",
+             "diagnostic": "diagnostic"}
+    what = " or ".join([words[a] for a in allowed][:1] + [words[a] for a in allowed][1:])
+    if rule.var not in names:
+        return [f"stop rule variable: expected {what} among {sorted(names)}, got {rule.var!r}"]
+    if scalar and contract.schema.observables[rule.var].dims:
+        dims = list(contract.schema.observables[rule.var].dims)
+        return [f"stop rule variable: {rule.var!r} has dims {dims}; expected a scalar observable "
+                f"(one value per member)"]
+    return []
 
 
 @dataclass(frozen=True)
-class Converged:
+class Converged(Rule):
     """Stop a member when ``|var| < tol`` (evaluated after every step, inside the task)."""
 
     var: str
     tol: float
+    name = "converged"
+    outcome = "converged"
 
     def reached(self, value: np.ndarray) -> np.ndarray:
         return np.abs(value) < self.tol
 
+    def validate(self, contract, operator: str) -> list[str]:
+        return check_var(self, contract, operator, ("observable",), scalar=True)
+
+    def check(self, value, state: dict):
+        from .backends import namespace
+
+        return namespace(value).abs(value) < self.tol, {}
+
 
 @dataclass(frozen=True)
-class Equilibrated:
+class Equilibrated(Rule):
     """Stop when ``var`` is equilibrated (checked every ``check_every`` steps, on the client).
 
     per="point": at a parameter point, every member's equilibration start t0 is detected
@@ -47,10 +165,35 @@ class Equilibrated:
     check_every: int = 200
     min_steps: int = 100
     per: str = "point"
+    name = "equilibrated"
+    outcome = "equilibrated"
+    where = "client"
+
+    def validate(self, contract, operator: str) -> list[str]:
+        return check_var(self, contract, operator, ("observable",), scalar=True)
+
+    def reporter(self, run) -> _EquilibratedReporter:
+        return _EquilibratedReporter(self, Monitor(self, run.dims))  # Monitor looked up now: tests may swap it
+
+
+class _EquilibratedReporter:
+    """Evaluates an :class:`Equilibrated` rule every ``check_every`` steps through its :class:`Monitor`."""
+
+    def __init__(self, rule: Equilibrated, monitor):
+        self.rule, self.monitor = rule, monitor
+        self.reads = (rule.var,)
+
+    def next_report(self, step: int) -> int:
+        every = self.rule.check_every
+        return step + every - step % every
+
+    def report(self, segment) -> None:
+        steps, values = self.monitor.records(segment.run.store, self.rule.var, segment.run.plan, segment.end)
+        self.monitor.evaluate(segment.outcomes, values, steps, segment.end)
 
 
 @dataclass(frozen=True)
-class Cycled:
+class Cycled(Rule):
     """Stop a member whose ``var`` returns to a value it had 2..``period`` steps ago (a limit cycle).
 
     Compared within ``tol`` (max absolute difference over the variable's own dims; 0: exactly,
@@ -63,10 +206,19 @@ class Cycled:
     var: str
     period: int = 2
     tol: float = 0.0
+    name = "cycled"
+    outcome = "cycled"
 
     @property
     def buffer_name(self) -> str:
         return f"cycle_buffer_{self.var}"
+
+    def validate(self, contract, operator: str) -> list[str]:
+        return check_var(self, contract, operator, ("observable", "state"))
+
+    def initial_state(self, value, ensemble_ndim: int) -> dict:
+        return {self.buffer_name: (("cycle_lag", f"{self.buffer_name}_values"),
+                                   self.new_buffer(np.asarray(value), ensemble_ndim))}
 
     def new_buffer(self, value: np.ndarray, ensemble_ndim: int) -> np.ndarray:
         """History of the start ``value`` (*E, *own): float64 (*E, period, prod(own)), NaN before it."""
@@ -75,16 +227,18 @@ class Cycled:
         buffer[..., -1, :] = value.reshape((*shape, -1))
         return buffer
 
-    def check(self, value, buffer):
-        """(cycled, new buffer): ``value`` (*E, *own) against ``buffer`` (*E, period, K), newest last."""
+    def check(self, value, state: dict):
+        """(cycled, {buffer: new buffer}): ``value`` (*E, *own) against the buffer (*E, period, K), newest last."""
         from .backends import namespace
 
+        buffer = state[self.buffer_name]
         xp = namespace(buffer)
         ensemble = buffer.shape[:-2]
         current = xp.reshape(xp.astype(value, buffer.dtype), (*ensemble, 1, buffer.shape[-1]))
         gap = xp.max(xp.abs(buffer - current), axis=-1)  # (*E, period); NaN where not yet filled
         same = gap <= self.tol
-        return xp.any(same[..., :-1], axis=-1) & ~same[..., -1], xp.concat([buffer[..., 1:, :], current], axis=-2)
+        return (xp.any(same[..., :-1], axis=-1) & ~same[..., -1],
+                {self.buffer_name: xp.concat([buffer[..., 1:, :], current], axis=-2)})
 
 
 def cycled(var: str, period: int = 2, tol: float = 0.0) -> Cycled:
@@ -118,15 +272,96 @@ def equilibrated(var: str, *, rhat: float = 1.01, min_ess: float = 400.0, check_
     return Equilibrated(var, float(rhat), float(min_ess), check_every, min_steps, per)
 
 
+_REGISTERED: dict = {"converged": converged, "equilibrated": equilibrated, "cycled": cycled}
+
+
+def register(name: str, factory=None):
+    """Register ``factory`` (a rule class or a function returning a rule) as ``name``, for this process.
+
+    A run file's ``stop = [{rule = name, ...}]`` then calls ``factory(**the other keys)``. Usable
+    as a decorator: ``@eq.stop.register("below")`` over the class. Packages register theirs in the
+    ``eqflow.stop_rules`` entry-point group instead. Returns ``factory``.
+    """
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ValueError(f"name: expected an identifier for the rule, got {name!r}")
+    if factory is None:
+        return lambda f: register(name, f)
+    if not callable(factory):
+        raise TypeError(f"factory: expected a rule class or a function returning a rule, got {factory!r}")
+    _REGISTERED[name] = factory
+    return factory
+
+
+def _entry_points() -> dict:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def names() -> list[str]:
+    """Every registered rule name (built-in, :func:`register`-ed, and the entry-point group's)."""
+    return sorted({*_REGISTERED, *_entry_points()})
+
+
+def make(name: str, **arguments):
+    """The rule registered as ``name``, built with ``arguments`` (what a run file's table gives)."""
+    if name not in _REGISTERED:
+        found = _entry_points().get(name)
+        if found is None:
+            raise KeyError(f"rule: expected one of {names()}, got {name!r}")
+        _REGISTERED[name] = found.load()
+    return _REGISTERED[name](**arguments)
+
+
 def as_rules(stop) -> tuple:
+    """``stop`` (None, a rule or a list of rules) as a tuple of rules; a TypeError names what is not one."""
     if stop is None:
         return ()
     rules = tuple(stop) if isinstance(stop, (list, tuple)) else (stop,)
     for rule in rules:
-        if not isinstance(rule, (Converged, Equilibrated, Cycled)):
-            raise TypeError(f"stop: expected eq.stop.converged(...), eq.stop.equilibrated(...) or eq.stop.cycled(...), "
-                            f"got {rule!r}")
+        problem = _not_a_rule(rule)
+        if problem:
+            raise TypeError(f"stop: expected eq.stop.converged(...), eq.stop.equilibrated(...), eq.stop.cycled(...) "
+                            f"or a rule of the eq.stop protocol, got {rule!r} ({problem})")
     return rules
+
+
+def _not_a_rule(rule) -> str:
+    if isinstance(rule, (str, bytes, dict)) or not isinstance(getattr(rule, "var", None), str):
+        return "no attribute var naming what it reads"
+    where = getattr(rule, "where", "task")
+    if where not in WHERE:
+        return f"where: expected one of {list(WHERE)}, got {where!r}"
+    if getattr(rule, "outcome", None) not in OUTCOMES:
+        return f"outcome: expected one of {list(OUTCOMES)}, got {getattr(rule, 'outcome', None)!r}"
+    needs = ("check",) if where == "task" else ("reporter",)
+    missing = [m for m in needs if not callable(getattr(rule, m, None))]
+    return f"no method {missing[0]}" if missing else ""
+
+
+def arguments(rule) -> dict:
+    """A rule's identity as the store records it: {"rule": name, **arguments}."""
+    args = rule.arguments() if callable(getattr(rule, "arguments", None)) else Rule.arguments(rule)
+    name = getattr(rule, "name", "") or type(rule).__name__.lower()
+    return {"rule": name, **args}
+
+
+def text(rules) -> str:
+    """The stop rules as JSON (the store's ``eqflow_stop``; a resume must ask for the same ones)."""
+    return json.dumps([arguments(r) for r in rules])
+
+
+def in_task(rules) -> tuple:
+    return tuple(r for r in rules if getattr(r, "where", "task") == "task")
+
+
+def initial_state(rule, value, ensemble_ndim: int) -> dict:
+    """{name: (own dims, array)} a task rule keeps (empty for a rule without ``initial_state``)."""
+    make_state = getattr(rule, "initial_state", None)
+    return dict(make_state(value, ensemble_ndim)) if callable(make_state) else {}
+
+
+def window_start(rule):
+    """Whether a member this rule stops has its equilibrium window from its stop step."""
+    return getattr(rule, "window_at_stop", rule.outcome in ("converged", "equilibrated"))
 
 
 def evaluate_equilibrated(rule: Equilibrated, outcomes: dict, history: np.ndarray, steps: np.ndarray, now: int,
