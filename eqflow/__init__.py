@@ -40,8 +40,8 @@ _LAZY = {
     "System": ("system", "System"),
     "ureg": ("units", "ureg"),
     "verify": ("store.verify", "verify"),
-    **{name: (name, None) for name in ("backends", "diagnostics", "generators", "outcomes", "plot", "random", "stop",
-                                       "systems", "testing")},
+    **{name: (name, None) for name in ("backends", "diagnostics", "generators", "outcomes", "plot", "random",
+                                       "reporting", "stop", "systems", "testing")},
 }
 # names that need no xarray (plug-in discovery, the contract's classes) or are submodules (which the
 # core's own modules import from each other): no accessor on their way
@@ -49,7 +49,18 @@ _LIGHT = {"SchemaError", "StoreError", "available", "register", "get_system", "K
           *(name for name, (_, attr) in _LAZY.items() if attr is None)}
 
 if TYPE_CHECKING:  # pragma: no cover  (static tools see the eager names)
-    from . import backends, diagnostics, generators, outcomes, plot, random, stop, systems, testing  # noqa: F401
+    from . import (  # noqa: F401
+        backends,
+        diagnostics,
+        generators,
+        outcomes,
+        plot,
+        random,
+        reporting,
+        stop,
+        systems,
+        testing,
+    )
     from .dataset import validate  # noqa: F401
     from .errors import SchemaError, StoreError  # noqa: F401
     from .registry import available, register  # noqa: F401
@@ -120,6 +131,6 @@ elif not any(isinstance(finder, _AccessorAfterXarray) for finder in sys.meta_pat
 __all__ = [
     "anneal", "HistoryStore",
     "Kernel", "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
-    "final_values", "get_system", "open", "outcomes", "random", "register", "run", "stop", "summarize", "systems",
-    "ureg", "validate", "verify", "write_samples", "__version__",
+    "final_values", "get_system", "open", "outcomes", "random", "register", "reporting", "run", "stop", "summarize",
+    "systems", "ureg", "validate", "verify", "write_samples", "__version__",
 ]

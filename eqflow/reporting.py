@@ -33,12 +33,12 @@ is :class:`ProgressBar`.
 ...     def next_report(self, step):
 ...         return step + 5 - step % 5
 ...     def report(self, segment):
-...         steps, energy = segment.records("energy", since=segment.start)
+...         steps, energy = segment.records("energy", since=segment.last_report)
 ...         self.seen.append((segment.end, len(steps)))
 >>> means = Means()
 >>> _ = eq.run(eq.create("ising", size=4, temperature=2.0, members=2, seed=1), "metropolis", steps=10,
 ...            store=None, reporters=[means], progress=False)
->>> means.seen  # the records after the segment's start step, up to its end
+>>> means.seen  # (step, records since the last call)
 [(5, 5), (10, 5)]
 """
 from __future__ import annotations
@@ -83,17 +83,23 @@ class RunInfo:
 class Segment:
     """One segment as a reporter sees it: steps ``start -> end`` are computed, not yet committed.
 
+    last_report : the step of this reporter's previous call (the run's start or resume step before
+    its first): ``records(var, since=segment.last_report)`` are the records it has not seen.
     outcomes : {"stop_reason", "stopped_at", "equilibrated_at"} (ensemble shape, NumPy), as they
     stand after the stop rules checked so far; read them, change them only through :meth:`stop`.
+    A run whose members have all stopped finishes at the last stop (``outcomes["stopped_at"]``),
+    which may be before ``end``; its records after a member's stop are NaN.
     """
 
-    def __init__(self, run: RunInfo, start: int, end: int, found: dict):
+    def __init__(self, run: RunInfo, start: int, end: int, found: dict, last_report: int | None = None,
+                 written: dict | None = None):
         self.run, self.start, self.end, self.outcomes = run, start, end, found
-        self.written: dict = {}
+        self.last_report = start if last_report is None else last_report
+        self.written: dict = {} if written is None else written
 
     def records(self, var: str, since: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of the records of ``var`` up to ``end`` (NumPy, read from the store);
-        ``since``: only the records after that step (e.g. ``segment.start``)."""
+        ``since``: only the records after that step (e.g. ``segment.last_report``)."""
         plan = self.run.plan
         first = 0 if since is None else int(np.searchsorted(plan.steps(var), since, side="right"))
         return self.run.store.records(var, plan, self.end, first=first)

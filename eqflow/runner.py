@@ -281,6 +281,7 @@ def _advance(job: _Job, state, found, done, slot, segment, reporters: list, prog
     called.append(reporting.ProgressBar(progress, reporting.chunk_count(job.system, job.dims, job.chunks)))
     for reporter in called:
         reporting.call(reporter, "begin", run)
+    reported = [position] * len(called)  # the step of each reporter's last call
     log.info("%s %s: steps %d -> %d into %s (%s; chunks %s)", job.contract.kind, job.operator, position, plan.last,
              job.path.short_name, "resumed" if done is not None else "new", job.chunks)
     try:
@@ -291,11 +292,12 @@ def _advance(job: _Job, state, found, done, slot, segment, reporters: list, prog
             job.history.require_present()
             lease.check_owner(job.path, job.history.attrs(), job.token)  # nobody took the store over
             state, found, written = _run_segment(job, state, found, position, end, done is None, slot)
-            report = reporting.Segment(run, position, end, found)
-            for reporter, step in zip(called, asked):
+            extra = {}
+            for i, (reporter, step) in enumerate(zip(called, asked)):
                 if step is None or step == end:  # before the marker: a resume writes the same values again
-                    reporter.report(report)
-            merge(written, report.written)
+                    reporting.call(reporter, "report", reporting.Segment(run, position, end, found, reported[i], extra))
+                    reported[i] = end
+            merge(written, extra)
             running = found["stop_reason"] == outcomes.RUNNING
             finished = end == plan.last or not running.any()
             if finished:
