@@ -87,7 +87,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
                                device=device, segment=segment, options=options, torch_threads=torch_threads,
                                client=client, kernel=kernel)
     problems = checked.problems
-    rules = _check_rules(stop, contract, operator, problems)
+    rules = _check_rules(stop, contract, operator, checked.record, problems)
     given_reporters = reporting.check_reporters(reporters, checked.record or {}, problems)
     if schedule is not None and not all(callable(getattr(schedule, m, None)) for m in ("inputs", "text")):
         problems.append(f"schedule: expected an object with inputs(start, given) and text() (e.g. what eq.anneal "
@@ -484,8 +484,9 @@ def _existing(loc: Location) -> tuple[bool, bool]:
                   and lease.holder(attrs) is None)
 
 
-def _check_rules(stop, contract, operator: str, problems: list) -> tuple:
-    """``stop`` as a tuple of rules; what each rule finds wrong with its variable joins ``problems``."""
+def _check_rules(stop, contract, operator: str, record, problems: list) -> tuple:
+    """``stop`` as a tuple of rules; what each rule finds wrong with its variable joins ``problems``
+    (a client rule reads the records: its variable must be recorded)."""
     try:
         rules = stop_rules.as_rules(stop)
     except TypeError as exc:
@@ -493,5 +494,10 @@ def _check_rules(stop, contract, operator: str, problems: list) -> tuple:
         return ()
     for rule in rules:
         check = getattr(rule, "validate", None)
-        problems += check(contract, operator) if callable(check) else stop_rules.check_var(rule, contract, operator)
+        found = check(contract, operator) if callable(check) else stop_rules.check_var(rule, contract, operator)
+        problems += found
+        if not found and getattr(rule, "where", "task") == "client" and isinstance(record, dict) \
+                and rule.var not in record:
+            problems.append(f"stop rule variable: {rule.var!r} is read from the records by a rule checked on the "
+                            f"client; expected it among the recorded {sorted(record)}: add it to record=")
     return rules

@@ -275,3 +275,11 @@ def test_bad_rules_and_reporters_are_named_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="name: expected an identifier"):
         eq.stop.register("two words", Shrunk)
     assert not path.exists()
+
+
+def test_a_client_rule_needs_its_variable_recorded(tmp_path, small_ising):
+    with pytest.raises(eq.SchemaError, match=r"'energy' is read from the records .* expected it among the recorded "
+                                             r"\['magnetization'\]"):
+        eq.run(small_ising, "metropolis", steps=5, store=tmp_path / "h.zarr", record={"magnetization": 1},
+               stop=eq.stop.equilibrated("energy"), progress=False)
+    assert not (tmp_path / "h.zarr").exists()
