@@ -211,13 +211,12 @@ class _Recorder:
         self.counts = {v: task.plan.index(v, task.stop + 1) - self.offset[v] for v in self.every}
         ensemble = task.outcomes["stop_reason"].shape
         self.buffers, self.fill = {}, {}
-        for var, n in self.counts.items():
-            if var in spec.diagnostics:
-                d = spec.diagnostics[var]
-                shape, dtype = (*ensemble, *(task.sizes[x] for x in d.dims)), np.dtype(d.dtype)
-                self.fill[var] = backend.full(shape, np.nan if dtype.kind == "f" else -1, dtype)
-                self.buffers[var] = backend.empty((n, *shape), dtype)
-            # other buffers take the shape and dtype of their first value (no observation made for it)
+        for var, d in spec.diagnostics.items():  # what a step that reports no such diagnostic records (or a rule reads)
+            shape, dtype = (*ensemble, *(task.sizes[x] for x in d.dims)), np.dtype(d.dtype)
+            self.fill[var] = backend.full(shape, np.nan if dtype.kind == "f" else -1, dtype)
+            if var in self.counts:
+                self.buffers[var] = backend.empty((self.counts[var], *shape), dtype)
+        # other buffers take the shape and dtype of their first value (no observation made for it)
 
     def observe(self, var, state, step: int | None = None):
         """Observable ``var`` of ``state``; computed once for a given ``step``."""
@@ -237,7 +236,7 @@ class _Recorder:
         if var in state:
             return state[var]
         if var in self.spec.diagnostics:
-            return diagnostics.get(var, self.fill.get(var))
+            return diagnostics.get(var, self.fill[var])
         return self.observe(var, state, step)
 
     def _store(self, var: str, rows, value) -> None:
