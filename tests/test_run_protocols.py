@@ -126,7 +126,10 @@ def test_a_user_rule_and_reporter_survive_a_kill_and_resume(tmp_path, monkeypatc
     assert killed.calls + resumed_tally.calls == reference_tally.calls
 
 
-def test_a_user_rule_and_reporter_on_a_distributed_cluster(tmp_path):
+@pytest.mark.parametrize("processes", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_a_user_rule_and_reporter_on_a_distributed_cluster(tmp_path, processes):
+    """Workers in this process over TCP (the tasks, rule included, are pickled), or in two worker
+    processes that import the rule's module (about 45 s under load: marked slow)."""
     distributed = pytest.importorskip("distributed")
     temperatures = [1.5, 3.0]
     ising = eq.create("ising", size=6, temperature=temperatures, members=4, seed=5, start="up")
@@ -136,8 +139,9 @@ def test_a_user_rule_and_reporter_on_a_distributed_cluster(tmp_path):
     pickle.loads(pickle.dumps(rule))  # what travels to a worker in another process
     reference_tally, tally = Tally("energy", 10), Tally("energy", 10)
     reference = eq.run(ising, "metropolis", store=tmp_path / "ref.zarr", reporters=[reference_tally], **kwargs)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes, protocol="tcp",
+                                       host="127.0.0.1", dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
         hist = eq.run(ising, "metropolis", store=tmp_path / "d.zarr", client=client, reporters=[tally], **kwargs)
         relax = relax_run(tmp_path / "relax.zarr", client=client)
     assert_same_history(reference, hist)
