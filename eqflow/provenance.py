@@ -43,8 +43,11 @@ def provenance(system, sys_, operator, plan, chunks, engine, segment, rules, opt
 
 
 def _parent_name(parent: str) -> str:
-    """The parent store's last path component: a shared store names no local directories."""
-    return str(parent).rstrip("/").rsplit("/", 1)[-1] if parent else ""
+    """The parent store's last path component: a shared store names no local directories, nor a
+    signed URL's token (its query string)."""
+    from .location import short_name
+
+    return short_name(str(parent)) if parent else ""
 
 
 def system_digest(system) -> dict:

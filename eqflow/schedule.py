@@ -19,6 +19,7 @@ import xarray as xr
 
 from . import dataset, registry
 from .errors import SchemaError
+from .inputs import MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,10 @@ def anneal(system: xr.Dataset, operator: str, *, schedule: dict, stage_steps: in
         problems += _bounds(sys_.schema.parameters[name], name, values)
     if isinstance(stage_steps, bool) or not isinstance(stage_steps, (int, np.integer)) or stage_steps < 1:
         problems.append(f"stage_steps: expected a positive integer, got {stage_steps!r}")
+    elif values is not None and len(values) and (int(system.attrs.get(dataset.STEP_ATTR, 0))
+                                                 + int(stage_steps) * len(values) >= MAX_STEPS):
+        problems.append(f"stage_steps: expected a positive integer with start + stage_steps x {len(values)} stages "
+                        f"< 2**62, got {stage_steps!r}")
     equilibrium = _equilibrium(sys_, equilibrium, problems)
     if problems:
         raise SchemaError(problems, kind=sys_.kind)
