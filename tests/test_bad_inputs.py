@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
-import toy
 
 import eqflow as eq
+
+import toy
 
 BIG = 2**63
 

@@ -24,8 +24,8 @@ import numpy as np
 from ... import random
 from ...dataset import finish_system, is_int, system_coords
 from ...errors import SchemaError
-from ...schema import MAX_SIZE
 from ...ops.learning import N_IMAGES, digits
+from ...schema import MAX_SIZE
 from ...system import Operator, System
 from . import dynamics, implicit, observables, operators, theory
 from .observables import accuracy, equilibrium_residual, firing_rate, loss
