@@ -114,7 +114,7 @@ class Location:
                     self._zarr = zarr.storage.FsspecStore.from_url(self.target, storage_options=self.storage_options)
                 except (ImportError, ValueError, TypeError) as exc:
                     raise StoreError(f"store {self.name!r}: cannot reach it ({type(exc).__name__}: {exc}); an s3:// "
-                                     f"URL needs s3fs (pip install eqflow[s3]), gs:// gcsfs") from None
+                                     f"URL needs s3fs (pip install eqflow-ensembles[s3]), gs:// gcsfs") from None
             else:
                 self._zarr = self.target
         return self._zarr

@@ -107,9 +107,21 @@ def anneal(system: xr.Dataset, operator: str, *, schedule: dict, stage_steps: in
     sys_ = registry.get(system.attrs[dataset.KIND_ATTR])
     problems = [f"{k}: not taken by eq.anneal (the schedule fixes the steps; stop rules would end stages early)"
                 for k in ("steps", "stop") if k in run_kwargs]
+    name, values, equilibrium = check_schedule(system, sys_, schedule, stage_steps, equilibrium, problems)
+    if problems:
+        raise SchemaError(problems, kind=sys_.kind)
+    units = system[name].attrs.get("units", sys_.schema.parameters[name].units)
+    system = system.assign_coords({name: ((), float(values[0]), {**system[name].attrs, "units": units})})
+    first = int(system.attrs.get(dataset.STEP_ATTR, 0))
+    plan = Schedule(name, tuple(float(v) for v in values), int(stage_steps), first, equilibrium)
+    return run(system, operator, steps=plan.stage_steps * len(values), store=store, _schedule=plan, **run_kwargs)
+
+
+def check_schedule(system, sys_, schedule, stage_steps, equilibrium, problems: list) -> tuple:
+    """(parameter, values, equilibrium observable) of a schedule; every problem appended (nothing run)."""
     if not isinstance(schedule, dict) or len(schedule) != 1:
         problems.append(f"schedule: expected one {{parameter: values}}, got {schedule!r}")
-        raise SchemaError(problems, kind=sys_.kind)
+        return None, [], None
     (name, spec), = schedule.items()
     if name not in sys_.schema.parameters:
         problems.append(f"schedule: expected a parameter of {sys_.kind!r} among {sorted(sys_.schema.parameters)}, "
@@ -122,18 +134,10 @@ def anneal(system: xr.Dataset, operator: str, *, schedule: dict, stage_steps: in
         problems += _bounds(sys_.schema.parameters[name], name, values)
     if isinstance(stage_steps, bool) or not isinstance(stage_steps, (int, np.integer)) or stage_steps < 1:
         problems.append(f"stage_steps: expected a positive integer, got {stage_steps!r}")
-    elif values is not None and len(values) and (int(system.attrs.get(dataset.STEP_ATTR, 0))
-                                                 + int(stage_steps) * len(values) >= MAX_STEPS):
+    elif values and int(system.attrs.get(dataset.STEP_ATTR, 0)) + int(stage_steps) * len(values) >= MAX_STEPS:
         problems.append(f"stage_steps: expected a positive integer with start + stage_steps x {len(values)} stages "
                         f"< 2**62, got {stage_steps!r}")
-    equilibrium = _equilibrium(sys_, equilibrium, problems)
-    if problems:
-        raise SchemaError(problems, kind=sys_.kind)
-    units = system[name].attrs.get("units", sys_.schema.parameters[name].units)
-    system = system.assign_coords({name: ((), float(values[0]), {**system[name].attrs, "units": units})})
-    first = int(system.attrs.get(dataset.STEP_ATTR, 0))
-    plan = Schedule(name, tuple(float(v) for v in values), int(stage_steps), first, equilibrium)
-    return run(system, operator, steps=plan.stage_steps * len(values), store=store, _schedule=plan, **run_kwargs)
+    return name, values, _equilibrium(sys_, equilibrium, problems)
 
 
 def _bounds(spec, name: str, values: list) -> list:

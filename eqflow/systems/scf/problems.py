@@ -355,7 +355,7 @@ def molecule_from_file(name: str, geometry=None, cholesky_tol=None) -> tuple[Pro
     return p, {**data, **arrays}
 
 
-CHEM_EXTRA = "pip install eqflow[chem]"
+CHEM_EXTRA = "pip install eqflow-ensembles[chem]"
 
 
 def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None, cholesky_tol=None) -> Problem:
@@ -363,7 +363,7 @@ def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None, cholesk
     the exact (ij|kl) or, with ``density_fit=True``, PySCF's density-fitting factor B[P, i, j] on
     ``auxbasis`` (default: PySCF's choice for the basis), or with ``density_fit="cholesky"`` the
     pivoted Cholesky factor of the exact (ij|kl) to ``cholesky_tol``. ``basis`` rebuilds ``mol``.
-    PySCF is an optional extra (``pip install eqflow[chem]``), imported only here.
+    PySCF is an optional extra (``pip install eqflow-ensembles[chem]``), imported only here.
     """
     try:
         from pyscf import df, gto, lib
