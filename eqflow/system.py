@@ -123,7 +123,7 @@ class Kernel:
     requires: tuple = ()
     inline_draws: bool = False
     auto_devices: tuple | None = None
-    install: str | None = None  # what to pip install for ``requires`` (e.g. "eqflow-ensembles[gpu]"); default the modules
+    install: str | None = None  # what to pip install for ``requires`` (e.g. "eqflow-ensembles[gpu]")
 
     def __post_init__(self):
         if isinstance(self.update, str):
