@@ -30,7 +30,9 @@ log = logging.getLogger("eqflow")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _logging(args.verbose - args.quiet)
+    handler, level = _Stderr(), log.level
+    log.addHandler(handler)
+    log.setLevel(_level(args.verbose - args.quiet))
     try:
         commands = {"run": _run, "info": _info, "validate": _validate, "report": _report, "verify": _verify}
         return commands[args.command](args)
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
             text = text.replace(words, flag)
         print(f"eqflow {args.command}: error: {text}", file=sys.stderr)
         return 1
+    finally:  # main() called from Python (tests, notebooks) leaves the logger as it found it
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,17 +85,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _logging(level: int) -> None:
-    """The ``eqflow`` logger on stderr: INFO by default (periodic progress lines where no bar is shown),
+class _Stderr(logging.StreamHandler):
+    """A handler that writes to the ``sys.stderr`` of the moment (tests and notebooks replace it)."""
+
+    _eqflow_cli = True
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s eqflow: %(message)s", "%H:%M:%S"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ sets it
+        pass
+
+
+def _level(verbosity: int) -> int:
+    """The ``eqflow`` logger's level: INFO by default (periodic progress lines where no bar is shown),
     DEBUG with -v, WARNING with -q, ERROR with -qq."""
-    handler = next((h for h in log.handlers if getattr(h, "_eqflow_cli", False)), None)
-    if handler is None:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s eqflow: %(message)s", "%H:%M:%S"))
-        handler._eqflow_cli = True
-        log.addHandler(handler)
-    handler.setStream(sys.stderr)  # the stderr of now (tests and notebooks replace it)
-    log.setLevel({1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}.get(max(-2, min(1, level)), logging.ERROR))
+    return {1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}.get(max(-2, min(1, verbosity)), logging.ERROR)
 
 
 def _version() -> str:
