@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from . import dataset
-from ._version import DISTRIBUTION
+from ._version import __version__
 
 log = logging.getLogger("eqflow")
 PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch", "numba",
@@ -94,7 +94,7 @@ def versions() -> dict:
     found = {}
     for name in PACKAGES:
         try:
-            found[name] = version(DISTRIBUTION if name == "eqflow" else name)
+            found[name] = __version__ if name == "eqflow" else version(name)
         except PackageNotFoundError:
             found[name] = None
     return found
