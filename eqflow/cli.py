@@ -1,4 +1,12 @@
-"""Command line: ``eqflow run CONFIG.toml``, ``eqflow info STORE``, ``eqflow validate FILE``."""
+"""Command line: ``eqflow run CONFIG.toml``, ``eqflow info STORE``, ``eqflow validate FILE``,
+``eqflow report STORE``, ``eqflow verify STORE``.
+
+A run file has a ``[system]`` table (``kind`` and that kind's create() arguments, or ``file`` = a
+system saved with to_netcdf / to_zarr) and a ``[run]`` table (eq.run's arguments, or eq.anneal's
+with a ``schedule``; ``scheduler`` names a dask cluster). Its format is published as the JSON
+Schema ``schemas/run-file.schema.json``; ``eqflow validate`` makes every check of ``eqflow run``
+short of running, and reports every problem of both tables at once.
+"""
 from __future__ import annotations
 
 import argparse
@@ -58,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(verbose=0, quiet=0)
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", parents=[common], help="create a system from a TOML file and run it to a Zarr store")
-    p_run.add_argument("config", type=Path)
+    p_run.add_argument("config", type=Path, help="a TOML run file: [system] and [run] tables (the format is "
+                                                 "published as schemas/run-file.schema.json)")
     p_run.add_argument("--store", help="override [run] store (a path or an fsspec URL)")
     p_run.add_argument("--storage-options", type=_json_table, help="override [run] storage_options (JSON)")
     p_run.add_argument("--scheduler", metavar="ADDRESS",
