@@ -152,7 +152,7 @@ def main():
         import torch
         import triton  # noqa: F401
     except ImportError as exc:
-        print(f"bench_ising_gpu: needs torch and triton (pip install eqflow[gpu]): {exc}")
+        print(f"bench_ising_gpu: needs torch and triton (pip install eqflow-ensembles[gpu]): {exc}")
         return
     if not args.dry_run and not torch.cuda.is_available():
         print("bench_ising_gpu: no CUDA device here: nothing to measure (--dry-run runs the script on tiny sizes "

@@ -72,7 +72,7 @@ def scan(name: str, basis: str, lengths: list[float]) -> dict:
     import pyscf
     from pyscf import gto
 
-    from eqflow.systems._scf_problems import unpack_eri  # the loader must read back what is written here
+    from eqflow.systems.scf.problems import unpack_eri  # the loader must read back what is written here
 
     molecule = name.split("_")[0]
     arrays = {k: [] for k in ("core_hamiltonian", "overlap", "eri_packed", "nuclear_repulsion", "minao_density",

@@ -25,6 +25,21 @@ def is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def check_size(name: str, value: Any, problems: list[str], minimum: int = 1, maximum: int | None = None) -> bool:
+    """A dimension's size: an integer in [minimum, maximum] (default :data:`~eqflow.schema.MAX_SIZE`);
+    appends the problem, naming ``name``, and returns False otherwise."""
+    from .schema import MAX_SIZE
+
+    top = MAX_SIZE if maximum is None else maximum
+    if is_int(value) and minimum <= value <= top:
+        return True
+    want = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if is_int(value) and value > top:
+        want += f", at most {'2**31 - 1' if top == MAX_SIZE else top}"
+    problems.append(f"{name}: expected {want}, got {value!r}")
+    return False
+
+
 def check_seed(seed: Any, problems: list[str]) -> None:
     if not is_int(seed) or not 0 <= seed < 2**64:
         problems.append(f"seed: expected an integer in [0, 2**64), got {seed!r}")
@@ -41,8 +56,7 @@ def system_coords(schema: Schema, *, members: int, parameters: Mapping[str, Any]
     """
     problems: list[str] = []
     check_seed(seed, problems)
-    if not is_int(members) or members < 1:
-        problems.append(f"members: expected a positive integer, got {members!r}")
+    check_size("members", members, problems)
     for dim, rule in schema.site_dims.items():
         if dim in site_sizes or not _optional_dim(schema, dim):
             rule.check(dim, site_sizes.get(dim), problems)

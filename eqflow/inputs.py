@@ -154,15 +154,39 @@ def _check_options(spec, given: dict, problems: list) -> dict:
     out = {}
     for name, rule in spec.options.items():
         value = given.get(name, rule["default"])
-        default = rule["default"]
-        if isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, type(default)) and not (
-                isinstance(default, float) and isinstance(value, int)):
-            problems.append(f"options[{name!r}]: expected a {type(default).__name__} like the default {default!r}, "
-                            f"got {value!r}")
-        elif "minimum" in rule and value < rule["minimum"]:
-            problems.append(f"options[{name!r}]: expected a value >= {rule['minimum']}, got {value!r}")
-        out[name] = value
+        problem = _option_problem(value, rule)
+        if problem:
+            problems.append(f"options[{name!r}]: {problem}")
+        out[name] = int(value) if dataset.is_int(value) else float(value) if isinstance(value, np.floating) else value
     return out
+
+
+_BOUNDS = {"minimum": (np.less, ">="), "exclusive_minimum": (np.less_equal, ">"),
+           "maximum": (np.greater, "<="), "exclusive_maximum": (np.greater_equal, "<")}
+
+
+def _option_problem(value, rule) -> str | None:
+    """What is wrong with one option's value (its type is the default's; numbers are finite, integers
+    exact in int64, within the schema's bounds), or None."""
+    default = rule["default"]
+    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if numeric:
+        same = dataset.is_int(value) or (isinstance(default, float) and isinstance(value, (float, np.floating)))
+    else:
+        same = isinstance(default, bool) == isinstance(value, (bool, np.bool_)) and (
+            isinstance(value, (bool, np.bool_)) or isinstance(value, type(default)))
+    if not same:
+        return f"expected a {type(default).__name__} like the default {default!r}, got {value!r}"
+    if not numeric:
+        return None
+    if not np.isfinite(float(value)):  # NaN passes every comparison with a bound: refused here
+        return f"expected a finite number, got {value!r}"
+    if dataset.is_int(value) and abs(value) >= MAX_STEPS:
+        return f"expected an integer of magnitude < 2**62, got {value!r}"
+    for key, (bad, sign) in _BOUNDS.items():
+        if key in rule and bad(value, rule[key]):
+            return f"expected a value {sign} {rule[key]}, got {value!r}"
+    return None
 
 
 def _positive_int(value) -> bool:

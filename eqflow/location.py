@@ -40,6 +40,10 @@ class Location:
         self._zarr = None
         if target is None:
             target = zarr.storage.MemoryStore()
+        if isinstance(target, zarr.storage.FsspecStore) and not storage_options:
+            # taken as its URL: the Store object's async filesystem is bound to the event loop that
+            # made it, which dask workers and later calls do not share
+            target, self.storage_options = _fsspec_url(target)
         if isinstance(target, str) and target.startswith(_SCHEMES_LOCAL):
             target = target[len("file://"):]
         if isinstance(target, os.PathLike) or (isinstance(target, str) and "://" not in target):
@@ -91,8 +95,14 @@ class Location:
 
     @property
     def short_name(self) -> str:
-        """The last path component: what a shared store or a report may say about its parent."""
-        return self.name.rstrip("/").rsplit("/", 1)[-1]
+        """The last path component, without a URL's query string or fragment (a signed URL's
+        token): what a shared store or a report may say about its parent; "memory" for a store
+        held in memory (an address means nothing outside this process)."""
+        if self.in_memory:
+            return "memory"
+        if self.kind == "object":
+            return type(self.target).__name__
+        return short_name(self.name)
 
     def zarr(self):
         """What zarr's APIs take: a path string, or one Store object reused for every call."""
@@ -104,7 +114,7 @@ class Location:
                     self._zarr = zarr.storage.FsspecStore.from_url(self.target, storage_options=self.storage_options)
                 except (ImportError, ValueError, TypeError) as exc:
                     raise StoreError(f"store {self.name!r}: cannot reach it ({type(exc).__name__}: {exc}); an s3:// "
-                                     f"URL needs s3fs (pip install eqflow[s3]), gs:// gcsfs") from None
+                                     f"URL needs s3fs (pip install eqflow-ensembles[s3]), gs:// gcsfs") from None
             else:
                 self._zarr = self.target
         return self._zarr
@@ -192,6 +202,24 @@ class Location:
             return run_async(_keys(self.target, prefix))
         except Exception:  # a Store that cannot list, or whose client is bound to another event loop
             return None
+
+
+def short_name(name: str) -> str:
+    """The last path component of a path or URL, without a query string or fragment."""
+    if "://" in name:
+        name = name.split("?", 1)[0].split("#", 1)[0]
+    return name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _fsspec_url(store) -> tuple[str, dict]:
+    """(URL, storage options) of a zarr FsspecStore."""
+    fs = store.fs
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    options = {k: v for k, v in dict(getattr(fs, "storage_options", {}) or {}).items() if k != "asynchronous"}
+    path = store.path.split("://", 1)[-1]
+    if protocol in ("file", "local"):
+        return path, {}
+    return f"{protocol}://{path}", options
 
 
 def as_location(store, storage_options: dict | None = None) -> Location:

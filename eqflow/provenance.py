@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from functools import cache
@@ -14,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 import numpy as np
 
 from . import dataset
+from ._version import __version__
 
 log = logging.getLogger("eqflow")
 PACKAGES = ("eqflow", "numpy", "xarray", "dask", "distributed", "zarr", "pint", "pint-xarray", "torch", "numba",
@@ -56,8 +58,11 @@ def provenance(system, contract, operator, plan, chunks, engine, segment, rules,
 
 
 def _parent_name(parent: str) -> str:
-    """The parent store's last path component: a shared store names no local directories."""
-    return str(parent).rstrip("/").rsplit("/", 1)[-1] if parent else ""
+    """The parent store's last path component: a shared store names no local directories, nor a
+    signed URL's token (its query string)."""
+    from .location import short_name
+
+    return short_name(str(parent)) if parent else ""
 
 
 def system_digest(system) -> dict:
@@ -104,7 +109,7 @@ def versions() -> dict:
     found = {}
     for name in PACKAGES:
         try:
-            found[name] = version(name)
+            found[name] = __version__ if name == "eqflow" else version(name)
         except PackageNotFoundError:
             found[name] = None
     return found
@@ -115,8 +120,12 @@ def now() -> str:
 
 
 class Progress:
-    """A progress bar (tqdm: terminals, notebooks and logs), shown where stderr is a terminal unless
-    turned off, and the same through the ``eqflow`` logger (a DEBUG line per segment).
+    """A progress bar (tqdm.auto: a text bar on a terminal, a widget in a Jupyter notebook) and, where
+    no bar is shown by default (output to a pipe or a batch log), an INFO line on the ``eqflow``
+    logger about every ``LOG_SECONDS`` and at the end; a DEBUG line per segment in every case.
+
+    ``enabled``: True (a bar), False (neither bar nor periodic lines) or None: a bar where stderr is
+    a terminal or in a notebook, else the periodic lines.
 
     It moves at every segment's end and, for tasks that run in this process (the threaded and
     synchronous schedulers), within a segment too: each task reports its steps through
@@ -130,9 +139,11 @@ class Progress:
 
         self.last = self.shown = done
         self.chunks, self.partial, self.key = max(1, chunks), 0.0, key
-        enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.description, self.logs = description, enabled is None and not bar_by_default()
+        enabled = bar_by_default() if enabled is None else bool(enabled)
         self.bar = tqdm(total=total, initial=done, unit="step", desc=description, disable=not enabled,
                         dynamic_ncols=True)
+        self.logged = time.monotonic()
         self.lock = threading.Lock()
         if key and enabled:
             _LIVE[key] = self
@@ -148,6 +159,10 @@ class Progress:
             self.last, self.partial = done, 0.0
             self._show(done)
         log.debug("segment done: step %d of %d", done, self.bar.total)
+        if self.logs and (done >= self.bar.total or time.monotonic() - self.logged >= LOG_SECONDS):
+            self.logged = time.monotonic()
+            total = self.bar.total
+            log.info("%s: step %d of %d (%.0f%%)", self.description, done, total, 100.0 * done / max(total, 1))
 
     def _show(self, position: int) -> None:
         position = min(position, self.bar.total)
@@ -160,6 +175,26 @@ class Progress:
         self.bar.close()
 
 
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's ZMQ shell), where tqdm.auto draws a widget."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+    except Exception:  # an IPython without a running shell
+        return False
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def bar_by_default() -> bool:
+    """A progress bar unless asked otherwise: on a terminal (stderr) and in a notebook."""
+    try:
+        terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stderr
+        terminal = False
+    return terminal or in_notebook()
+
+
+LOG_SECONDS = 30.0  # without a bar: an INFO line at most this often (and at the end)
 REPORT_SECONDS = 0.5
 _LIVE: dict[str, Progress] = {}  # the bars of runs in this process, by run token
 

@@ -25,6 +25,7 @@ def register(system: System) -> System:
     """Register ``system`` under ``system.kind`` for this process (plug-ins use entry points)."""
     if not isinstance(system, System):
         raise TypeError(f"system: expected an eqflow.System, got {type(system).__name__}")
+    system.schema  # its JSON's "kind" must be the System's name: named here, not at a later run
     _RUNTIME[system.kind] = system
     get.cache_clear()
     return system

@@ -61,7 +61,10 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     resume : continue an interrupted store to its target step; the history equals an uninterrupted run.
     overwrite : replace an existing store (only after every input has been validated).
     client : a dask.distributed Client; by default the active one, else the local scheduler.
-    progress : print progress to stderr; default when stderr is a terminal.
+    progress : True: a progress bar (tqdm.auto: text on a terminal, a widget in Jupyter); False: none;
+        None (default): a bar where stderr is a terminal or in a notebook, else an INFO line on the
+        ``eqflow`` logger about every 30 s and at the end (shown where logging is configured, as
+        the ``eqflow`` command line does).
     torch_threads : torch threads per task (default 1, one per dask worker thread). A numba
         kernel's parallel loops use every core when the segment has one task on the local
         scheduler, else one thread per task.
@@ -221,7 +224,7 @@ def _check_flags(problems: list, **flags) -> bool:
     ok = True
     for name, flag in flags.items():
         if not isinstance(flag, (bool, np.bool_)) and not (name == "progress" and flag is None):
-            extra = " (or None: a bar when stderr is a terminal)" if name == "progress" else ""
+            extra = " (or None: a bar on a terminal or in a notebook)" if name == "progress" else ""
             problems.append(f"{name}: expected True or False{extra}, got {type(flag).__name__} {flag!r}")
             ok = False
     return ok
@@ -455,15 +458,17 @@ def _location(store, storage_options, client, problems: list) -> Location | None
     except TypeError as exc:
         problems.append(str(exc))
         return None
-    if loc.in_memory and client is not None:
-        problems.append(f"store: an in-memory store ({loc.name}) lives in this process only, so a dask.distributed "
+    memory_url = loc.kind == "url" and str(loc.target).startswith("memory://")
+    if (loc.in_memory or memory_url) and not _local_scheduler(client):
+        what = "an in-memory store" if loc.in_memory else "a memory:// store (fsspec's memory, of this process)"
+        problems.append(f"store: {what} ({loc.name}) lives in this process only, so a dask.distributed "
                         f"client's workers cannot write it; give a local path or an fsspec URL")
     if loc.kind == "url":
         try:
             loc.filesystem()
         except (ImportError, ValueError) as exc:
             problems.append(f"store: cannot use {loc.name!r} ({type(exc).__name__}: {exc}); an s3:// URL needs "
-                            f"s3fs (pip install 'eqflow[s3]'), gs:// needs gcsfs")
+                            f"s3fs (pip install 'eqflow-ensembles[s3]'), gs:// needs gcsfs")
     return loc
 
 

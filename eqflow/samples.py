@@ -93,7 +93,8 @@ def write_samples(system: xr.Dataset, states: dict, store, *, source: str, overw
         records[name] = VariableSpec(spec.dims, value.shape[1 + len(dims):], np.dtype(spec.dtype or value.dtype),
                          {"units": spec.units, "description": spec.description})
     per_record = sum(v[0].nbytes for v in (*states.values(), *observed.values()))
-    block = records_per_chunk or max(1, min(n, (8 * 2**20) // max(per_record, 1)))
+    # a chunk larger than the samples holds all of them
+    block = min(int(records_per_chunk), n) if records_per_chunk else max(1, min(n, (8 * 2**20) // max(per_record, 1)))
     chunks = {d: system.sizes[d] for d in dims}
     attrs = provenance(system, contract, source, plan, chunks, Backend("numpy"), block, (), {})
     attrs.update({SAMPLES_ATTR: "independent", lease.WRITER_ATTR: ""})

@@ -19,6 +19,7 @@ import xarray as xr
 
 from . import dataset, registry
 from .errors import SchemaError
+from .inputs import MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,21 @@ def anneal(system: xr.Dataset, operator: str, *, schedule: dict, stage_steps: in
     contract = registry.get(system.attrs[dataset.KIND_ATTR])
     problems = [f"{k}: not taken by eq.anneal (the schedule fixes the steps; stop rules would end stages early)"
                 for k in ("steps", "stop") if k in run_kwargs]
+    name, values, equilibrium = check_schedule(system, contract, schedule, stage_steps, equilibrium, problems)
+    if problems:
+        raise SchemaError(problems, kind=contract.kind)
+    units = system[name].attrs.get("units", contract.schema.parameters[name].units)
+    system = system.assign_coords({name: ((), float(values[0]), {**system[name].attrs, "units": units})})
+    first = int(system.attrs.get(dataset.STEP_ATTR, 0))
+    plan = Schedule(name, tuple(float(v) for v in values), int(stage_steps), first, equilibrium)
+    return run(system, operator, steps=plan.stage_steps * len(values), store=store, schedule=plan, **run_kwargs)
+
+
+def check_schedule(system, contract, schedule, stage_steps, equilibrium, problems: list) -> tuple:
+    """(parameter, values, equilibrium observable) of a schedule; every problem appended (nothing run)."""
     if not isinstance(schedule, dict) or len(schedule) != 1:
         problems.append(f"schedule: expected one {{parameter: values}}, got {schedule!r}")
-        raise SchemaError(problems, kind=contract.kind)
+        return None, [], None
     (name, spec), = schedule.items()
     if name not in contract.schema.parameters:
         problems.append(f"schedule: expected a parameter of {contract.kind!r} among "
@@ -183,14 +196,10 @@ def anneal(system: xr.Dataset, operator: str, *, schedule: dict, stage_steps: in
         problems += _bounds(contract.schema.parameters[name], name, values)
     if isinstance(stage_steps, bool) or not isinstance(stage_steps, (int, np.integer)) or stage_steps < 1:
         problems.append(f"stage_steps: expected a positive integer, got {stage_steps!r}")
-    equilibrium = _equilibrium(contract, equilibrium, problems)
-    if problems:
-        raise SchemaError(problems, kind=contract.kind)
-    units = system[name].attrs.get("units", contract.schema.parameters[name].units)
-    system = system.assign_coords({name: ((), float(values[0]), {**system[name].attrs, "units": units})})
-    first = int(system.attrs.get(dataset.STEP_ATTR, 0))
-    plan = Schedule(name, tuple(float(v) for v in values), int(stage_steps), first, equilibrium)
-    return run(system, operator, steps=plan.stage_steps * len(values), store=store, schedule=plan, **run_kwargs)
+    elif values and int(system.attrs.get(dataset.STEP_ATTR, 0)) + int(stage_steps) * len(values) >= MAX_STEPS:
+        problems.append(f"stage_steps: expected a positive integer with start + stage_steps x {len(values)} stages "
+                        f"< 2**62, got {stage_steps!r}")
+    return name, values, _equilibrium(contract, equilibrium, problems)
 
 
 def _bounds(spec, name: str, values: list) -> list:

@@ -20,6 +20,8 @@ from .errors import SchemaError
 FORMAT_VERSION = 2
 PARAMETER_PLACEHOLDER = "*parameters"
 META_SCHEMA = "eqflow-system.schema.json"
+MAX_SIZE = 2**31 - 1  # the largest size of one dimension (members, sites, slots): indexes stay exact in int32
+MAX_INT_OPTION = 2**62  # integer options stay exact in int64 and float64, like step counts
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,12 @@ class SizeRule:
 
     def check(self, dim: str, size: Any, problems: list[str]) -> None:
         ok = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
-        if ok and size >= self.minimum and size % self.multiple_of == 0:
+        if ok and self.minimum <= size <= MAX_SIZE and size % self.multiple_of == 0:
             return
         want = f"an integer >= {self.minimum}" + (f" and a multiple of {self.multiple_of}"
                                                    if self.multiple_of > 1 else "")
+        if ok and size > MAX_SIZE:
+            want += ", at most 2**31 - 1"
         problems.append(f"size of {dim!r}: expected {want}, got {size!r}")
 
 

@@ -241,19 +241,46 @@ class Cycled(Rule):
                 {self.buffer_name: xp.concat([buffer[..., 1:, :], current], axis=-2)})
 
 
+def _real(value) -> bool:
+    """A finite real number (NaN passes no bound: ``not nan > 0`` is True, ``nan >= 0`` False)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) \
+        and bool(np.isfinite(value))
+
+
+def _count(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_var(var, problems: list) -> None:
+    if not isinstance(var, str) or not var:
+        problems.append(f"var: expected the name of a recorded variable (a str), got {type(var).__name__} {var!r}")
+
+
+def _raise(problems: list) -> None:
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def cycled(var: str, period: int = 2, tol: float = 0.0) -> Cycled:
     """Rule for iterations that can end in a limit cycle (best response, plain SCF); see :class:`Cycled`."""
-    if not (isinstance(period, int) and not isinstance(period, bool) and period >= 2):
-        raise ValueError(f"period: expected an integer >= 2 (the longest cycle looked for), got {period!r}")
-    if not tol >= 0:
-        raise ValueError(f"tol: expected a tolerance >= 0, got {tol!r}")
-    return Cycled(var, period, float(tol))
+    problems = []
+    _check_var(var, problems)
+    if not (_count(period) and 2 <= period <= 2**20):
+        problems.append(f"period: expected an integer >= 2, at most 2**20 (the longest cycle looked for), "
+                        f"got {period!r}")
+    if not (_real(tol) and tol >= 0):
+        problems.append(f"tol: expected a finite tolerance >= 0, got {tol!r}")
+    _raise(problems)
+    return Cycled(var, int(period), float(tol))
 
 
 def converged(var: str, tol: float) -> Converged:
     """Rule for deterministic iterations: stop each member once ``|var| < tol``."""
-    if not tol > 0:
-        raise ValueError(f"tol: expected a positive tolerance, got {tol!r}")
+    problems = []
+    _check_var(var, problems)
+    if not (_real(tol) and tol > 0):
+        problems.append(f"tol: expected a positive tolerance, got {tol!r} (a finite number is needed)")
+    _raise(problems)
     return Converged(var, float(tol))
 
 
@@ -261,15 +288,19 @@ def equilibrated(var: str, *, rhat: float = 1.01, min_ess: float = 400.0, check_
                  min_steps: int = 100, per: str = "point") -> Equilibrated:
     """Rule for stochastic runs; see :class:`Equilibrated`."""
     problems = []
+    _check_var(var, problems)
     if per not in ("point", "member"):
         problems.append(f"per: expected 'point' or 'member', got {per!r}")
-    if not (isinstance(check_every, int) and check_every > 0):
+    if not (_count(check_every) and 0 < check_every < 2**62):
         problems.append(f"check_every: expected a positive integer number of steps, got {check_every!r}")
-    if not rhat > 1:
-        problems.append(f"rhat: expected a threshold > 1, got {rhat!r}")
-    if problems:
-        raise ValueError("; ".join(problems))
-    return Equilibrated(var, float(rhat), float(min_ess), check_every, min_steps, per)
+    if not (_count(min_steps) and 0 <= min_steps < 2**62):
+        problems.append(f"min_steps: expected an integer number of steps >= 0, got {min_steps!r}")
+    if not (_real(rhat) and rhat > 1):
+        problems.append(f"rhat: expected a finite threshold > 1, got {rhat!r}")
+    if not (_real(min_ess) and min_ess > 0):
+        problems.append(f"min_ess: expected a finite effective sample size > 0, got {min_ess!r}")
+    _raise(problems)
+    return Equilibrated(var, float(rhat), float(min_ess), int(check_every), int(min_steps), per)
 
 
 _REGISTERED: dict = {"converged": converged, "equilibrated": equilibrated, "cycled": cycled}

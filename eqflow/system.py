@@ -111,7 +111,7 @@ class Kernel:
     backends : the backends it serves ("numpy", "torch").
     devices : the devices it serves (e.g. ("cuda",)); None: any device of its backends.
     requires : modules it imports (e.g. ("numba",)): it is unavailable where one is missing.
-    install : what ``pip install`` brings ``requires`` (an extra such as "eqflow[gpu]"); default their names.
+    install : what ``pip install`` brings ``requires`` (an extra such as "eqflow-ensembles[gpu]"); default their names.
     auto_devices : the devices on which ``kernel="auto"`` picks it; None: every device it serves.
         On the others it runs only when asked for by name (e.g. a GPU kernel that also runs,
         slowly, in an interpreter on the CPU).
@@ -123,7 +123,7 @@ class Kernel:
     requires: tuple = ()
     inline_draws: bool = False
     auto_devices: tuple | None = None
-    install: str | None = None  # what to pip install for ``requires`` (e.g. "eqflow[gpu]"); default the modules
+    install: str | None = None  # what to pip install for ``requires`` (e.g. "eqflow-ensembles[gpu]")
 
     def __post_init__(self):
         if isinstance(self.update, str):
@@ -215,7 +215,13 @@ class System:
     @cached_property
     def schema(self) -> Schema:
         """The parsed schema (``schemas/<kind>.json`` unless ``schema_path`` names another)."""
-        return load(self.schema_path or schema_dir() / f"{self.kind}.json")
+        path = self.schema_path or schema_dir() / f"{self.kind}.json"
+        schema = load(path)
+        if schema.kind != self.kind:
+            raise SchemaError(f"kind: the System is named {self.kind!r} but its schema {Path(path).name} says "
+                              f"\"kind\": {schema.kind!r}; the two names must agree (rename the JSON's \"kind\" "
+                              f"too when copying a system)")
+        return schema
 
     def operator(self, name: str) -> Operator:
         if name not in self.operators:

@@ -23,7 +23,7 @@ from eqflow.systems.ising import operators
 from conftest import assert_same_history
 from test_systems import crash_after_marks
 
-pytest.importorskip("triton", reason="triton is not installed (pip install eqflow[gpu]): no Triton kernel to test")
+pytest.importorskip("triton", reason="triton is not installed (pip install eqflow-ensembles[gpu]): no Triton kernel")
 torch = pytest.importorskip("torch")
 gpu = pytest.importorskip("eqflow.systems.ising.gpu")
 

@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parent.parent
 META_PATH = ROOT / "schemas" / "eqflow-system.schema.json"
-SYSTEM_FILES = sorted(p for p in (ROOT / "schemas").glob("*.json") if p.name != META_PATH.name) + sorted(
+SYSTEM_FILES = sorted(p for p in (ROOT / "schemas").glob("*.json") if not p.name.endswith(".schema.json")) + sorted(
     (ROOT / "eqflow" / "testing" / "toy").glob("*.json"))
 
 

@@ -84,7 +84,7 @@ if HAVE_TRITON:
 
 
 @pytest.mark.parametrize("step", STEPS)
-@pytest.mark.skipif(not HAVE_TRITON, reason="triton is not installed (pip install eqflow[gpu])")
+@pytest.mark.skipif(not HAVE_TRITON, reason="triton is not installed (pip install eqflow-ensembles[gpu])")
 def test_triton_words_equal_the_reference(step):
     torch = pytest.importorskip("torch")
     import triton

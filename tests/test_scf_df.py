@@ -1,6 +1,6 @@
 """Molecules built from a PySCF Mole, with density fitting (kind "scf").
 
-PySCF is an optional extra (``pip install eqflow[chem]``): the tests that need it are skipped
+PySCF is an optional extra (``pip install eqflow-ensembles[chem]``): the tests that need it are skipped
 without it, and the error raised when it is missing is tested with PySCF hidden.
 """
 import sys
@@ -21,7 +21,7 @@ def _final_energy(hist):
 @pytest.mark.parametrize("op", ["diis", "adaptive_online"])
 def test_density_fitted_energy_equals_pyscf_df_rhf(op, tmp_path):
     """Same auxiliary basis, same B: eqflow's DF-RHF energy equals PySCF's DF-RHF to 1e-8 Eh (also on torch)."""
-    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow[chem]) is not installed")
+    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow-ensembles[chem]) is not installed")
     mol = pyscf.gto.M(atom=WATER, basis="sto-3g", verbose=0)
     ds = eq.create("scf", problem="molecule", mol=mol, basis="6-31g", density_fit=True, auxbasis="weigend")
     assert ds.cderi.dims == ("aux", "orbital_i", "orbital_j") and "eri" not in ds
@@ -40,7 +40,7 @@ def test_density_fitted_energy_equals_pyscf_df_rhf(op, tmp_path):
 
 
 def test_exact_integrals_from_a_mole_equal_the_data_file(tmp_path):
-    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow[chem]) is not installed")
+    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow-ensembles[chem]) is not installed")
     from eqflow.systems import scf
     data = scf.load_molecule("h2o_sto-3g")
     mol = pyscf.gto.M(atom=data["metadata"]["atoms_angstrom"][0], basis="sto-3g", verbose=0)
@@ -124,7 +124,7 @@ def test_bad_cderi_shape_is_reported():
 
 def test_numpy_true_takes_pyscfs_auxiliary_basis_like_true():
     """density_fit=numpy.True_ (e.g. read from an array of options) is True: PySCF's factor, not the exact (ij|kl)."""
-    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow[chem]) is not installed")
+    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow-ensembles[chem]) is not installed")
     mol = pyscf.gto.M(atom=WATER, basis="sto-3g", verbose=0)
     ds = eq.create("scf", problem="molecule", mol=mol, density_fit=np.True_, auxbasis="weigend")
     reference = eq.create("scf", problem="molecule", mol=mol, density_fit=True, auxbasis="weigend")

@@ -141,7 +141,7 @@ def test_online_scf_reaches_pyscf_on_qm9_molecules(molecule, tmp_path):
     """QM9 molecules built from a PySCF Mole (6-31G, integrals made by PySCF), from the core
     guess as in the paper's Table 1: both online methods reach the energy of PySCF's own RHF
     (its default solver, '1e' guess) to 1e-8 Eh."""
-    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow[chem]) makes the QM9 integrals")
+    pyscf = pytest.importorskip("pyscf", reason="PySCF (optional extra eqflow-ensembles[chem]) makes the QM9 integrals")
     mol = pyscf.gto.M(atom=[(e, xyz) for e, xyz in molecule["atoms"]], basis="6-31g", verbose=0)
     mf = pyscf.scf.RHF(mol)
     mf.init_guess = "1e"

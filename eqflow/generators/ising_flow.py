@@ -296,9 +296,38 @@ class Generator:
             raise ValueError(f"path: expected an Ising flow generator file (format {FORMAT}), got "
                              f"{found.get('format') if isinstance(found, dict) else type(found).__name__}")
         config = found["config"]
+        _check_file_config(config, found.get("state_dict"))  # before any allocation the config asks for
         model = _network(config["hidden"], config["layers"], config["symmetric"])
         model.load_state_dict(found["state_dict"])
         return cls(model, found["temperatures"], found["lattice"], config, json.loads(found["log"]))
+
+
+def _parameter_count(hidden: int, layers: int) -> int:
+    """Weights and biases of :func:`_network`: (layers - 1) hidden periodic convolutions, then one to 1 channel."""
+    count, width = 0, 3
+    for _ in range(layers - 1):
+        count += 9 * width * hidden + hidden
+        width = hidden
+    return count + 9 * width + 1
+
+
+def _check_file_config(config, state_dict) -> None:
+    """A generator file's config, bounded and consistent with the weights the file holds (a
+    small file must not make a large model): a ValueError naming the bad entry."""
+    if not isinstance(config, dict) or not isinstance(state_dict, dict):
+        raise ValueError(f"path: expected a generator file with a config and weights, got config "
+                         f"{type(config).__name__} and weights {type(state_dict).__name__}")
+    for name, top in (("hidden", 2**16), ("layers", 2**10)):
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise ValueError(f"config[{name!r}]: expected an integer in [1, {top}], got {value!r}")
+    if not isinstance(config.get("symmetric"), bool):
+        raise ValueError(f"config['symmetric']: expected True or False, got {config.get('symmetric')!r}")
+    stored = sum(int(v.numel()) for v in state_dict.values() if hasattr(v, "numel"))
+    wanted = _parameter_count(config["hidden"], config["layers"])
+    if wanted != stored:
+        raise ValueError(f"config: hidden={config['hidden']}, layers={config['layers']} make {wanted} weights, the "
+                         f"file holds {stored}: expected the config the weights were saved with")
 
 
 def _size(size, default) -> tuple[int, int]:

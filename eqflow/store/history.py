@@ -149,6 +149,11 @@ class HistoryStore:
         if "eqflow_kind" not in attrs:
             raise StoreError(f"store {self.name!r}: expected an eqflow history (attribute 'eqflow_kind'), "
                              "got a Zarr store without it")
+        if "eqflow_operator" not in attrs and "eqflow_seed" in attrs:  # a system Dataset's attributes only
+            raise StoreError(f"store {self.name!r}: a {attrs['eqflow_kind']!r} system (a Dataset saved with to_zarr: "
+                             f"its state, parameters and seed), not a history; run it from a run file's [system] "
+                             f"file = {self.loc.short_name!r}, or eq.run(xr.open_zarr(...), ...); `eqflow validate` "
+                             f"checks it")
         return attrs
 
     def record(self) -> manifest.Record:

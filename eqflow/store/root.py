@@ -59,13 +59,32 @@ def local_root(loc: Location) -> dict | None:
     return None
 
 
+def _url_root(loc: Location) -> dict | None:
+    """A URL store's root ``zarr.json`` read in one request, or None (no such object, not a v3 group);
+    a StoreError naming the store when it cannot be reached at all (no network, a closed endpoint,
+    no credentials), before zarr's asynchronous reads would fail with the same cause."""
+    if loc.kind != "url":
+        return None
+    try:
+        data = loc.read_object("zarr.json")
+    except Exception as exc:  # any client's error: botocore, aiohttp, gcsfs, OSError
+        raise StoreError(f"store {loc.name!r}: cannot be reached ({type(exc).__name__}: {exc}); check the URL and "
+                         f"storage_options (credentials, endpoint_url)") from None
+    try:
+        root = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    return root if isinstance(root, dict) and root.get("node_type") == "group" and root.get("zarr_format") == 3 \
+        else None
+
+
 def read_attrs(loc) -> dict:
     """The root attributes. A local v3 root is read as the one JSON file it is: zarr would also
     parse every array's consolidated metadata (a few ms a call; called several times per segment)."""
     import zarr
 
     loc = as_location(loc)
-    root = local_root(loc)
+    root = local_root(loc) if loc.is_local else _url_root(loc)
     if root is not None:
         return dict(root.get("attributes") or {})
     try:

@@ -31,6 +31,9 @@ import numpy as np
 
 from ... import random
 from ...errors import SchemaError
+from ...schema import MAX_SIZE
+
+MAX_NODES = 10**7  # a family graph is built in networkx first (about a kilobyte per node and edge)
 
 KIND = "alignment"
 GRAPH_SLOT = 2  # initial-state stream slot of the graph seeds (0: actions, 1: types)
@@ -136,8 +139,8 @@ def check_family_args(name: str, args: dict) -> None:
     """One SchemaError naming every bad family argument."""
     problems = []
     n = args.get("nodes")
-    if not _int_at_least(n, 1):
-        problems.append(f"nodes: expected an integer >= 1 for graph={name!r}, got {n!r}")
+    if not _int_at_least(n, 1) or n > MAX_NODES:
+        problems.append(f"nodes: expected an integer >= 1, at most {MAX_NODES:,}, for graph={name!r}, got {n!r}")
     if "degree" in FAMILY_ARGS[name]:
         k = args.get("degree")
         even = name in ("ring", "watts_strogatz")
@@ -157,7 +160,8 @@ def check_family_args(name: str, args: dict) -> None:
 
 
 def _int_at_least(value, low: int) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+    """An integer in [low, MAX_SIZE] (a node count or degree beyond that cannot be laid out)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and low <= value <= MAX_SIZE
 
 
 def graph_seeds(seed: int, members: np.ndarray, parameter: str | None, values: np.ndarray | None) -> np.ndarray:

@@ -25,6 +25,7 @@ from ... import random
 from ...dataset import finish_system, is_int, system_coords
 from ...errors import SchemaError
 from ...ops.learning import N_IMAGES, digits
+from ...schema import MAX_SIZE
 from ...system import Operator, System
 from . import dynamics, implicit, observables, operators, theory
 from .observables import accuracy, equilibrium_residual, firing_rate, loss
@@ -89,6 +90,9 @@ def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, 
     if not (is_int(batch) and batch >= 1):
         problems.append(f"batch: expected a positive integer minibatch size, got {batch!r}")
     _check_time_steps(time_steps, problems)
+    if not isinstance(allow_expansive, (bool, np.bool_)):
+        problems.append(f"allow_expansive: expected True or False, got {type(allow_expansive).__name__} "
+                        f"{allow_expansive!r}")
     if problems:
         raise SchemaError(problems, kind=KIND)
     n, m, c = shapes
@@ -104,7 +108,7 @@ def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, 
     arrays = {"feedback": feedback, "input_weights": input_weights, "bias": bias, "readout": readout,
               "readout_bias": readout_bias}
     weights = _weights(arrays, coords, shape, sizes, seed, float(coords["spectral_bound"][1]), problems)
-    _check_contraction(weights["feedback"], coords, allow_expansive, problems)
+    _check_contraction(weights.get("feedback"), coords, allow_expansive, problems)
     if problems:
         raise SchemaError(problems, kind=KIND)
     own = {"feedback": ("neuron", "presynaptic"), "input_weights": ("neuron", "input"), "bias": ("neuron",),
@@ -206,17 +210,21 @@ def _sizes(neurons, inputs, classes, x, y, feedback, input_weights, readout, pro
     c = classes
     if c is None:
         c = np.shape(readout)[-2] if readout is not None else (int(y.max()) + 1 if y is not None else 1)
-    if not (is_int(c) and c >= 1):
-        problems.append(f"classes: expected a positive integer, got {c!r}")
+    if not (is_int(c) and 1 <= c <= MAX_CLASSES):
+        problems.append(f"classes: expected a positive integer, at most {MAX_CLASSES} (the readout has one row "
+                        f"per class; default: the largest label + 1), got {c!r}")
     elif y is not None and y.max() >= c:
         problems.append(f"classes: expected more than the largest label {int(y.max())}, got {c}")
     return (int(n) if is_int(n) else n), m, c
 
 
+MAX_CLASSES = 2**16
+
+
 def _check_time_steps(time_steps, problems):
     t = np.asarray(time_steps, dtype=np.float64) if not isinstance(time_steps, str) else np.nan
-    if not (np.all(np.isfinite(t)) and np.all(t >= 1) and np.all(t == np.round(t))):
-        problems.append(f"time_steps: expected integers >= 1 (T), got {time_steps!r}")
+    if not (np.all(np.isfinite(t)) and np.all(t >= 1) and np.all(t <= MAX_SIZE) and np.all(t == np.round(t))):
+        problems.append(f"time_steps: expected integers >= 1 (T), at most 2**31 - 1, got {time_steps!r}")
 
 
 def _weights(arrays, coords, shape, sizes, seed, bound, problems):
@@ -233,8 +241,9 @@ def _weights(arrays, coords, shape, sizes, seed, bound, problems):
         else:
             w = np.asarray(value, dtype=np.float64)
             if w.shape not in (own[name], (members, *own[name])) or not np.all(np.isfinite(w)):
+                bad = "" if w.shape not in (own[name], (members, *own[name])) else " with non-finite values"
                 problems.append(f"{name}: expected finite values of shape {own[name]} or {(members, *own[name])}, "
-                                f"got shape {w.shape}")
+                                f"got shape {w.shape}{bad}")
                 continue
             if w.shape == own[name]:
                 w = np.broadcast_to(w, (members, *own[name]))

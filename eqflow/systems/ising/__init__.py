@@ -23,6 +23,7 @@ import numpy as np
 
 from ... import random
 from ...dataset import finish_system, point_values, system_coords
+from ...errors import SchemaError
 from ...system import Operator, System
 from . import clusters, observables, operators, theory, variants
 from .clusters import swendsen_wang, swendsen_wang_probability, wolff, wolff_probability
@@ -31,6 +32,15 @@ from .operators import heat_bath, heat_bath_probability, metropolis, metropolis_
 from .thermodynamics import thermodynamics
 
 KIND = "ising"
+
+
+def _sides(size):
+    """(L_y, L_x) of ``size``: one side L or a pair of sides (each checked by the schema)."""
+    if np.ndim(size) == 0 and not isinstance(size, (str, bytes)):
+        return size, size
+    if isinstance(size, (tuple, list, np.ndarray)) and np.ndim(size) == 1 and len(size) == 2:
+        return tuple(size)
+    raise SchemaError(f"size: expected a side L or a pair (L_y, L_x) of even integers >= 2, got {size!r}", kind="ising")
 
 
 def create(size=32, temperature=2.269, *, members=1, seed=0, coupling=1.0, field=0.0, start="random"):
@@ -54,7 +64,7 @@ def create(size=32, temperature=2.269, *, members=1, seed=0, coupling=1.0, field
     {'member': 2, 'temperature': 2, 'y': 8, 'x': 8}
     """
     schema = SYSTEM.schema
-    ny, nx = (size, size) if np.ndim(size) == 0 else tuple(size)
+    ny, nx = _sides(size)
     parameters = {"temperature": temperature, "coupling": coupling, "field": field}
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes={"y": ny, "x": nx},
                                         seed=seed)

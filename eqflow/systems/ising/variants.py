@@ -10,7 +10,7 @@ def triton(name: str) -> dict:
     """{"triton": the Kernel of operator ``name``} (torch backend): compiled on CUDA, where ``kernel="auto"``
     picks it; on the CPU it runs in Triton's interpreter (exact, slow) only when asked for by name."""
     return {"triton": Kernel(f"{__package__}.gpu:{name}", backends=("torch",), devices=("cuda", "cpu"),
-                             auto_devices=("cuda",), requires=("triton",), install="eqflow[gpu]",
+                             auto_devices=("cuda",), requires=("triton",), install="eqflow-ensembles[gpu]",
                              inline_draws=True)}
 
 

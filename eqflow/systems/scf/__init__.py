@@ -81,7 +81,7 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, 
         lengths) or core_hamiltonian, overlap (n, n) or (G, n, n), eri (n, n, n, n) or
         (G, n, n, n, n) in chemists' notation (arrays in hartree, or quantities), electrons
         (even), nuclear_repulsion (scalar or (G,)), geometry (G labels, e.g. bond lengths);
-        or mol=<pyscf.gto.Mole> (PySCF, ``pip install eqflow[chem]``) with optional basis=<name>,
+        or mol=<pyscf.gto.Mole> (PySCF, ``pip install eqflow-ensembles[chem]``) with optional basis=<name>,
         density_fit=True (J and K from PySCF's 3-index factor B[P, i, j], O(n^2 N_aux) memory
         instead of the O(n^4) (ij|kl)) and auxbasis=<name>; density_fit="cholesky" (or True
         without mol): B from the pivoted Cholesky decomposition of the exact (ij|kl), every

@@ -40,11 +40,15 @@ def laplacian(n: int) -> np.ndarray:
     return 2.0 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
 
 
+MAX_ORBITALS = 2**15  # every matrix is dense n x n: 8 GiB of float64 at this size
+
+
 def nonlinear(size, occupied, alpha) -> Problem:
     """H(D) = L + alpha Diag(L^-1 diag(D)), L = :func:`laplacian`, ``occupied`` orbitals."""
     p = Problem(parameters={"alpha": alpha})
-    if not is_int(size) or size < 2:
-        p.errors.append(f"size: expected an integer number of grid points >= 2, got {size!r}")
+    if not is_int(size) or not 2 <= size <= MAX_ORBITALS:
+        p.errors.append(f"size: expected an integer number of grid points >= 2, at most {MAX_ORBITALS} (dense "
+                        f"n x n matrices), got {size!r}")
         return p
     if not is_int(occupied) or not 1 <= occupied <= size:
         p.errors.append(f"occupied: expected an integer in [1, size={size}], got {occupied!r}")
@@ -87,9 +91,12 @@ def hubbard(sites, hopping, interaction, electrons_up=None, electrons_down=None,
         p.errors.append(f"lattice: expected 'ring' or 'square', got {lattice!r}")
         return p
     sides = [sites] if lattice == "ring" or np.ndim(sites) == 0 else list(sites)
-    if len(sides) not in ((1,) if lattice == "ring" else (1, 2)) or not all(is_int(s) and s >= 2 for s in sides):
+    if len(sides) not in ((1,) if lattice == "ring" else (1, 2)) or not all(is_int(s) and s >= 2 for s in sides) or (
+            int(np.prod([int(s) for s in sides] * (2 if lattice == "square" and len(sides) == 1 else 1)))
+            > MAX_ORBITALS):
         want = "an integer >= 2" if lattice == "ring" else "an integer L >= 2 or a pair (L_y, L_x) of them"
-        p.errors.append(f"sites: expected {want} for lattice={lattice!r}, got {sites!r}")
+        p.errors.append(f"sites: expected {want} for lattice={lattice!r}, at most {MAX_ORBITALS} sites in all "
+                        f"(dense n x n matrices), got {sites!r}")
         return p
     adjacency, sign = lattice_adjacency(lattice, sites)
     n = len(sign)
@@ -348,7 +355,7 @@ def molecule_from_file(name: str, geometry=None, cholesky_tol=None) -> tuple[Pro
     return p, {**data, **arrays}
 
 
-CHEM_EXTRA = "pip install eqflow[chem]"
+CHEM_EXTRA = "pip install eqflow-ensembles[chem]"
 
 
 def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None, cholesky_tol=None) -> Problem:
@@ -356,7 +363,7 @@ def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None, cholesk
     the exact (ij|kl) or, with ``density_fit=True``, PySCF's density-fitting factor B[P, i, j] on
     ``auxbasis`` (default: PySCF's choice for the basis), or with ``density_fit="cholesky"`` the
     pivoted Cholesky factor of the exact (ij|kl) to ``cholesky_tol``. ``basis`` rebuilds ``mol``.
-    PySCF is an optional extra (``pip install eqflow[chem]``), imported only here.
+    PySCF is an optional extra (``pip install eqflow-ensembles[chem]``), imported only here.
     """
     try:
         from pyscf import df, gto, lib

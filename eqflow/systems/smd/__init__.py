@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import random
-from ...dataset import finish_system, point_values, system_coords
+from ...dataset import check_size, finish_system, point_values, system_coords
 from ...errors import SchemaError
 from ...system import Operator, System
 from . import network, observables, operators, theory
@@ -94,16 +94,20 @@ def _layers(model, args):
     """(fan_out, fan_in, normalized, site sizes) of the model; a SchemaError for bad model arguments."""
     if model == "noise":
         d = args["dim"]
-        if not (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 2):
-            raise SchemaError(f"dim: expected an integer >= 2, got {d!r}", kind=KIND)
+        problems = []
+        if not check_size("dim", d, problems, minimum=2):
+            raise SchemaError(problems, kind=KIND)
         return [1], [int(d)], [True], {"dim": int(d), "layer": 1, "sample": int(d), "batch": 0}
     hidden, batch = args["hidden"], args["batch"]
     problems = []
     if not (isinstance(hidden, (tuple, list)) and hidden and all(
-            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 2 for h in hidden)):
-        problems.append(f"hidden: expected a non-empty sequence of integer widths >= 2, got {hidden!r}")
-    if not (isinstance(batch, (int, np.integer)) and not isinstance(batch, bool) and batch >= 1):
-        problems.append(f"batch: expected a positive integer minibatch size, got {batch!r}")
+            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and 2 <= h <= 2**15 for h in hidden)):
+        problems.append(f"hidden: expected a non-empty sequence of integer widths >= 2, got {hidden!r} (each at most "
+                        f"2**15)")
+    if not (isinstance(batch, (int, np.integer)) and not isinstance(batch, bool) and 1 <= batch <= network.N_TRAIN):
+        over = isinstance(batch, (int, np.integer)) and batch > network.N_TRAIN
+        most = f", at most the {network.N_TRAIN} training samples" if over else ""
+        problems.append(f"batch: expected a positive integer minibatch size{most}, got {batch!r}")
     if problems:
         raise SchemaError(problems, kind=KIND)
     fan_out, fan_in, normalized = network.architecture([int(h) for h in hidden])
