@@ -175,7 +175,7 @@ def main():
                         continue
                     results[count, name] = found
                     print(f"  busy {count} (load before {load:.1f}) {name:10s} " + " | ".join(
-                        f"{c} {statistics.median(r):.3f} ({min(r):.3f}-{max(r):.3f})" for c, r in found.items()
+                        f"{c} {statistics.median(r):.4f} ({min(r):.4f}-{max(r):.4f})" for c, r in found.items()
                         if c != "info") + (f"  [{found['info']}]" if "info" in found else ""), flush=True)
             finally:
                 for p in procs:
@@ -198,7 +198,7 @@ def table(results: dict, args) -> None:
             if (count, name) not in results:
                 continue
             r, m = results[count, name], med[count, name]
-            cells = [f"{m[c]:.3f} ({min(r[c]):.3f}-{max(r[c]):.3f})" if c in r else "" for c in "abc"]
+            cells = [f"{m[c]:.4f} ({min(r[c]):.4f}-{max(r[c]):.4f})" if c in r else "" for c in "abc"]
             ratios = []
             for base, cases in (("bare", "ab"), ("one", "abc")):
                 b = med.get((count, base), {})
