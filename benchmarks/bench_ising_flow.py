@@ -12,6 +12,17 @@ of energy's and |m|'s integrated autocorrelation times in sweeps at that T, tau 
 var / (N / tau), so tau sweeps give one independent sample), at least 1.
 
     python benchmarks/bench_ising_flow.py [--sizes 4 8 16] [--iterations 600] [--samples 800]
+
+Training budget (``--budgets``): at each L, one generator per budget (Adam iterations, 2 CPU
+threads by ``--threads 2``), each compared at T = 3.0, T_c and 1.6 with the same Swendsen-Wang
+reference (energy, |m|, C, chi: value, reference, z, relative deviation), the training seconds,
+and the deviation's power law in the budget, extrapolated to the budget at which it would fall
+below 3 combined standard errors of this sample count; with ``--cost-only`` just the sampling
+cost per independent sample against Swendsen-Wang (a generator of the first budget: the cost
+does not depend on training).
+
+    python benchmarks/bench_ising_flow.py --sizes 16 --budgets 75 150 300 --samples 240 --threads 2
+    python benchmarks/bench_ising_flow.py --sizes 32 --budgets 10 --samples 24 --threads 2 --cost-only
 """
 import argparse
 import shutil
@@ -29,6 +40,8 @@ from eqflow.systems.ising import theory
 from common import machine
 
 SCHEDULE = [3.0, 2.6, round(float(theory.critical_temperature()), 4), 2.0, 1.6]
+TARGETS = [SCHEDULE[0], SCHEDULE[2], SCHEDULE[4]]  # T = 3.0, T_c, 1.6: the budget study's temperatures
+MOMENTS = ("energy", "abs_magnetization", "specific_heat", "susceptibility")
 
 
 def one_size(size, args, tmp):
@@ -92,6 +105,84 @@ def _monte_carlo(size, args, tmp):
     return hist, time.perf_counter() - started
 
 
+def _anneal(size, args, tmp):
+    system = eq.create("ising", size=size, temperature=SCHEDULE[0], members=16, seed=size)
+    return eq.anneal(system, "swendsen_wang", schedule={"temperature": SCHEDULE}, stage_steps=args.stage_steps,
+                     store=tmp / f"anneal{size}.zarr", record={"energy": 1, "spin": 2}, progress=False)
+
+
+def _mc_cost(mc, mc_s, args):
+    """{T: (tau_int in sweeps, MC seconds per independent sample of one lattice)} at the TARGETS."""
+    summary = eq.summarize(mc.isel(step=slice(args.mc_steps // 5, None)), ["energy", "abs_magnetization"])
+    sweep = mc_s / (args.mc_steps * 8 * len(SCHEDULE))  # seconds per SW sweep of one lattice
+    out = {}
+    for t in TARGETS:
+        tau = max(float(summary.energy_tau.sel(temperature=t)), float(summary.abs_magnetization_tau.sel(temperature=t)),
+                  1.0)
+        out[t] = (tau, sweep * tau)
+    return out
+
+
+def budgets(size, args, tmp):
+    """Fidelity vs training budget at T = 3.0, T_c, 1.6, and the cost per independent sample vs SW."""
+    import numpy as np
+
+    anneal = _anneal(size, args, tmp)
+    mc, mc_s = _monte_carlo(size, args, tmp)
+    cost = _mc_cost(mc, mc_s, args)
+    reference = mc.sel(temperature=TARGETS)
+    members, per_member = 8, max(2, args.samples // 8)
+    rows, deviations = [], {}
+    print(f"\nL = {size}: generator (4 layers x 32 channels, batch {args.batch}, {args.steps} Euler steps per segment)"
+          f" vs Swendsen-Wang (8 chains x {args.mc_steps} sweeps per T, first fifth dropped); {members * per_member} "
+          f"samples per T; {args.threads} torch thread(s)")
+    for iterations in args.budgets:
+        started = time.perf_counter()
+        gen = flow.train(anneal, iterations=iterations, batch=args.batch, hidden=32, layers=4, steps=args.steps,
+                         seed=1, threads=args.threads)
+        train_s = time.perf_counter() - started
+        samples = gen.sample(TARGETS, per_member, seed=2, members=members, store=tmp / f"gen{size}_{iterations}.zarr",
+                             threads=args.threads)
+        per_t = {t: seconds / (members * per_member) for t, seconds in gen.sampling_seconds.items()}
+        if args.cost_only:
+            _cost_table(cost, per_t)
+            return
+        table = fidelity.compare(samples, reference, reference_start=args.mc_steps // 5)
+        print(f"  {iterations:5d} iterations: training {train_s:6.1f} s, final loss {gen.log['final_loss']:.3g}")
+        for t in TARGETS:
+            r = table.sel(temperature=t)
+            cells = []
+            for q in MOMENTS:
+                value, ref = float(r[q]), float(r[q + "_reference"])
+                se = float(np.hypot(r[q + "_sem"], r[q + "_reference_sem"]))
+                deviations.setdefault((t, q), []).append((iterations, abs(value - ref), se))
+                cells.append(f"{q[:8]} {value:7.3f} vs {ref:7.3f} z{float(r[q + '_z']):+6.1f} "
+                             f"({(value - ref) / abs(ref):+6.1%})")
+            rows.append((iterations, t))
+            print(f"    T = {t:6.4f}  " + " | ".join(cells) + f" | {per_t[t]:.2e} s/sample")
+    print("  extrapolated budget for |deviation| < 3 combined standard errors (of this sample count), from a power"
+          " law |dev| = A n^-p fitted over the budgets:")
+    for t in TARGETS:
+        cells = []
+        for q in MOMENTS:
+            n, dev, se = (np.array(v, dtype=float) for v in zip(*deviations[(t, q)]))
+            if (dev < 3 * se).all():
+                cells.append(f"{q[:8]} within 3 SE at every budget")
+                continue
+            p, log_a = np.polyfit(np.log(n), np.log(dev), 1)
+            need = np.exp((np.log(3 * se.mean()) - log_a) / p) if p < -0.05 else float("inf")
+            cells.append(f"{q[:8]} slope {p:+.2f} -> {'not decreasing' if not np.isfinite(need) else f'{need:.3g} it'}")
+        print(f"    T = {t:6.4f}  " + " | ".join(cells))
+    _cost_table(cost, per_t)
+
+
+def _cost_table(cost, per_t):
+    print("     T   tau_int(E, |m|) SW sweeps   SW s/sample   generator s/sample   generator / SW")
+    for t in TARGETS:
+        tau, mc = cost[t]
+        print(f"  {t:6.4f}   {tau:23.2f}   {mc:11.2e}   {per_t[t]:18.2e}   {per_t[t] / mc:14.0f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16])
@@ -102,6 +193,8 @@ def main():
     parser.add_argument("--stage-steps", type=int, default=200)
     parser.add_argument("--mc-steps", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--budgets", type=int, nargs="+", help="training iterations to compare (budget study)")
+    parser.add_argument("--cost-only", action="store_true", help="with --budgets: the sampling cost only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"machine: {machine()}; torch {torch.__version__}, {args.threads} torch thread(s)")
@@ -109,7 +202,7 @@ def main():
     tmp = Path(tempfile.mkdtemp())
     try:
         for size in args.sizes:
-            one_size(size, args, tmp)
+            (budgets if args.budgets else one_size)(size, args, tmp)
     finally:
         shutil.rmtree(tmp)
 

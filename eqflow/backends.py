@@ -97,19 +97,98 @@ def set_torch_threads(backend: Backend, threads: int | None) -> None:
         torch.set_num_threads(threads or 1)
 
 
+# OpenMP's wait policy for numba's thread pool, unless the user chose one (any of these set):
+# threads that wait at a fork-join barrier sleep instead of spinning (see configure_numba)
+WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+_USER_WAIT = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "KMP_LIBRARY")
+
+
+def configure_numba() -> dict:
+    """Set up numba's thread pool for a machine that others share, before its first parallel loop.
+
+    numba fixes its threading layer and thread count, and OpenMP its wait policy, when the pool
+    starts (the first call of a parallel kernel in the process); called before that, this sets
+    ``OMP_WAIT_POLICY=PASSIVE`` and ``KMP_BLOCKTIME=0`` in ``os.environ`` (GNU and Intel OpenMP
+    read them then), so that a thread that finishes its share of a parallel loop sleeps at the
+    barrier instead of spinning: spinning threads take the cores that the other threads of the
+    same loop, or other processes, are waiting for, and a 1024^2 sweep on a busy 2-core machine
+    ran 4x slower on two spinning threads than on one. The threading layer (numba's default
+    order: tbb, omp, workqueue) and the thread count (numba's default: the CPUs this process may
+    run on) are left to numba. Nothing is changed when the user set any of ``OMP_WAIT_POLICY``,
+    ``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME`` or ``KMP_LIBRARY`` (their choice wins), nor once the pool
+    has started (too late to matter). Measured in ``benchmarks/bench_contention.py``.
+
+    Returns the settings in force: {"layer": the threading layer or None if the pool has not
+    started, "threads": numba's thread count, "wait": {variable: value} eqflow set, "user": the
+    wait variables the user set}.
+    """
+    import os
+
+    import numba
+
+    user = {k: os.environ[k] for k in _USER_WAIT if k in os.environ}
+    set_here = {}
+    try:
+        layer = numba.threading_layer()  # the pool has started: its settings are fixed
+    except ValueError:
+        layer = None
+        if not user:
+            for name, value in WAIT_POLICY.items():
+                os.environ[name] = set_here[name] = value
+    return {"layer": layer, "threads": numba.config.NUMBA_NUM_THREADS, "wait": set_here, "user": user}
+
+
+def free_cores(loadavg: str | None = None, cpus: int | None = None) -> int:
+    """The CPUs this process may run on that no other thread is running on now, at least 1.
+
+    ``loadavg``: the text of ``/proc/loadavg`` (read when None), whose fourth field is
+    "running/total" threads of the whole machine at this instant (the reading thread among them);
+    ``cpus``: the CPUs this process may use (``os.sched_getaffinity``, else ``os.cpu_count``).
+    Where the machine does not say (no ``/proc/loadavg``), every CPU is taken as free.
+    """
+    import os
+
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if loadavg is None:
+        try:
+            with open("/proc/loadavg") as f:
+                loadavg = f.read()
+        except OSError:
+            return max(1, cpus)
+    try:
+        running = int(loadavg.split()[3].split("/")[0])
+    except (IndexError, ValueError):
+        return max(1, cpus)
+    return max(1, min(cpus, cpus - (running - 1)))
+
+
 @contextlib.contextmanager
 def numba_threads(kernel, alone: bool):
-    """A numba kernel's parallel loops: as many numba threads as the calling thread has when its
-    task runs alone (one ensemble chunk, local scheduler), one thread when tasks run side by side
-    in dask threads or workers (they already fill the cores; more would oversubscribe them). The
-    thread's own setting (numba's is per thread) is restored afterwards."""
-    if kernel is None or alone or "numba" not in kernel.requires:
+    """A numba kernel's parallel loops: when its task runs alone (one ensemble chunk, local
+    scheduler), as many numba threads as the calling thread has, but no more than the cores that
+    no other process is running on as the task starts (:func:`free_cores`: on a busy machine
+    one thread, which the parallel loops cannot beat there, since their threads wait for each other);
+    one thread when tasks run side by side in dask threads or workers (they already fill the
+    cores; more would oversubscribe them). ``NUMBA_NUM_THREADS`` set by the user is taken as it is
+    for a lone task. The thread's own setting (numba's is per thread) is restored afterwards.
+    The pool is set up by :func:`configure_numba` first. Histories do not depend on the thread
+    count (the kernels' serial and parallel loops agree bit for bit)."""
+    if kernel is None or "numba" not in kernel.requires:
         yield
         return
+    import os
+
+    configure_numba()
     import numba
 
     before = numba.get_num_threads()
-    numba.set_num_threads(1)
+    # alone: the cores no other process is running on now (the user's NUMBA_NUM_THREADS wins)
+    wanted = (before if "NUMBA_NUM_THREADS" in os.environ else min(before, free_cores())) if alone else 1
+    if wanted == before:
+        yield
+        return
+    numba.set_num_threads(wanted)
     try:
         yield
     finally:

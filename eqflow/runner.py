@@ -66,8 +66,10 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         ``eqflow`` logger about every 30 s and at the end (shown where logging is configured, as
         the ``eqflow`` command line does).
     torch_threads : torch threads per task (default 1, one per dask worker thread). A numba
-        kernel's parallel loops use every core when the segment has one task on the local
-        scheduler, else one thread per task.
+        kernel's parallel loops use the cores free as the task starts (every core of a quiet
+        machine; ``NUMBA_NUM_THREADS`` if the user set it) when the segment has one task on the
+        local scheduler, else one thread per task; numba's threads wait passively
+        (``OMP_WAIT_POLICY=PASSIVE`` unless set by the user).
     storage_options : for a URL store, passed to fsspec (credentials, ``endpoint_url``); never
         written into the store.
     kernel : "auto" (the operator's first fast variant available for this backend, else its

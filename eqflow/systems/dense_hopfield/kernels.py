@@ -14,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ...backends import configure_numba
 from .operators import field_coefficients, logit_thresholds
+
+configure_numba()  # the thread pool's wait policy, before any parallel loop of this module runs
 
 
 @njit(inline="always", cache=True)

@@ -20,7 +20,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ...backends import configure_numba
 from ...random.numba_philox import below, philox, word
+
+configure_numba()  # the thread pool's wait policy, before any parallel loop of this module runs
 
 HALF = 2**31
 SITES_PER_TASK = 16384  # rows one parallel task updates: enough work to pay for a task
