@@ -168,4 +168,4 @@ def reference(history) -> dict:
         if hh == 0 and jj > 0:
             values[index] = kaufman(size, tt, coupling=jj)["energy"][0]
     coords = {d: history[d] for d in sweeps}
-    return {"energy": xr.DataArray(values, dims=sweeps, coords=coords, attrs={"units": "k_B * K"})}
+    return {"energy": xr.DataArray(values, dims=sweeps, coords=coords, attrs={"units": written_units("k_B * K")})}
