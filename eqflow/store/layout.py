@@ -125,7 +125,8 @@ def plan_arrays(system, plan: RecordPlan, ensemble: list[str], chunks: dict, rec
         arrays[name] = ArraySpec(tuple(ensemble), lead, lead, dtype, 0, attrs_)
         arrays[f"{CHECKPOINT}/{name}"] = ArraySpec(("slot", *ensemble), (2, *lead), (1, *lead), dtype, 0, attrs_)
     arrays.update(extra or {})
-    return {name: replace(spec, attrs=cf.complete(name.rsplit("/", 1)[-1], spec.attrs)) for name, spec in arrays.items()}
+    return {name: replace(spec, attrs=cf.complete(name.rsplit("/", 1)[-1], spec.attrs))
+            for name, spec in arrays.items()}
 
 
 def record_fill(dtype) -> object:

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ...cf import written_units
 from .observables import energy, magnetization
 from .operators import neighbour_sum
 

@@ -87,7 +87,8 @@ def create(model="noise", *, learning_rate=0.1, weight_decay=5e-4, momentum=0.0,
                                         constants=constants, seed=seed)
     layers = operators.layer_slices(fan_out, fan_in, normalized)
     weight = _initial_weights(layers, coords, schema, shape, seed, sizes["weight_entry"]).astype(DTYPES[model])
-    return finish_system(schema, coords, {"weight": ((*dims, "weight_entry"), weight)}, seed=seed, attributes={"model": model})
+    return finish_system(schema, coords, {"weight": ((*dims, "weight_entry"), weight)}, seed=seed,
+                         attributes={"model": model})
 
 
 def _layers(model, args):
