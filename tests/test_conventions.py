@@ -7,7 +7,6 @@ import pytest
 
 import eqflow as eq
 from eqflow.errors import SchemaError
-from eqflow.systems.feedback_snn import dynamics
 
 
 @pytest.fixture(scope="module")
