@@ -51,10 +51,14 @@ def long_name(description: str) -> str:
     return description.split("; ", 1)[0].strip()
 
 
-def complete(name: str, attrs: Mapping, names: Mapping[str, str] | None = None) -> dict:
-    """``attrs`` with units in their UDUNITS spelling and a ``long_name`` (from ``names``, the
-    ``description`` attribute, or the generic names of ``member``/``step``) where it has none."""
+def complete(name: str, attrs: Mapping, names: Mapping[str, str] | None = None,
+             standard_names: Mapping[str, str] | None = None) -> dict:
+    """``attrs`` with units in their UDUNITS spelling, a ``long_name`` (from ``names``, the
+    ``description`` attribute, or the generic names of ``member``/``step``) where it has none,
+    and the schema's ``standard_name`` where it declares one."""
     out = dict(attrs)
+    if (standard_names or {}).get(name):
+        out.setdefault("standard_name", standard_names[name])
     if "units" in out and isinstance(out["units"], str):
         out["units"] = written_units(out["units"])
     if not out.get("long_name"):
@@ -63,6 +67,20 @@ def complete(name: str, attrs: Mapping, names: Mapping[str, str] | None = None) 
             text = f"steps done (records every {name[5:]} steps)"
         if text:
             out["long_name"] = long_name(str(text))
+    return out
+
+
+def schema_standard_names(document: Mapping) -> dict[str, str]:
+    """{name: CF standard name} of what a kind's schema declares one for (none of the built-in
+    kinds does: the CF table names geophysical quantities, not these)."""
+    out: dict[str, str] = {}
+    sections = [document.get(s, {}) for s in ("site_dims", "parameters", "constants", "variables", "observables")]
+    for operator in document.get("operators", {}).values():
+        sections += [operator.get("diagnostics", {}), operator.get("state", {})]
+    for section in sections:
+        for key, spec in section.items():
+            if spec.get("standard_name"):
+                out.setdefault(key, spec["standard_name"])
     return out
 
 

@@ -144,9 +144,9 @@ def finish_system(schema: Schema, coords: dict, state: Mapping[str, tuple], *, s
 def cf_metadata(ds: xr.Dataset, schema: Schema) -> xr.Dataset:
     """``ds`` with CF metadata (:mod:`eqflow.cf`): ``Conventions``, a ``long_name`` on every variable
     and coordinate (from the schema), units in their UDUNITS-2 spelling. Values are untouched."""
-    names = cf.schema_long_names(schema.document)
+    names, standard = cf.schema_long_names(schema.document), cf.schema_standard_names(schema.document)
     for name in list(ds.variables):
-        ds[name].attrs = cf.complete(str(name), ds[name].attrs, names)
+        ds[name].attrs = cf.complete(str(name), ds[name].attrs, names, standard)
     ds.attrs["Conventions"] = cf.CONVENTIONS
     return ds
 

@@ -22,7 +22,8 @@ The adjoint is solved per ensemble cell, all cells at once, by
 
 Broyden needs about as many iterations as the damped iteration (within 1-5 up to ||W||_2 / V_th =
 0.99; fewer beyond 1, which only ``allow_expansive`` reaches) at several times the cost of each
-(its memory of up to 30 vector pairs): 1.2-40x slower at n = 32-512, so ``damped`` is the default (benchmarks/bench_feedback_snn_adjoint.py, figures in benchmarks/results_cfmeta.md).
+(its memory of up to 30 vector pairs): 1.2-40x slower at n = 32-512, so ``damped`` is the
+default (benchmarks/bench_feedback_snn_adjoint.py; the figures are in the benchmark results).
 
 A cell stops (and is frozen) once ||r||_inf <= tol ||v||_inf (tol at least 8 ulp of the dtype); its
 iteration count and relative residual are returned, and a cell that does not converge within
