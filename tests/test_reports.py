@@ -38,7 +38,7 @@ def test_smd_report_traces_every_layer_record_with_the_equilibrium_angle(tmp_pat
 
 def test_ising_trace_draws_kaufman_and_the_report_gives_c_chi_binder(tmp_path):
     system = eq.create("ising", size=4, temperature=[2.0, 3.0], members=4, seed=1)
-    hist = eq.run(system, "metropolis", steps=200, store=tmp_path / "h.zarr", progress=False,
+    hist = eq.run(system, "metropolis", steps=80, store=tmp_path / "h.zarr", progress=False,
                   record={"energy": 1, "magnetization": 1})
     lines = _theory_lines(trace(hist, "energy"))
     for i, t in enumerate((2.0, 3.0)):
