@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .cf import canonical_units
 from .summary import stages, summarize
 
 
@@ -25,7 +26,7 @@ def trace(hist: xr.Dataset, var: str, *, members: int = 8, member_dim: str = "me
     sweeps = [d for d in da.dims if d not in ("step", member_dim)]
     points = list(np.ndindex(*(da.sizes[d] for d in sweeps))) or [()]
     fig, axes = plt.subplots(len(points), 1, figsize=(7, 2.2 * len(points) + 0.6), sharex=True, squeeze=False)
-    units = da.attrs.get("units", "")
+    units = canonical_units(da.attrs.get("units", ""))  # k_B * K, not its UDUNITS spelling
     for ax, point in zip(axes[:, 0], points):
         where = dict(zip(sweeps, point))
         x = da.isel(where)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .cf import canonical_units
 from .location import as_location
 from .results import open as open_history
 from .store import STORE_ATTR
@@ -127,7 +128,7 @@ def _theory_tables(hist) -> str:
         at = stacked.isel(point=i)
         row = {d: _number(at[d].item()) for d in points}
         for v in names:
-            units = ds[v].attrs.get("units", "")
+            units = canonical_units(ds[v].attrs.get("units", ""))
             row[f"{v} [{units}]" if units not in ("", "1") else v] = (
                 f"{_number(float(at[v]))} ± {float(at[f'{v}_sem']):.2g}" if f"{v}_sem" in at else _number(float(at[v])))
             if f"{v}_exact" in at:
@@ -157,7 +158,7 @@ def estimates_table(hist, summary, scalars, units: dict | None = None):
         at = stacked.isel(point=i)
         row = {d: _number(at[d].item()) + f" {summary[d].attrs.get('units', '')}".rstrip() for d in points}
         for v in scalars:
-            unit = (units or {}).get(v, hist[v].attrs.get("units", "") if v in hist else "")
+            unit = canonical_units((units or {}).get(v, hist[v].attrs.get("units", "") if v in hist else ""))
             row[f"{v} [{unit}]"] = f"{_number(float(at[v]))} {error_text(at, v, hist.sizes.get('member', 1))}"
             if f"{v}_exact" in at:
                 z = float(at[f"{v}_z"])
