@@ -30,6 +30,7 @@ _LAZY = {
     "get_system": ("registry", "get"),
     "final_state": ("results", "final_state"),
     "final_values": ("results", "final_values"),
+    "to_inference_data": ("results", "to_inference_data"),
     "open": ("results", "open"),
     "run": ("runner", "run"),
     "write_samples": ("samples", "write_samples"),
@@ -65,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover  (static tools see the eager names)
     from .errors import SchemaError, StoreError  # noqa: F401
     from .registry import available, register  # noqa: F401
     from .registry import get as get_system  # noqa: F401
-    from .results import final_state, final_values, open  # noqa: F401
+    from .results import final_state, final_values, open, to_inference_data  # noqa: F401
     from .runner import run  # noqa: F401
     from .samples import write_samples  # noqa: F401
     from .schedule import anneal  # noqa: F401
@@ -132,5 +133,5 @@ __all__ = [
     "anneal", "HistoryStore",
     "Kernel", "Operator", "SchemaError", "StoreError", "System", "available", "create", "diagnostics", "final_state",
     "final_values", "get_system", "open", "outcomes", "random", "register", "reporting", "run", "stop", "summarize",
-    "systems", "ureg", "validate", "verify", "write_samples", "__version__",
+    "systems", "to_inference_data", "ureg", "validate", "verify", "write_samples", "__version__",
 ]

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
+from . import cf
 from .errors import SchemaError
 from .schema import Constant, Parameter, Schema, Variable
 from .units import magnitude_in
@@ -148,8 +149,19 @@ def finish_system(schema: Schema, coords: dict, state: Mapping[str, tuple], *, s
             ds[name].attrs["description"] = spec.description
             if spec.units is not None:
                 ds[name].attrs["units"] = spec.units
+    ds = cf_metadata(ds, schema)
     ds.attrs.update({KIND_ATTR: schema.kind, SEED_ATTR: int(seed), STEP_ATTR: int(step), **(attributes or {})})
     validate_with(ds, schema)
+    return ds
+
+
+def cf_metadata(ds: xr.Dataset, schema: Schema) -> xr.Dataset:
+    """``ds`` with CF metadata (:mod:`eqflow.cf`): ``Conventions``, a ``long_name`` on every variable
+    and coordinate (from the schema), units in their UDUNITS-2 spelling. Values are untouched."""
+    names, standard = cf.schema_long_names(schema.document), cf.schema_standard_names(schema.document)
+    for name in list(ds.variables):
+        ds[name].attrs = cf.complete(str(name), ds[name].attrs, names, standard)
+    ds.attrs["Conventions"] = cf.CONVENTIONS
     return ds
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .cf import canonical_units
 from .summary import stages, summarize
 
 
 def trace(hist: xr.Dataset, var: str, *, members: int = 8, member_dim: str = "member"):
     """Traces of ``var`` per parameter point: a few members, their mean, the equilibration step
-    (dashed line) and the equilibrium estimate +- 2 standard errors (shaded, over the window).
+    (dashed line), the equilibrium estimate +- 2 standard errors (shaded, over the window) and,
+    where the kind's theory gives one (``theory.reference``), the exact value (dotted line).
 
     Returns a matplotlib Figure with one panel per parameter point. A history whose parameter
     changes along ``step`` (an anneal) gets one band per stage, over that stage's window.
@@ -24,7 +26,7 @@ def trace(hist: xr.Dataset, var: str, *, members: int = 8, member_dim: str = "me
     sweeps = [d for d in da.dims if d not in ("step", member_dim)]
     points = list(np.ndindex(*(da.sizes[d] for d in sweeps))) or [()]
     fig, axes = plt.subplots(len(points), 1, figsize=(7, 2.2 * len(points) + 0.6), sharex=True, squeeze=False)
-    units = da.attrs.get("units", "")
+    units = canonical_units(da.attrs.get("units", ""))  # k_B * K, not its UDUNITS spelling
     for ax, point in zip(axes[:, 0], points):
         where = dict(zip(sweeps, point))
         x = da.isel(where)
@@ -53,3 +55,8 @@ def _bands(ax, s, var: str, steps, staged) -> None:
         window = (steps >= start) & (stage == k)
         ax.fill_between(steps[window], mean - 2 * sem, mean + 2 * sem, color="tab:red", alpha=0.3,
                         label=f"equilibrium {mean:.5g} ± {2 * sem:.2g} (2 SE){label}" if k < 3 else None)
+        exact = float(one[f"{var}_exact"]) if f"{var}_exact" in one else np.nan
+        if np.isfinite(exact):  # the kind's theory (theory.reference): Kaufman's energy, the SMD angle, ...
+            span = steps[stage == k]
+            ax.hlines(exact, span.min(), span.max(), color="tab:green", ls=":", lw=1.5,
+                      label=f"theory {exact:.5g}{label}" if k < 3 else None)

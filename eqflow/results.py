@@ -98,3 +98,32 @@ def final_values(history: xr.Dataset, variables=None) -> xr.Dataset:
         out[f"{name}_step"] = xr.DataArray(np.where(index >= 0, steps[np.maximum(index, 0)], -1), dims=at.dims,
                                            coords=at.coords, attrs={"units": "1", "long_name": f"step of {name}"})
     return xr.Dataset(out, attrs={store.STORE_ATTR: history.attrs.get(store.STORE_ATTR, "")})
+
+
+def to_inference_data(history: xr.Dataset, var, *, member_dim: str = "member"):
+    """A history's records as an ArviZ ``InferenceData``: chains are the members, draws the steps.
+
+    ``var``: a record along ``step`` (or a list of them), placed in the ``posterior`` group
+    with dims ``(chain, draw, *other dims)``; the other ensemble dims (the swept parameters,
+    e.g. ``temperature``) and the record's own dims stay named dims with their coordinates, so
+    ``az.rhat``, ``az.ess`` and ``az.plot_trace`` work per parameter point. ``draw`` is labelled
+    by the step numbers and ``chain`` by the member labels. Records after a member stopped are
+    NaN (as in the history). Needs ArviZ (``pip install arviz``), imported here only.
+    """
+    import arviz as az
+
+    names = [var] if isinstance(var, str) else list(var)
+    recorded = [v for v in history.data_vars if history[v].dims[:1] == ("step",)]
+    for name in names:
+        if name not in recorded or member_dim not in history[name].dims:
+            raise ValueError(f"var: expected a variable recorded along 'step' with a {member_dim!r} dim, got "
+                             f"{name!r}; recorded: {recorded}")
+    posterior = {}
+    for name in names:
+        da = history[name]
+        other = [d for d in da.dims if d not in ("step", member_dim)]
+        da = da.transpose(member_dim, "step", *other).rename({member_dim: "chain", "step": "draw"})
+        posterior[name] = da.drop_vars([c for c in da.coords if c not in da.dims and c not in ("chain", "draw")
+                                        and not set(da[c].dims) <= set(other)]).load()
+    dataset = xr.Dataset(posterior, attrs={k: v for k, v in history.attrs.items() if isinstance(v, (str, int, float))})
+    return az.InferenceData(posterior=dataset)

@@ -17,6 +17,7 @@ from .backends import Backend, dtype_of, namespace, numba_threads, set_torch_thr
 from .errors import StoreError
 from .inputs import working_dtype
 from .store import CHECKPOINT, RecordPlan
+from .store.layout import record_fill
 from .system import bind, call_with
 
 
@@ -213,7 +214,7 @@ class _Recorder:
         self.buffers, self.fill = {}, {}
         for var, d in spec.diagnostics.items():  # what a step that reports no such diagnostic records (or a rule reads)
             shape, dtype = (*ensemble, *(task.sizes[x] for x in d.dims)), np.dtype(d.dtype)
-            self.fill[var] = backend.full(shape, np.nan if dtype.kind == "f" else -1, dtype)
+            self.fill[var] = backend.full(shape, record_fill(dtype), dtype)
             if var in self.counts:
                 self.buffers[var] = backend.empty((self.counts[var], *shape), dtype)
         # other buffers take the shape and dtype of their first value (no observation made for it)
@@ -257,7 +258,7 @@ class _Recorder:
 
     def pad_to_end(self, state: dict) -> None:
         """Records up to the segment's end for a chunk whose members all stopped early: the frozen
-        state's values (float ones become NaN in :meth:`regions`) and fill values for diagnostics,
+        state's values (fill values after each member's stop, in :meth:`regions`) and fill values for diagnostics,
         so every chunk of the store is written (a missing chunk always means damage)."""
         stop = self.task.stop
         if self.last_step is not None and self.last_step >= stop:
@@ -277,8 +278,9 @@ class _Recorder:
     def regions(self, found: dict) -> list:
         """The store regions of the records made: (array name, index, NumPy values).
 
-        Float records of a member after the step it stopped at are NaN: it has no data there;
-        its diagnostics there are fill values (NaN, or -1 for integers).
+        Records of a member after the step it stopped at are fill values (NaN for floats, the
+        most negative integer for integers, declared as ``_FillValue``: xarray shows NaN); it
+        has no data there. Boolean records keep its last value.
         """
         out = []
         for var, buffer in self.buffers.items():  # a variable never recorded has no buffer: nothing to write
@@ -287,11 +289,11 @@ class _Recorder:
             if n == 0:
                 continue
             values = self.backend.to_numpy(buffer[:n])
-            if values.dtype.kind == "f" or var in self.fill:
+            fill = record_fill(values.dtype)
+            if fill is not None:
                 steps = (self.first_index[var] + np.arange(n)) * k
                 stopped = found["stopped_at"]
                 late = (stopped >= 0) & (stopped < steps.reshape((n,) + (1,) * stopped.ndim))
-                fill = np.nan if values.dtype.kind == "f" else -1
                 values = np.where(late.reshape(late.shape + (1,) * (values.ndim - late.ndim)), fill, values)
             out.append((var, (slice(self.offset[var], self.offset[var] + n), *self.task.region), values))
         return out

@@ -8,7 +8,20 @@ import pint
 import pint_xarray  # noqa: F401  (registers the .pint accessor)
 import xarray as xr
 
+from .cf import CANONICAL, canonical_units
+
 ureg = pint_xarray.unit_registry
+
+
+def _read_udunits_spelling(text: str) -> str:
+    """pint preprocessor: the UDUNITS-2 spelling eqflow writes for a unit pint knows by name
+    (``1.380649e-23 J`` for ``k_B * K``, ``4.3597447222071e-18 J`` for ``hartree``; see
+    :mod:`eqflow.cf`) is read as exactly that unit, so no value is ever rescaled by a rounding."""
+    return CANONICAL.get(text.strip(), text)
+
+
+if _read_udunits_spelling not in ureg.preprocessors:
+    ureg.preprocessors.append(_read_udunits_spelling)
 
 
 def magnitude_in(name: str, value: Any, units: str, problems: list[str], also_accepts=()) -> np.ndarray | None:
@@ -18,14 +31,15 @@ def magnitude_in(name: str, value: Any, units: str, problems: list[str], also_ac
     ``"2 meV"``, a pint Quantity, or a DataArray with a ``units`` attribute or pint data.
     Units listed in ``also_accepts`` are read as the canonical unit (e.g. an energy k_B T
     read as a temperature T). A DataArray whose ``units`` attribute is already the canonical
-    unit is taken as it is, without pint.
+    unit (or its UDUNITS-2 spelling, :mod:`eqflow.cf`) is taken as it is, without pint.
     """
     canonical = units
     flags = value if isinstance(value, (list, tuple)) else [value]
     if any(isinstance(v, (bool, np.bool_)) for v in flags):
         problems.append(f"{name}: expected a number or a quantity in {canonical!r}, got {value!r}")
         return None
-    if isinstance(value, xr.DataArray) and value.attrs.get("units") == canonical and not hasattr(value.data, "units"):
+    if (isinstance(value, xr.DataArray) and canonical_units(value.attrs.get("units", "")) == canonical
+            and not hasattr(value.data, "units")):
         return np.asarray(value.values, dtype=np.float64)
     try:
         quantity = _as_quantity(value)

@@ -36,7 +36,7 @@ def test_4x4_against_exact_enumeration(op, steps, tmp_path):
             check_against_exact(flipped[:, j], 16 * m2, f"wolff <|C|> at T={t}")
         else:
             check_against_exact(flipped[:, j], 8.0, f"swendsen_wang flips per step at T={t}")
-    assert hist.flipped.dtype == np.int64 and int(hist.flipped[1:].min()) >= (1 if op == "wolff" else 0)
+    assert hist.flipped.encoding["dtype"] == np.int64 and int(hist.flipped[1:].min()) >= (1 if op == "wolff" else 0)
     assert int(hist.flipped.max()) <= 16
 
 

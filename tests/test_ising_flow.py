@@ -115,7 +115,7 @@ def test_generated_store_is_an_ordinary_ising_history(trained, tmp_path):
     hist = trained.sample(SCHEDULE, 50, seed=1, members=4, store=tmp_path / "gen.zarr", threads=1)
     hist = eq.open(tmp_path / "gen.zarr")
     assert dict(hist.spin.sizes) == {"step": 50, "member": 4, "temperature": 3, "y": 4, "x": 4}
-    assert hist.energy.attrs["units"] == "k_B * K" and hist.attrs["eqflow_operator"] == "ising.flow"
+    assert hist.energy.attrs["units"] == "1.380649e-23 J" and hist.attrs["eqflow_operator"] == "ising.flow"
     np.testing.assert_array_equal(hist.energy.values, theory.energy(spin=hist.spin.values, coupling=1.0, field=0.0))
     thermo = eq.systems.ising.thermodynamics(hist)
     assert thermo.attrs["records"] == 50 and np.isfinite(thermo.specific_heat_sem).all()

@@ -60,6 +60,8 @@ RICH = {
         },
         "mixing": {"units": "1", "minimum": 0, "maximum": 1, "default": 0.5, "sweepable": True, "required": False},
         "geometry": {"units": "angstrom", "default": None},
+        "elapsed": {"units": "s", "default": 0.0, "required": False, "description": "time since the start",
+                    "standard_name": "time"},  # a genuine CF standard name
     },
     "constants": {
         "overlap": {"dims": ["orbital", "orbital_"], "units": "1", "dtype": "float64", "required": False,
@@ -74,7 +76,8 @@ RICH = {
         "wave": {"dims": ["member", "*parameters"], "dtype": ["complex128", "complex64"]},
     },
     "observables": {
-        "energy": {"units": "hartree", "dtype": "float64", "description": "total energy"},
+        "energy": {"units": "hartree", "dtype": "float64", "description": "total energy",
+                   "long_name": "total energy"},
         "spectrum": {"units": "hartree", "dtype": ["float64", "float32"], "dims": ["orbital"]},
         "residual": {"units": "1"},
     },

@@ -76,7 +76,7 @@ def test_molecule_from_user_arrays_and_quantities(tmp_path):
                                atol=1e-13)
     hist = _run(plain, "diis", 40, tmp_path / "h.zarr")
     assert abs(hist.energy.values[-1, 0] - data["pyscf_energy"][0]) < 1e-8
-    assert hist.energy.attrs["units"] == "hartree"
+    assert hist.energy.attrs["units"] == "4.3597447222071e-18 J"
 
 
 # ---- Hubbard model: analytic UHF references
@@ -375,8 +375,8 @@ def test_unknown_molecule_names_the_available_ones():
 
 def test_dataset_carries_units_and_quantifies():
     ds = eq.create("scf", problem="molecule", molecule="h2_sto-3g", members=2, rotation=0.1)
-    assert ds.fock.attrs["units"] == "hartree" and ds.density.attrs["units"] == "1"
-    assert ds.core_hamiltonian.attrs["units"] == "hartree" and ds.geometry.attrs["units"] == "angstrom"
+    assert ds.fock.attrs["units"] == "4.3597447222071e-18 J" and ds.density.attrs["units"] == "1"
+    assert ds.core_hamiltonian.attrs["units"] == "4.3597447222071e-18 J" and ds.geometry.attrs["units"] == "angstrom"
     quantified = ds.pint.quantify()
     assert str(quantified.eri.data.units) == "hartree"
     assert ds.eri.dims == ("geometry", "orbital_i", "orbital_j", "orbital_k", "orbital_l")

@@ -13,8 +13,8 @@ def test_create_shape_dtype_units_attrs():
     ds = eq.create("ising", size=16, temperature=[1.8, 2.269, 3.0], members=4, seed=1)
     assert ds.spin.dims == ("member", "temperature", "y", "x")
     assert ds.spin.dtype == np.int8 and set(np.unique(ds.spin.values)) == {-1, 1}
-    assert ds.temperature.attrs["units"] == "K" and ds.coupling.attrs["units"] == "k_B * K"
-    assert ds.attrs == {"eqflow_kind": "ising", "eqflow_seed": 1, "eqflow_step": 0}
+    assert ds.temperature.attrs["units"] == "K" and ds.coupling.attrs["units"] == "1.380649e-23 J"  # k_B * K
+    assert ds.attrs == {"Conventions": "CF-1.11", "eqflow_kind": "ising", "eqflow_seed": 1, "eqflow_step": 0}
     assert ds.spin.isel(member=0, temperature=0).values.mean() != ds.spin.isel(member=1, temperature=0).values.mean()
 
 

@@ -24,12 +24,12 @@ def test_summary_has_units_and_every_statistic(tmp_path):
                                 "energy_ess_tail", "energy_member_z", "energy_stuck", "energy_exact", "energy_z",
                                 "energy_disagrees"}
     assert not s.energy_unmixed.any()
-    assert s.energy.attrs["units"] == "k_B * K" and s.energy_sem.attrs["units"] == "k_B * K"
+    assert s.energy.attrs["units"] == "1.380649e-23 J" and s.energy_sem.attrs["units"] == "1.380649e-23 J"
     assert s.energy.dims == ("temperature",)
     np.testing.assert_array_equal(s.energy_equilibrated_at.values, hist.equilibrated_at.max("member").values)
     assert (s.energy_rhat < 1.01).all() and (s.energy_ess >= 400).all()
     np.testing.assert_allclose(s.energy_final.values, eq.final_values(hist).energy.mean("member").values)
-    assert s.energy_final.attrs["units"] == "k_B * K"
+    assert s.energy_final.attrs["units"] == "1.380649e-23 J"
     assert str(s.pint.quantify().energy.data.units) == "boltzmann_constant * kelvin"
     with pytest.raises(ValueError, match="expected a variable recorded along 'step', got 'spin_density'"):
         eq.summarize(hist, "spin_density")

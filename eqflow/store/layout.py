@@ -18,12 +18,12 @@ import json
 import math
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .. import outcomes
+from .. import cf, outcomes
 from ..errors import StoreError
 from ..location import Location, as_location
 from . import _zarr_fast as fast
@@ -110,9 +110,12 @@ def plan_arrays(system, plan: RecordPlan, ensemble: list[str], chunks: dict, rec
         dtype = np.dtype(spec.dtype)
         along = " ".join((step_coordinates or {}).get(plan.dim(var), []))
         attrs = {**spec.attrs, "record_every": plan.every[var], "coordinates": f"{scalar_coords} {along}".strip()}
+        fill = record_fill(dtype)
+        if dtype.kind in "iu":  # declared, so that xarray masks a stopped member's integer records as NaN
+            attrs["_FillValue"] = int(fill)
         arrays[var] = ArraySpec((plan.dim(var), *ensemble, *spec.dims), (len(steps), *lead, *spec.sizes),
                                 (records_per_chunk[var], *block, *spec.sizes), dtype,
-                                np.nan if dtype.kind == "f" else 0, attrs)
+                                0 if fill is None else fill, attrs)
     for name, fields in checkpoint.items():
         spec = _variable(fields)
         arrays[f"{CHECKPOINT}/{name}"] = ArraySpec(("slot", *ensemble, *spec.dims), (2, *lead, *spec.sizes),
@@ -122,7 +125,23 @@ def plan_arrays(system, plan: RecordPlan, ensemble: list[str], chunks: dict, rec
         arrays[name] = ArraySpec(tuple(ensemble), lead, lead, dtype, 0, attrs_)
         arrays[f"{CHECKPOINT}/{name}"] = ArraySpec(("slot", *ensemble), (2, *lead), (1, *lead), dtype, 0, attrs_)
     arrays.update(extra or {})
-    return arrays
+    return {name: replace(spec, attrs=cf.complete(name.rsplit("/", 1)[-1], spec.attrs))
+            for name, spec in arrays.items()}
+
+
+def record_fill(dtype) -> object:
+    """The value of a record where a member has no data (after it stopped, or where an operator
+    reports no diagnostic): NaN for floats, the most negative integer for signed integers (the
+    largest for unsigned ones), declared as the record's ``_FillValue``; None for booleans (no
+    value is free: a stopped member's boolean records keep its last value)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "fc":
+        return np.nan
+    if dtype.kind == "i":
+        return np.iinfo(dtype).min
+    if dtype.kind == "u":
+        return np.iinfo(dtype).max
+    return None
 
 
 def _variable(spec) -> VariableSpec:
@@ -156,7 +175,7 @@ def create(loc, arrays: dict[str, ArraySpec], attrs: dict, replace: bool = False
     between leaves a store that ``eq.open`` refuses by name and that the next run replaces;
     the old store's records are gone from that moment (an object store has no rename).
     """
-    root = {**attrs, FORMAT_ATTR: FORMAT, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
+    root = {"Conventions": cf.CONVENTIONS, **attrs, FORMAT_ATTR: FORMAT, STEPS_DONE: None, SLOT: 0, STATUS: "starting"}
     loc = as_location(loc)
     if not loc.is_local:
         try:

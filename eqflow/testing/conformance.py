@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import registry
+from ..cf import CONVENTIONS, written_units
 from ..system import System
 
 STEPS = 6
@@ -113,12 +114,16 @@ def check_contract(kind_or_system) -> None:
 
 
 def check_create(kind_or_system) -> None:
-    """``create(**example)`` passes the schema, and its parameters quantify in the schema's units."""
+    """``create(**example)`` passes the schema, carries CF metadata (``Conventions``, a ``long_name`` on
+    every variable and coordinate), and its parameters quantify in the schema's units."""
     import eqflow as eq
 
     system = resolve(kind_or_system)
     ds = _create(system)
     assert eq.validate(ds) is ds
+    assert ds.attrs.get("Conventions") == CONVENTIONS, f"{system.kind}: attrs['Conventions'] is not {CONVENTIONS!r}"
+    unnamed = sorted(str(k) for k, v in ds.variables.items() if not v.attrs.get("long_name"))
+    assert not unnamed, f"{system.kind}: no long_name on {unnamed} (give each a description in the schema)"
     quantified = ds.pint.quantify()
     for name, spec in system.schema.parameters.items():
         if name in ds.coords:
@@ -138,7 +143,8 @@ def check_run(kind_or_system, operator: str, backend: str, directory) -> None:
         assert final[name].dims == ds[name].dims, f"{where}: {name} dims {final[name].dims} != {ds[name].dims}"
         assert final[name].dtype == ds[name].dtype, f"{where}: {name} dtype {final[name].dtype} != {ds[name].dtype}"
     for name, spec in system.schema.observables.items():
-        assert hist[name].attrs["units"] == spec.units, f"{where}: {name} units {hist[name].attrs['units']!r}"
+        units = hist[name].attrs["units"]
+        assert units == written_units(spec.units), f"{where}: {name} units {units!r}"
         assert hist[name].dims[0] == "step", f"{where}: {name} dims {hist[name].dims}"
         assert hist[name].dims[len(hist[name].dims) - len(spec.dims):] == spec.dims, f"{where}: {name} dims"
     assert hist.sizes["step"] == 5, f"{where}: {hist.sizes['step']} records of 5"

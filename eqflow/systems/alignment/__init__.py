@@ -57,7 +57,9 @@ def create(graph="ring", *, members=1, seed=0, anti_fraction=None, threshold=0.5
         same number of nodes (one per member); a family "ring", "watts_strogatz", "erdos_renyi",
         "barabasi_albert", "random_regular" (see :mod:`.graphs`; random ones drawn per member
         from the seed); or an empirical network "karate", "les_miserables", "florentine", "davis".
-        Nodes are numbered in the graph's node order.
+        Nodes are numbered in the graph's node order; the ``node`` coordinate holds the graph's own
+        labels (e.g. the characters of "les_miserables"). A graph whose edges carry ``weight``
+        is refused by name (the threshold model counts each neighbour once): pass an unweighted copy.
     members : int. Independent replicas per parameter point.
     seed : int in [0, 2**64). Keys the graphs, types, initial actions and every update.
     anti_fraction : float or 1-D sweep in [0, 1] (default 0 unless ``types`` is given): each
@@ -105,6 +107,9 @@ def create(graph="ring", *, members=1, seed=0, anti_fraction=None, threshold=0.5
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=sizes,
                                         constants=constants, seed=seed)
     state = _initial_action(action, start, labels, seed, shape, n)
+    names = _node_labels(graph, label)
+    if names is not None:
+        coords["node"] = (("node",), names, {"long_name": "node label (the graph's own, in its node order)"})
     return finish_system(schema, coords, {"action": ((*dims, "node"), state)}, seed=seed,
                          attributes={"tie": tie, "graph": label})
 
@@ -186,6 +191,27 @@ def _graph_constants(graph, label, family_args, coords, seed):
     if lead is None:
         return (), table[0], degrees[0], edges[0]
     return lead, table, degrees, edges
+
+
+def _node_labels(graph, label) -> np.ndarray | None:
+    """The graph's own node labels (a given Graph, the same labels in every Graph of a sequence, or
+    an empirical network's, e.g. the characters of Les Miserables), as int64 if every label is an
+    integer, else as strings; None where they are just 0..N-1 (the families)."""
+    if label == "graph":
+        found = list(graph.nodes())
+    elif label in graphs.EMPIRICAL:
+        found = list(graphs.empirical(label).nodes())
+    elif label == "graphs":
+        lists = [list(g.nodes()) for g in graph]
+        if any(nodes != lists[0] for nodes in lists[1:]):
+            return None
+        found = lists[0]
+    else:
+        return None
+    if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in found):
+        values = np.asarray(found, dtype=np.int64)
+        return None if np.array_equal(values, np.arange(len(found))) else values
+    return np.asarray([str(x) for x in found])
 
 
 def _one(graph) -> np.ndarray:

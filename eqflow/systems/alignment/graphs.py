@@ -19,7 +19,8 @@ Empirical networks (bundled with networkx, BSD-3-Clause; see ``data/README.md``)
 
 - ``"karate"``: Zachary's karate club, 34 nodes, 78 edges (Zachary, J. Anthropol. Res. 33, 452 (1977)).
 - ``"les_miserables"``: co-appearances in Hugo's novel, 77 nodes, 254 edges (Knuth, The Stanford
-  GraphBase (1993)); weights ignored.
+  GraphBase (1993)), as the unweighted graph of who meets whom (networkx's co-appearance counts
+  are not used: pass ``networkx.les_miserables_graph()`` itself to be told so).
 - ``"florentine"``: marriages between Renaissance Florentine families, 15 nodes, 20 edges
   (Breiger & Pattison, Social Networks 8, 215 (1986); Padgett & Ansell (1993)).
 - ``"davis"``: Davis' southern women and the events they attended (bipartite), 32 nodes, 89 edges
@@ -77,6 +78,12 @@ def check_graph(graph, what: str = "graph"):
                           f"{'directed' if graph.is_directed() else 'multi'}graph {type(graph).__name__}", kind=KIND)
     if graph.number_of_nodes() == 0:
         raise SchemaError(f"{what}: expected at least one node, got an empty graph", kind=KIND)
+    weighted = [(u, v) for u, v, data in graph.edges(data=True) if "weight" in data]
+    if weighted:
+        raise SchemaError(f"{what}: expected an unweighted graph (the threshold model counts each neighbour once), "
+                          f"got 'weight' on {len(weighted)} of {graph.number_of_edges()} edges, e.g. {weighted[0]}; "
+                          f"weights are not dropped silently: pass an unweighted copy (g = nx.Graph(); "
+                          f"g.add_nodes_from(graph); g.add_edges_from(graph.edges()))", kind=KIND)
     loops = list(nx.selfloop_edges(graph))
     if loops:
         raise SchemaError(f"{what}: expected no self-loops (a node is not its own neighbour), got {loops[:3]}",

@@ -9,8 +9,8 @@ linear readout o = R a* + r classifies. Training differentiates the loss at a* i
 (:mod:`.implicit`): memory does not grow with the number of time steps T.
 
 State (the weights, per member and parameter point): ``feedback (neuron, presynaptic)``,
-``input_weights (neuron, input)``, ``bias (neuron)``, ``readout (class, neuron)``,
-``readout_bias (class)``; float64 or float32. Constants: ``data (sample, input)``, optional
+``input_weights (neuron, input)``, ``bias (neuron)``, ``readout (label_class, neuron)``,
+``readout_bias (label_class)``; float64 or float32. Constants: ``data (sample, input)``, optional
 ``labels (sample)`` and ``held_out (sample)``. Sweepable parameters: ``threshold`` V_th, ``leak``
 lambda, ``time_steps`` T, ``learning_rate``, ``momentum``, ``weight_decay``; scalar:
 ``spectral_bound``. Operators: ``integrate`` (one time step; neuron state owned), ``train`` (one
@@ -101,7 +101,7 @@ def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, 
         constants.update(labels=(("sample",), y), held_out=(("sample",), held))
     parameters = {"threshold": threshold, "leak": leak, "time_steps": time_steps, "learning_rate": learning_rate,
                   "momentum": momentum, "weight_decay": weight_decay, "spectral_bound": spectral_bound}
-    sizes = {"neuron": n, "presynaptic": n, "input": m, "class": c, "sample": x.shape[0], "batch": int(batch)}
+    sizes = {"neuron": n, "presynaptic": n, "input": m, "label_class": c, "sample": x.shape[0], "batch": int(batch)}
     schema = SYSTEM.schema
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=sizes,
                                         constants=constants, seed=seed)
@@ -112,7 +112,7 @@ def create(neurons=None, inputs=None, *, data=None, labels=None, held_out=None, 
     if problems:
         raise SchemaError(problems, kind=KIND)
     own = {"feedback": ("neuron", "presynaptic"), "input_weights": ("neuron", "input"), "bias": ("neuron",),
-           "readout": ("class", "neuron"), "readout_bias": ("class",)}
+           "readout": ("label_class", "neuron"), "readout_bias": ("label_class",)}
     state = {k: ((*dims, *own[k]), weights[k].astype(dtype)) for k in GROUPS}
     return finish_system(schema, coords, state, seed=seed)
 
@@ -229,7 +229,7 @@ def _check_time_steps(time_steps, problems):
 
 def _weights(arrays, coords, shape, sizes, seed, bound, problems):
     """Each weight group broadcast to (*ensemble shape, *own shape), float64: given or seeded."""
-    n, m, c = sizes["neuron"], sizes["input"], sizes["class"]
+    n, m, c = sizes["neuron"], sizes["input"], sizes["label_class"]
     own = {"feedback": (n, n), "input_weights": (n, m), "bias": (n,), "readout": (c, n), "readout_bias": (c,)}
     members = len(coords["member"])
     seeded = _seeded(coords, n, m, c, seed, bound)

@@ -10,7 +10,19 @@ V_th) to the fixed point of
 
     f(a) = clamp((W a + F x + b) / V_th, 0, 1),
 
-see :mod:`.theory`. Arrays are NumPy or torch (array API, ``eqflow.backends.namespace``); shapes
+see :mod:`.theory`.
+
+Conventions of other libraries. With lambda = 1 the neuron is spike-for-spike spikingjelly's
+``IFNode(v_threshold=V_th, v_reset=None)`` driven by X[t] = W s[t-1] + F x + b: charge
+H[t] = V[t-1] + X[t], fire S[t] = Heaviside(H[t] - V_th) with Heaviside(0) = 1 (fire when
+v >= V_th), then the soft reset V[t] = H[t] - V_th S[t] (reset by subtraction; spikingjelly's
+default ``v_reset=0.0`` is a hard reset to 0, which this is not); tested against a loop
+written from those equations (tests/test_conventions.py). snntorch's ``Leaky`` with
+``reset_mechanism="subtract"`` fires on the same condition but subtracts the threshold one
+step later (its reset term is computed from the previous step's membrane), so a spike's
+reset lands one step late and its spike trains differ from these.
+
+Arrays are NumPy or torch (array API, ``eqflow.backends.namespace``); shapes
 are (*E, ...) with E the ensemble cells: W (*E, n, n), F (*E, n, m), b (*E, n), inputs (S, m) shared
 by every cell or (*E, S, m) per cell, threshold, leak, time steps (*E). Row vectors: a (*E, S, n),
 W a is ``a @ W.mT``.

@@ -16,9 +16,14 @@ Differentiation on the Equilibrium State", NeurIPS 2021. The forward pass is the
 
 The adjoint is solved per ensemble cell, all cells at once, by
 
-- ``"damped"``: g <- (1 - beta) g + beta (J^T g + v), or
+- ``"damped"`` (the default): g <- (1 - beta) g + beta (J^T g + v), or
 - ``"broyden"``: Broyden's good method (limited memory, inverse-Jacobian updates by Sherman-Morrison,
   unit step), on the residual r(g) = J^T g + v - g of each cell's (sample x neuron) vector.
+
+Broyden needs about as many iterations as the damped iteration (within 1-5 up to ||W||_2 / V_th =
+0.99; fewer beyond 1, which only ``allow_expansive`` reaches) at several times the cost of each
+(its memory of up to 30 vector pairs): 1.2-40x slower at n = 32-512, so ``damped`` is the
+default (benchmarks/bench_feedback_snn_adjoint.py; the figures are in the benchmark results).
 
 A cell stops (and is frozen) once ||r||_inf <= tol ||v||_inf (tol at least 8 ulp of the dtype); its
 iteration count and relative residual are returned, and a cell that does not converge within
@@ -51,7 +56,7 @@ def _expand(x, like):
     return x.reshape(tuple(x.shape) + (1,) * (like.ndim - x.ndim))
 
 
-def adjoint_solve(rhs, feedback, active, threshold, *, solver="broyden", tol=1e-8, max_iter=100, damping=1.0,
+def adjoint_solve(rhs, feedback, active, threshold, *, solver="damped", tol=1e-8, max_iter=100, damping=1.0,
                   memory=30):
     """Solve g = (g * D / V_th) @ W + v for every cell.
 
@@ -115,7 +120,7 @@ def _broyden_update(us, vs, s, y, lead, memory):
 
 
 def implicit_gradients(*, feedback, input_weights, bias, readout, readout_bias, inputs, onehot, rates, threshold,
-                       solver="broyden", tol=1e-8, max_iter=100, damping=1.0):
+                       solver="damped", tol=1e-8, max_iter=100, damping=1.0):
     """Gradients of the mean cross-entropy of readout(a*) at a* = ``rates`` by IDE.
 
     inputs (*E, B, m), onehot (*E, B, C), rates (*E, B, n). Returns ({"feedback": dW, "input_weights":

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from ...cf import written_units
 from .observables import energy, magnetization
 from .operators import neighbour_sum
 
@@ -168,4 +169,19 @@ def reference(history) -> dict:
         if hh == 0 and jj > 0:
             values[index] = kaufman(size, tt, coupling=jj)["energy"][0]
     coords = {d: history[d] for d in sweeps}
-    return {"energy": xr.DataArray(values, dims=sweeps, coords=coords, attrs={"units": "k_B * K"})}
+    return {"energy": xr.DataArray(values, dims=sweeps, coords=coords, attrs={"units": written_units("k_B * K")})}
+
+
+def report(history):
+    """(title, Dataset) for a history's report: the specific heat, susceptibility and Binder
+    cumulant (jackknife errors over members, :func:`.thermodynamics.thermodynamics`) beside
+    Kaufman's exact energy and specific heat where h = 0; None without ``energy`` and
+    ``magnetization`` records on one step dim, or with fewer than 2 members."""
+    from .thermodynamics import thermodynamics
+
+    try:
+        found = thermodynamics(history)
+    except ValueError:
+        return None
+    return ("Thermodynamics over the second half (jackknife errors over members) beside Kaufman's exact values",
+            found)

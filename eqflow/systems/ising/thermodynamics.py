@@ -22,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ...cf import written_units
 from . import theory
 
-QUANTITIES = {  # name: (units, long name)
-    "energy": ("k_B * K", "energy per spin"),
+QUANTITIES = {  # name: (units, long name); units in their UDUNITS-2 spelling (eqflow.cf)
+    "energy": (written_units("k_B * K"), "energy per spin"),
     "specific_heat": ("1", "specific heat per spin (k_B)"),
     "abs_magnetization": ("1", "absolute magnetization per spin"),
     "susceptibility": ("1 / K", "susceptibility per spin N(<m^2> - <|m|>^2)/T"),
@@ -132,6 +133,7 @@ def _exact(history: xr.Dataset, like: xr.DataArray) -> dict:
             found = theory.kaufman(size, t.values[index], coupling=float(j.values[index]))
             energy[index], heat[index] = found["energy"][0], found["specific_heat"][0]
     return {"energy_exact": xr.DataArray(energy, dims=like.dims, coords=like.coords,
-                                         attrs={"units": "k_B * K", "long_name": "exact energy per spin (Kaufman)"}),
+                                         attrs={"units": written_units("k_B * K"),
+                                                "long_name": "exact energy per spin (Kaufman)"}),
             "specific_heat_exact": xr.DataArray(heat, dims=like.dims, coords=like.coords,
                                                 attrs={"units": "1", "long_name": "exact specific heat (Kaufman)"})}

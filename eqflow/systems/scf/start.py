@@ -33,7 +33,8 @@ def guess_density(guess, data, spins, n, dims, shape, constants=None):
     ``guess``: "core", "random" (both None here: see :func:`random_orbitals`), "minao" (``data``
     from a molecule file holds PySCF's guess), "neel"
     (Hubbard: the antiferromagnetic occupation of :func:`neel_density`) or an array (n, n),
-    (spin, n, n) or (geometry, spin, n, n) in the per-spin convention of ``density``.
+    (spin, n, n) or (geometry, spin, n, n) in the per-spin convention of ``density``; an (n, n)
+    total density (PySCF's ``make_rdm1()`` of RHF, trace N) is recognised and halved (:func:`per_spin`).
     """
     if isinstance(guess, str) and guess in ("core", "random"):
         return None
@@ -51,6 +52,8 @@ def guess_density(guess, data, spins, n, dims, shape, constants=None):
         raise SchemaError(f"guess: expected one of {list(GUESSES)} or an array of densities, got {guess!r}", kind=KIND)
     else:
         value = np.asarray(guess, dtype=np.float64)
+        if value.ndim == 2 and value.shape == (n, n) and np.all(np.isfinite(value)):
+            value = per_spin(value, spins, constants)
     lead = ("geometry",) if value.ndim == 4 else ()
     value = value if value.ndim >= 3 else value[None]
     sweep = dict(zip(dims, shape)).get("geometry")
@@ -62,6 +65,36 @@ def guess_density(guess, data, spins, n, dims, shape, constants=None):
     template = xr.DataArray(np.zeros(shape), dims=dims)
     da = xr.DataArray(value, dims=(*lead, *MATRIX_DIMS)) + template
     return np.broadcast_to(da.transpose(*dims, *MATRIX_DIMS).values, (*shape, spins, n, n))
+
+
+def per_spin(density, spins, constants=None, rtol=1e-6):
+    """An (n, n) guess in the per-spin convention of ``density``, from either convention.
+
+    PySCF's ``make_rdm1()`` of an RHF calculation is the total density 2 D (trace of D S =
+    N electrons), eqflow's the density of one spin (trace N / 2). An (n, n) guess whose trace
+    tr(D S) equals the total electron count is taken as PySCF's and halved; one whose trace is
+    the per-spin count is kept; any other trace is refused by name (it fits neither convention).
+    S is the overlap (the identity where the problem has none; the first geometry's where the
+    overlap varies along ``geometry``).
+    """
+    constants = constants or {}
+    if "occupied" not in constants:
+        return density
+    occupied = np.asarray(constants["occupied"][1], dtype=np.float64)
+    overlap = np.asarray(constants["overlap"][1], dtype=np.float64) if "overlap" in constants else None
+    if overlap is not None and overlap.ndim > 2:
+        overlap = overlap.reshape(-1, *overlap.shape[-2:])[0]
+    trace = float(np.trace(density if overlap is None else density @ overlap))
+    total = float(occupied.sum()) if spins == 2 else 2.0 * float(occupied[0])
+    own = sorted({float(o) for o in occupied})
+    close = lambda a, b: abs(a - b) <= rtol * max(abs(b), 1.0)  # noqa: E731
+    if any(close(trace, o) for o in own) and not close(total, trace):
+        return density
+    if close(trace, total):
+        return density / 2.0
+    raise SchemaError(f"guess: expected an (n, n) density whose trace tr(D S) is the electrons of one spin "
+                      f"({' or '.join(f'{o:g}' for o in own)}: eqflow's per-spin convention) or of both ({total:g}: "
+                      f"PySCF's make_rdm1() total density), got a trace of {trace:.6g}", kind=KIND)
 
 
 def rotations(seed, members, spins, n, theta):

@@ -16,7 +16,7 @@ Two models, the string attribute ``model``:
   step; torch autograd, all members at once; torch only. Each hidden layer is scale-invariant;
   the last (affine) layer is not (``normalized`` is False there).
 
-State: ``weight(member, *sweeps, dim)``, every layer's matrix in one flat vector (float64 for the
+State: ``weight(member, *sweeps, weight_entry)``, every layer's matrix in one flat vector (float64 for the
 noise model, float32 for the network); the constants ``fan_out``, ``fan_in`` and ``normalized``
 (dim ``layer``) describe the layers. Sweepable parameters (dimensionless): ``learning_rate``,
 ``weight_decay``, ``momentum``, ``noise`` (noise model), ``initial_norm``. Operator: ``sgd``
@@ -65,7 +65,7 @@ def create(model="noise", *, learning_rate=0.1, weight_decay=5e-4, momentum=0.0,
     --------
     >>> ds = create(dim=16, learning_rate=[0.1, 1.0], members=3, seed=1)
     >>> dict(ds.weight.sizes)
-    {'member': 3, 'learning_rate': 2, 'dim': 16}
+    {'member': 3, 'learning_rate': 2, 'weight_entry': 16}
     >>> ds.attrs["model"], ds.fan_in.values.tolist(), ds.sizes["sample"], ds.sizes["batch"]
     ('noise', [16], 16, 0)
     """
@@ -86,8 +86,9 @@ def create(model="noise", *, learning_rate=0.1, weight_decay=5e-4, momentum=0.0,
     coords, dims, shape = system_coords(schema, members=members, parameters=parameters, site_sizes=sizes,
                                         constants=constants, seed=seed)
     layers = operators.layer_slices(fan_out, fan_in, normalized)
-    weight = _initial_weights(layers, coords, schema, shape, seed, sizes["dim"]).astype(DTYPES[model])
-    return finish_system(schema, coords, {"weight": ((*dims, "dim"), weight)}, seed=seed, attributes={"model": model})
+    weight = _initial_weights(layers, coords, schema, shape, seed, sizes["weight_entry"]).astype(DTYPES[model])
+    return finish_system(schema, coords, {"weight": ((*dims, "weight_entry"), weight)}, seed=seed,
+                         attributes={"model": model})
 
 
 def _layers(model, args):
@@ -97,7 +98,7 @@ def _layers(model, args):
         problems = []
         if not check_size("dim", d, problems, minimum=2):
             raise SchemaError(problems, kind=KIND)
-        return [1], [int(d)], [True], {"dim": int(d), "layer": 1, "sample": int(d), "batch": 0}
+        return [1], [int(d)], [True], {"weight_entry": int(d), "layer": 1, "sample": int(d), "batch": 0}
     hidden, batch = args["hidden"], args["batch"]
     problems = []
     if not (isinstance(hidden, (tuple, list)) and hidden and all(
@@ -112,13 +113,14 @@ def _layers(model, args):
         raise SchemaError(problems, kind=KIND)
     fan_out, fan_in, normalized = network.architecture([int(h) for h in hidden])
     total = sum(r * c for r, c in zip(fan_out, fan_in))
-    return fan_out, fan_in, normalized, {"dim": total, "layer": len(fan_out), "sample": 0, "batch": int(batch)}
+    return fan_out, fan_in, normalized, {"weight_entry": total, "layer": len(fan_out), "sample": 0, "batch": int(batch)}
 
 
 def _initial_weights(layers, coords, schema, shape, seed, size):
-    """(members, *sweeps, dim) float64: per member one standard normal vector, each normalized layer
+    """(members, *sweeps, weight_entry) float64: per member one standard normal vector, each normalized layer
     rescaled to ``initial_norm``, the unnormalized layer N(0, 1/fan_in) with a zero bias column."""
-    z = random.initial(random.normal("dim"), seed=seed, members=coords["member"], parameters={}, sizes={"dim": size})
+    z = random.initial(random.normal("weight_entry"), seed=seed, members=coords["member"], parameters={},
+                       sizes={"weight_entry": size})
     norm = np.asarray(point_values(coords, schema)["initial_norm"], dtype=np.float64)
     norm = np.broadcast_to(norm, shape[1:]).reshape((1, *shape[1:], 1))
     z = z.reshape((shape[0],) + (1,) * (len(shape) - 1) + (size,))

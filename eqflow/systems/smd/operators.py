@@ -60,8 +60,9 @@ def prepare_sgd(*, model, fan_out, fan_in, normalized, lr_factor, sizes=None, ba
     if model == "network" and backend not in (None, "torch"):
         problems.append(f"backend: model='network' of kind 'smd' runs on ['torch'] only (autograd), got {backend!r}; "
                         f"pass backend='torch'")
-    if sizes is not None and layers[-1][1] != sizes["dim"]:
-        problems.append(f"dim: expected sum(fan_out * fan_in) = {layers[-1][1]} entries, got {sizes['dim']}")
+    if sizes is not None and layers[-1][1] != sizes["weight_entry"]:
+        problems.append(f"weight_entry: expected sum(fan_out * fan_in) = {layers[-1][1]} entries, got "
+                        f"{sizes['weight_entry']}")
     if problems:
         raise SchemaError(problems, kind="smd")
     data = {k: v.copy() for k, v in network.digits().items()} if model == "network" else {}

@@ -152,3 +152,21 @@ def stages(history):
     if stage.min() == stage.max():
         return None
     return "learning_rate_divisor", stage, np.array([1.0, factor])
+
+
+def reference(history) -> dict:
+    """Exact values for a history's parameter points, for reports: ``angular_update``, the
+    equilibrium angle Delta* = arccos(1 - eta lambda / (1 + alpha)) of
+    :func:`equilibrium_angular_update` on every scale-invariant layer (``normalized``; NaN on
+    the affine last layer of the network), with eta divided by ``learning_rate_divisor`` in
+    the second stage of a learning-rate step. {} without an ``angular_update`` record."""
+    if "angular_update" not in history.data_vars:
+        return {}
+    eta = history["learning_rate"] / float(history.coords["learning_rate_divisor"]) \
+        if "learning_rate_divisor" in history.coords and history["learning_rate_divisor"].ndim == 0 \
+        else history["learning_rate"]
+    alpha = history["momentum"] if "momentum" in history.coords else 0.0
+    star = np.arccos(1.0 - eta * history["weight_decay"] / (1.0 + alpha))
+    if "normalized" in history.coords:
+        star = star.where(history["normalized"])
+    return {"angular_update": star.reset_coords(drop=True).assign_attrs(units="rad")}
