@@ -59,18 +59,21 @@ def errors(samples, betas, points):
         print()
 
 
-def training(steps, members, betas, kappas, symmetric=False):
+def training(steps, members, betas, kappas, symmetric=False, estimators=(*ESTIMATORS, "implicit"), points=4,
+             time_steps=30, nudge_steps=20, learning_rate=0.1):
     init = "symmetric" if symmetric else "asymmetric"
-    print(f"## Training on digits (64-32-10, {init} init, SGD lr 0.1, batch 32, {steps} steps, "
-          f"{members} seeds; held-out accuracy on 360 images)\n")
-    print("| beta | homeostasis | estimator | accuracy (mean) | accuracy per seed | loss | Jacobian symmetry "
+    print(f"## Training on digits (64-32-10, {init} init, SGD lr {learning_rate:g}, batch 32, {steps} steps, "
+          f"{members} seeds, N = {points}, free/nudged phases {time_steps}/{nudge_steps} steps; held-out accuracy "
+          f"on 360 images, mean +- standard deviation over the seeds)\n")
+    print("| beta | homeostasis | estimator | accuracy (mean +- sd) | accuracy per seed | loss | Jacobian symmetry "
           "| wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for beta in betas:
         for kappa in kappas:
-            for estimator in (*ESTIMATORS, "implicit"):
-                ds = ep.create((32, 10), dataset="digits", beta=beta, points=4, homeostasis=kappa, learning_rate=0.1,
-                               members=members, seed=0, symmetric=symmetric)
+            for estimator in estimators:
+                ds = ep.create((32, 10), dataset="digits", beta=beta, points=points, homeostasis=kappa,
+                               learning_rate=learning_rate, members=members, seed=0, symmetric=symmetric,
+                               time_steps=time_steps, nudge_steps=nudge_steps)
                 with tempfile.TemporaryDirectory() as tmp:
                     t = time.perf_counter()
                     hist = eq.run(ds, "train", steps=steps, store=Path(tmp) / "t.zarr", progress=False,
@@ -79,7 +82,8 @@ def training(steps, members, betas, kappas, symmetric=False):
                     wall = time.perf_counter() - t
                     acc, loss = hist.accuracy.values[-1], hist.loss.values[-1]
                     sym = hist.jacobian_symmetry.values[-1]
-                print(f"| {beta:g} | {kappa:g} | {estimator} | {acc.mean():.3f} | "
+                spread = acc.std(ddof=1) if acc.size > 1 else 0.0
+                print(f"| {beta:g} | {kappa:g} | {estimator} | {acc.mean():.3f} +- {spread:.3f} | "
                       f"{' '.join(f'{a:.3f}' for a in acc)} | {loss.mean():.3f} | {sym.mean():.3f} | {wall:.0f} |",
                       flush=True)
     print()
@@ -95,12 +99,18 @@ def main():
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-errors", action="store_true")
     parser.add_argument("--symmetric-init", action="store_true", help="train from W_fb = W_ff^T")
+    parser.add_argument("--estimators", default="one_sided,symmetric,holomorphic,implicit")
+    parser.add_argument("--points", type=int, default=4)
+    parser.add_argument("--time-steps", type=int, default=30)
+    parser.add_argument("--nudge-steps", type=int, default=20)
+    parser.add_argument("--learning-rate", type=float, default=0.1)
     args = parser.parse_args()
     if not args.skip_errors:
         errors(args.error_samples, [0.8, 0.4, 0.2, 0.1, 0.05, 0.025], [3, 4, 6])
     if not args.skip_training:
         training(args.steps, args.members, [float(b) for b in args.betas.split(",")],
-                 [float(k) for k in args.homeostasis.split(",")], args.symmetric_init)
+                 [float(k) for k in args.homeostasis.split(",")], args.symmetric_init, args.estimators.split(","),
+                 args.points, args.time_steps, args.nudge_steps, args.learning_rate)
 
 
 if __name__ == "__main__":
