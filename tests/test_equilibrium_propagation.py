@@ -258,3 +258,14 @@ def test_float32_weights_stay_float32_and_backends_agree(op, tmp_path):
         assert eq.final_state(hist).feedback.dtype == np.float32
     for name in ("loss", "gradient_error", "jacobian_symmetry"):
         np.testing.assert_allclose(runs[1][name].values, runs[0][name].values, rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("name,values,match", [("beta", [0.1, 0.0], r"beta: expected values > 0 1, got \[0.1, 0.0\]"),
+                                               ("points", [2, 1], r"points: expected values >= 2 1, got \[2.0, 1.0\]")])
+def test_edited_parameters_are_named_at_run_before_anything_is_written(name, values, match, tmp_path):
+    ds = ep.create((5, 3), data=X, labels=Y, beta=[0.1, 0.2], points=[2, 3])
+    bad = ds.assign_coords({name: (name, values, ds[name].attrs)})
+    for op in ("free", "train"):
+        with pytest.raises(SchemaError, match=match):
+            eq.run(bad, op, steps=2, store=tmp_path / "x.zarr", progress=False)
+        assert not (tmp_path / "x.zarr").exists()

@@ -247,3 +247,14 @@ def test_training_masks_scattered_and_band():
     np.testing.assert_array_equal(ev < 0, hidden | query)
     np.testing.assert_array_equal(ev[ev >= 0], rows[ev >= 0])
     np.testing.assert_allclose(w, hidden / hidden.sum(axis=1, keepdims=True) + 0.5 * query)
+
+
+@pytest.mark.parametrize("margins,message", [([0.1, 0.0], "margin: expected values > 0 1, got [0.1, 0.0]"),
+                                             ([1.5, 0.5], "margin: expected values <= 1 1, got [1.5, 0.5]")])
+def test_edited_margin_is_named_at_run_before_anything_is_written(margins, message, tmp_path):
+    ds = mdbm.create(3, 2, margin=[0.1, 0.5])
+    bad = ds.assign_coords(margin=("margin", margins, ds.margin.attrs))
+    with pytest.raises(SchemaError) as info:
+        eq.run(bad, "mean_field", steps=2, store=tmp_path / "x.zarr", progress=False)
+    assert message in str(info.value)
+    assert not (tmp_path / "x.zarr").exists()
