@@ -75,9 +75,9 @@ def cycle(lines):
 
 
 def train(lines, steps, members, learning_rate, margin, scaling, hidden, query_weight, hide="scattered",
-          hide_fraction=0.0):
+          hide_fraction=0.0, seed=0):
     ds = mdbm.create(dataset="digits", hidden=hidden, features=64, batch=32, members=members,
-                     learning_rate=learning_rate, margin=margin, scaling=scaling, seed=0)
+                     learning_rate=learning_rate, margin=margin, scaling=scaling, seed=seed)
     options = {"alpha": 0.5, "history": 5, "tol": 1e-6, "max_iter": 100, "query_weight": query_weight,
                "hide": hide, "hide_fraction": hide_fraction}
     t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def train(lines, steps, members, learning_rate, margin, scaling, hidden, query_w
     loss = h.batch_loss.values
     lines += [f"## Training on the digits ({members} members at once, {steps} Adam steps of {learning_rate}, batch 32, "
               f"r = 64, k = 10, {hidden} hidden variables, m = {margin}, scaling '{scaling}', "
-              f"label weight {query_weight}, training masks '{hide}' with f = {hide_fraction or 'U[0, 1)'})",
+              f"label weight {query_weight}, seed {seed}, training masks '{hide}' with f = {hide_fraction or 'U[0, 1)'})",
               "",
               f"Wall time {wall:.0f} s ({wall / steps:.2f} s per step for all members). Minibatch loss, "
               f"mean over members: first record {np.nanmean(loss[1]):.3f}, last {np.nanmean(loss[-1]):.3f}; "
@@ -173,6 +173,7 @@ def main():
     parser.add_argument("--query-weight", type=float, default=1.0)
     parser.add_argument("--hide", default="scattered", choices=["scattered", "band"])
     parser.add_argument("--hide-fraction", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -181,7 +182,7 @@ def main():
         solvers(lines)
         cycle(lines)
     train(lines, args.steps, args.members, args.learning_rate, args.margin, args.scaling, args.hidden,
-          args.query_weight, args.hide, args.hide_fraction)
+          args.query_weight, args.hide, args.hide_fraction, args.seed)
     text = "\n".join(lines)
     print(text)
     if args.out:
