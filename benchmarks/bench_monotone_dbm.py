@@ -88,7 +88,8 @@ def train(lines, steps, members, learning_rate, margin, scaling, hidden, query_w
     loss = h.batch_loss.values
     lines += [f"## Training on the digits ({members} members at once, {steps} Adam steps of {learning_rate}, batch 32, "
               f"r = 64, k = 10, {hidden} hidden variables, m = {margin}, scaling '{scaling}', "
-              f"label weight {query_weight}, seed {seed}, training masks '{hide}' with f = {hide_fraction or 'U[0, 1)'})",
+              f"label weight {query_weight}, seed {seed}, training masks '{hide}' with "
+              f"f = {hide_fraction or 'U[0, 1)'})",
               "",
               f"Wall time {wall:.0f} s ({wall / steps:.2f} s per step for all members). Minibatch loss, "
               f"mean over members: first record {np.nanmean(loss[1]):.3f}, last {np.nanmean(loss[-1]):.3f}; "
