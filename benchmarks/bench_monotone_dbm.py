@@ -74,10 +74,12 @@ def cycle(lines):
     lines += rows + [""]
 
 
-def train(lines, steps, members, learning_rate, margin, scaling, hidden, query_weight):
+def train(lines, steps, members, learning_rate, margin, scaling, hidden, query_weight, hide="scattered",
+          hide_fraction=0.0, seed=0):
     ds = mdbm.create(dataset="digits", hidden=hidden, features=64, batch=32, members=members,
-                     learning_rate=learning_rate, margin=margin, scaling=scaling, seed=0)
-    options = {"alpha": 0.5, "history": 5, "tol": 1e-6, "max_iter": 100, "query_weight": query_weight}
+                     learning_rate=learning_rate, margin=margin, scaling=scaling, seed=seed)
+    options = {"alpha": 0.5, "history": 5, "tol": 1e-6, "max_iter": 100, "query_weight": query_weight,
+               "hide": hide, "hide_fraction": hide_fraction}
     t0 = time.perf_counter()
     h = eq.run(ds, "train", steps=steps, store=None, options=options, progress=False,
                record={name: min(10, steps) for name in ("batch_loss", "forward_residual", "adjoint_residual")})
@@ -86,7 +88,8 @@ def train(lines, steps, members, learning_rate, margin, scaling, hidden, query_w
     loss = h.batch_loss.values
     lines += [f"## Training on the digits ({members} members at once, {steps} Adam steps of {learning_rate}, batch 32, "
               f"r = 64, k = 10, {hidden} hidden variables, m = {margin}, scaling '{scaling}', "
-              f"label weight {query_weight})",
+              f"label weight {query_weight}, seed {seed}, training masks '{hide}' with "
+              f"f = {hide_fraction or 'U[0, 1)'})",
               "",
               f"Wall time {wall:.0f} s ({wall / steps:.2f} s per step for all members). Minibatch loss, "
               f"mean over members: first record {np.nanmean(loss[1]):.3f}, last {np.nanmean(loss[-1]):.3f}; "
@@ -109,8 +112,9 @@ def evaluate(final, members, margin, scaling, hidden=0):
     half[:, 32:64] = -1
     scattered = full.copy()
     scattered[:, :64][np.random.default_rng(11).uniform(size=(len(x), 64)) < 0.5] = -1
-    rows = ["| held-out images (360) | " + " | ".join(f"member {i}" for i in range(members)) + " | mean image |",
-            "|---|" + "---|" * (members + 1)]
+    train_images = data["intensity"][~held]
+    rows = ["| held-out images (360) | " + " | ".join(f"member {i}" for i in range(members))
+            + " | mean image | nearest neighbour | linear regression |", "|---|" + "---|" * (members + 3)]
     for name, ev in (("all pixels", full), ("bottom half hidden", half), ("random half hidden", scattered)):
         ds = mdbm.create(weights=final.weights.values, bias=final.bias.values, evidence=ev, members=members,
                          margin=margin, scaling=scaling)
@@ -118,21 +122,45 @@ def evaluate(final, members, margin, scaling, hidden=0):
                    stop=eq.stop.converged("residual", 1e-8), record={"residual": 300})
         q = eq.final_state(h).marginals.values  # (member, S, n, k)
         acc = (q[..., LABEL, :].argmax(-1) == targets[:, LABEL]).mean(axis=-1)
-        rows.append(f"| accuracy, {name} | " + " | ".join(f"{a:.3f}" for a in acc) + " | - |")
+        rows.append(f"| accuracy, {name} | " + " | ".join(f"{a:.3f}" for a in acc) + " | - | - | - |")
         if name == "all pixels":
             continue
         hidden = ev[:, :64] < 0
         pred = (q[..., :64, :] * np.arange(10)).sum(-1) / 9
         gap = np.where(hidden, pred - x, 0.0)
-        base = np.where(hidden, mean_image - x, 0.0)
         mae = np.abs(gap).sum(axis=(-2, -1)) / hidden.sum()
         rmse = np.sqrt((gap ** 2).sum(axis=(-2, -1)) / hidden.sum())
-        rows.append(f"| completion MAE, {name} | " + " | ".join(f"{e:.3f}" for e in mae)
-                    + f" | {np.abs(base).sum() / hidden.sum():.3f} |")
-        rows.append(f"| completion RMSE, {name} | " + " | ".join(f"{e:.3f}" for e in rmse)
-                    + f" | {np.sqrt((base ** 2).sum() / hidden.sum()):.3f} |")
+        bases = [np.where(hidden, b - x, 0.0) for b in (np.broadcast_to(mean_image, x.shape),
+                                                        nearest_neighbour(train_images, x, hidden),
+                                                        linear_regression(train_images, x, hidden))]
+        rows.append(f"| completion MAE, {name} | " + " | ".join(f"{e:.3f}" for e in mae) + " | "
+                    + " | ".join(f"{np.abs(b).sum() / hidden.sum():.3f}" for b in bases) + " |")
+        rows.append(f"| completion RMSE, {name} | " + " | ".join(f"{e:.3f}" for e in rmse) + " | "
+                    + " | ".join(f"{np.sqrt((b ** 2).sum() / hidden.sum()):.3f}" for b in bases) + " |")
     return rows + ["", "Completion: E[level] / 9 of the marginals against x / 16, over the hidden pixels; "
-                   "chance accuracy 0.100.", ""]
+                   "baselines from the 1437 training images: their mean, the nearest one on the observed pixels, "
+                   "and the linear regression of the hidden on the observed pixels (the Gaussian conditional mean "
+                   "with the training mean and covariance + 1e-3 I, clipped to [0, 1]); chance accuracy 0.100.", ""]
+
+
+def nearest_neighbour(train, x, hidden):
+    """Each image's hidden pixels from the training image closest on its observed pixels (squared distance)."""
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        seen = ~hidden[i]
+        out[i] = train[np.argmin(((train[:, seen] - x[i, seen]) ** 2).sum(axis=1))]
+    return out
+
+
+def linear_regression(train, x, hidden, ridge=1e-3):
+    """E[x_h | x_o] of a Gaussian with the training images' mean and covariance (+ ridge I), clipped to [0, 1]."""
+    mu = train.mean(axis=0)
+    cov = np.cov(train.T) + ridge * np.eye(train.shape[1])
+    out = np.broadcast_to(mu, x.shape).copy()
+    for i in range(len(x)):
+        h, o = hidden[i], ~hidden[i]
+        out[i, h] = mu[h] + cov[np.ix_(h, o)] @ np.linalg.solve(cov[np.ix_(o, o)], x[i, o] - mu[o])
+    return np.clip(out, 0.0, 1.0)
 
 
 def main():
@@ -144,6 +172,9 @@ def main():
     parser.add_argument("--scaling", default="variable", choices=["monotone", "variable"])
     parser.add_argument("--hidden", type=int, default=0)
     parser.add_argument("--query-weight", type=float, default=1.0)
+    parser.add_argument("--hide", default="scattered", choices=["scattered", "band"])
+    parser.add_argument("--hide-fraction", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -152,7 +183,7 @@ def main():
         solvers(lines)
         cycle(lines)
     train(lines, args.steps, args.members, args.learning_rate, args.margin, args.scaling, args.hidden,
-          args.query_weight)
+          args.query_weight, args.hide, args.hide_fraction, args.seed)
     text = "\n".join(lines)
     print(text)
     if args.out:

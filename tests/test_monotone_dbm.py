@@ -201,6 +201,9 @@ def test_bad_inputs_are_named_errors(kwargs, message):
     ("forward_backward", {"alpha": float("nan")}, "options['alpha']"),
     ("train", {"alpha": 2.0}, "options['alpha']"),
     ("train", {"query_weight": -1.0}, "options['query_weight']: expected a value >= 0"),
+    ("train", {"hide": "block"}, "options['hide']: expected one of ['scattered', 'band'], got 'block'"),
+    ("train", {"hide_fraction": 1.0}, "options['hide_fraction']: expected 0 (drawn per sample) or a fraction in"),
+    ("train", {"hide": "band"}, "options['hide_fraction']: expected a fraction in (0, 1) with hide='band'"),
 ])
 def test_bad_options_fail_before_anything_is_written(op, options, message, tmp_path):
     ds = mdbm.create(2, 2, targets=[[0, 1]])
@@ -215,3 +218,43 @@ def test_train_needs_targets(tmp_path):
     with pytest.raises(SchemaError, match="targets: the train operator needs the true states"):
         eq.run(mdbm.create(2, 2), "train", steps=1, store=tmp_path / "t.zarr", progress=False)
     assert not (tmp_path / "t.zarr").exists()
+
+
+def test_training_masks_scattered_and_band():
+    """The masks of one minibatch: scattered hides v where its uniform < f (drawn, or the fixed hide_fraction);
+    a band of round(f n) indices from floor(u (n - L + 1)); the query is never hidden, the hidden share the
+    loss weight 1 / (number hidden) and the query gets query_weight."""
+    n, batch = 9, 3
+    targets = np.arange(2 * n).reshape(2, n) % 3
+    query = np.zeros(n, bool)
+    query[-1] = True
+    picks = np.array([0.1, 0.7, 0.2])
+    rows = targets[[0, 1, 0]]
+    hides = np.random.default_rng(0).uniform(size=(batch, n))
+    fractions = np.array([0.0, 0.5, 0.99])
+    args = (picks, fractions, hides, np.array([0, 1]), targets, query)
+    ev, t, w = training.minibatch(*args, 2.0)
+    np.testing.assert_array_equal(t, rows)
+    expect = (hides < fractions[:, None]) & ~query
+    np.testing.assert_array_equal(ev < 0, expect | query)
+    ev, _, w = training.minibatch(*args, 2.0, "scattered", 0.4)
+    np.testing.assert_array_equal(ev < 0, ((hides < 0.4) & ~query) | query)
+    ev, _, w = training.minibatch(*args, 0.5, "band", 0.5)  # L = round(4.5) = 4, start floor(u * 6) = 0, 3, 5
+    hidden = np.zeros((batch, n), bool)
+    for b, start in enumerate((0, 3, 5)):
+        hidden[b, start:start + 4] = True
+    hidden &= ~query
+    np.testing.assert_array_equal(ev < 0, hidden | query)
+    np.testing.assert_array_equal(ev[ev >= 0], rows[ev >= 0])
+    np.testing.assert_allclose(w, hidden / hidden.sum(axis=1, keepdims=True) + 0.5 * query)
+
+
+@pytest.mark.parametrize("margins,message", [([0.1, 0.0], "margin: expected values > 0 1, got [0.1, 0.0]"),
+                                             ([1.5, 0.5], "margin: expected values <= 1 1, got [1.5, 0.5]")])
+def test_edited_margin_is_named_at_run_before_anything_is_written(margins, message, tmp_path):
+    ds = mdbm.create(3, 2, margin=[0.1, 0.5])
+    bad = ds.assign_coords(margin=("margin", margins, ds.margin.attrs))
+    with pytest.raises(SchemaError) as info:
+        eq.run(bad, "mean_field", steps=2, store=tmp_path / "x.zarr", progress=False)
+    assert message in str(info.value)
+    assert not (tmp_path / "x.zarr").exists()

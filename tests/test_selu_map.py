@@ -218,3 +218,12 @@ def test_second_moment_and_the_create_conventions():
                                   ds.nu.values + ds.mu.values**2)
     x = ds.x.values[:, 0, 0]  # 6000 N(mu, nu) inputs per member: the sample mean within 4 standard errors
     assert np.all(np.abs(x.mean(axis=(-2, -1)) - [0.5, -0.5]) < 4 * np.sqrt(np.array([2.0, 0.5]) / 6000))
+
+
+def test_edited_tau_is_named_at_run_before_anything_is_written(tmp_path):
+    ds = eq.create("selu_map", tau=[1.0, 2.0])
+    for tau in ([1.0, -1.0], [0.0, 2.0]):
+        bad = ds.assign_coords(tau=("tau", tau, ds.tau.attrs))
+        with pytest.raises(SchemaError, match=r"tau: expected values > 0 1, got \[" + str(tau[0])):
+            eq.run(bad, "map", steps=2, store=tmp_path / "x.zarr", progress=False)
+        assert not (tmp_path / "x.zarr").exists()

@@ -3,7 +3,11 @@
 Joint completion and classification (Feng, Winston & Kolter, TMLR 2023, section 5): per member, a
 minibatch of training samples is drawn; in each sample the ``query`` variables (a label) are free,
 and every other variable with a known target is hidden with probability f, f drawn uniformly in
-[0, 1) per sample (a mask of declared draws), the rest clamped to their targets. The fixed point is
+[0, 1) per sample (a mask of declared draws), the rest clamped to their targets. Two options change
+the masks, to train on those a completion will be asked for: ``hide_fraction`` F in (0, 1) fixes
+f = F (0, the default, draws it), and ``hide="band"`` hides instead a contiguous run of
+round(f n) variable indices (n variables; the start drawn uniformly from the per-sample uniform
+``fractions``, f = F then required): for row-major images a band of rows, the bottom half among them. The fixed point is
 solved by Anderson on the damped forward-backward map (:mod:`.operators`); the loss
 
     L = (1 / B) sum_b [ w sum_{query i} -log q_bi(t_bi) + mean_{hidden i} -log q_bi(t_bi) ]
@@ -25,10 +29,22 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 ADJOINT_TOL = 1e-10
 
 
-def prepare_train(*, sizes, alpha, history, tol, max_iter, query_weight=1.0, targets=None, held_out=None,
-                  query=None):
+HIDES = ("scattered", "band")
+
+
+def prepare_train(*, sizes, alpha, history, tol, max_iter, query_weight=1.0, hide="scattered", hide_fraction=0.0,
+                  targets=None, held_out=None, query=None):
     """Once per run (NumPy): the training indices and the query mask; every bad option named."""
     problems: list[str] = []
+    if hide not in HIDES:
+        problems.append(f"options['hide']: expected one of {list(HIDES)}, got {hide!r}")
+    if not (isinstance(hide_fraction, (int, float)) and not isinstance(hide_fraction, bool)
+            and 0 <= hide_fraction < 1):
+        problems.append(f"options['hide_fraction']: expected 0 (drawn per sample) or a fraction in (0, 1), "
+                        f"got {hide_fraction!r}")
+    elif hide == "band" and hide_fraction == 0:
+        problems.append("options['hide_fraction']: expected a fraction in (0, 1) with hide='band' (the band's "
+                        "length), got 0")
     check_alpha(alpha, problems)
     check_history(history, problems)
     if not (isinstance(tol, (int, float)) and tol > 0):
@@ -58,7 +74,8 @@ def init_train(*, weights, bias):
             "adam_steps": np.zeros(np.shape(bias)[:-2], dtype=np.int64)}
 
 
-def minibatch(picks, fractions, hides, train_index, targets, query_mask, query_weight=1.0):
+def minibatch(picks, fractions, hides, train_index, targets, query_mask, query_weight=1.0, hide="scattered",
+              hide_fraction=0.0):
     """(evidence (*E, B, n) int64, targets (*E, B, n), loss weights (*E, B, n)) of one drawn minibatch."""
     xp = namespace(picks)
     targets, train_index = targets.reshape(targets.shape[-2:]), train_index.reshape(-1)
@@ -69,7 +86,15 @@ def minibatch(picks, fractions, hides, train_index, targets, query_mask, query_w
     rows = xp.take(train_index, xp.reshape(pick, (-1,)), axis=0)
     t = xp.reshape(xp.take(targets, rows, axis=0), (*picks.shape, targets.shape[-1]))
     known = t >= 0
-    hidden = known & (hides < fractions[..., None]) & ~query_mask
+    if hide == "band":
+        n = t.shape[-1]
+        length = int(round(hide_fraction * n))
+        start = xp.floor(fractions * (n - length + 1))[..., None]
+        index = xp.astype(xp.arange(n, dtype=xp.int64), fractions.dtype)
+        inside = (index >= start) & (index < start + length)
+    else:
+        inside = hides < (fractions[..., None] if hide_fraction == 0 else hide_fraction)
+    hidden = known & inside & ~query_mask
     evidence = xp.where(known & ~hidden & ~query_mask, t, xp.full_like(t, -1))
     per = xp.sum(xp.astype(hidden, hides.dtype), axis=-1, keepdims=True)
     weight = query_weight * xp.astype(known & query_mask, hides.dtype) + xp.astype(hidden, hides.dtype) / xp.where(
@@ -114,11 +139,12 @@ def loss_and_rhs(q, targets, weight):
 
 def train(*, weights, bias, moment_weights, square_weights, moment_bias, square_bias, adam_steps, targets,
           train_index, query_mask, picks, fractions, hides, margin, learning_rate, alpha, history, tol, max_iter,
-          query_weight=1.0,
+          query_weight=1.0, hide="scattered", hide_fraction=0.0,
           scaling="monotone"):
     """One Adam step of A and b on a drawn minibatch (see the module docstring)."""
     xp = namespace(weights)
-    evidence, t, weight = minibatch(picks, fractions, hides, train_index, targets, query_mask, float(query_weight))
+    evidence, t, weight = minibatch(picks, fractions, hides, train_index, targets, query_mask, float(query_weight),
+                                    hide, float(hide_fraction))
     w = model.factored(weights, margin, scaling)
     k = weights.shape[-1]
     onehot, free = model.evidence_arrays(evidence, k, weights)
