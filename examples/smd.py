@@ -1,9 +1,10 @@
-"""Spherical motion dynamics (Wan, Zhu, Zhang & Sun, NeurIPS 2021): theory against eqflow ensembles.
+"""Spherical motion dynamics (Wan, Zhu, Zhang & Sun, NeurIPS 2021): theory against eqflow ensembles
+================================================================================================
 
     python examples/smd.py [--out smd.png] [--quick]
 
 1. The noise model over a grid (d = 256, 64 members, eta x lambda x alpha): the equilibrium
-   ||w||^2 and angular update Delta, measured over steps 500-700, against the closed forms
+   ``||w||^2`` and angular update Delta, measured over steps 500-700, against the closed forms
    and the first-order formulas of ``eq.systems.smd.theory``; one table row per grid point.
 2. The LayerNorm MLP on scikit-learn's digits (16 members per momentum): the angular update of
    each layer against step, through a tenfold learning-rate step, with the theory line
