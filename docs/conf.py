@@ -15,7 +15,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "_ext"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import api_pages  # noqa: E402  (writes the per-system API pages before Sphinx reads the sources)
+import api_pages  # noqa: E402
+
+api_pages.write()  # the per-system API pages, before Sphinx reads the sources
 
 from eqflow import __version__  # noqa: E402
 

@@ -61,4 +61,3 @@ def write() -> None:
         path.write_text(text)
 
 
-write()
