@@ -1,4 +1,5 @@
-"""Behavioural alignment on networks (Xia, McAvoy & Su, arXiv:2506.00046; Ramazi, Riehl & Cao, PNAS 2016).
+"""Behavioural alignment on networks (Xia, McAvoy & Su, arXiv:2506.00046; Ramazi, Riehl & Cao, PNAS 2016)
+======================================================================================================
 
     python examples/alignment.py [--out alignment.png]
 

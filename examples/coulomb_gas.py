@@ -1,15 +1,16 @@
-"""The 2-D Coulomb gas in a harmonic trap: Monte Carlo ensembles against the exact laws.
+"""The 2-D Coulomb gas in a harmonic trap: Monte Carlo ensembles against the exact laws
+====================================================================================
 
     python examples/coulomb_gas.py [--out coulomb_gas.png] [--particles 20] [--members 64] [--sweeps 300]
 
 N = 20 particles, beta in {1, 2, 4}, 64 chains each, 300 sweeps of single-particle MALA moves
-from a random start (uniform in the droplet disk |z| < sqrt(N)); the last 200 sweeps are averaged.
+from a random start (uniform in the droplet disk ``|z| < sqrt(N)``); the last 200 sweeps are averaged.
 
-1. A table: E sum |z|^2 against N (N - 1)/2 + 2N/beta, Var sum|z|^2 against the exact Gamma law,
+1. A table: ``E sum |z|^2`` against N (N - 1)/2 + 2N/beta, ``Var sum |z|^2`` against the exact Gamma law,
    E (sum Re z)^2 against N/beta, each with its standard error (from the spread of the 64
    independent chains' time averages), and the acceptance.
-2. The radial density (particles per unit area against |z|^2 / N): at beta = 2 against the exact
-   Q(N, |z|^2) / pi, and the droplet value 1/pi; saved as a PNG with ``--out``.
+2. The radial density (particles per unit area against ``|z|^2 / N``): at beta = 2 against the exact
+   ``Q(N, |z|^2) / pi``, and the droplet value 1/pi; saved as a PNG with ``--out``.
 
 Measured 2026-12-07 on a 2-core shared x86-64 VM: 5 s of CPU, 13 s wall with the machine loaded
 (the run itself 5.5 s; the rest is importing eqflow, torch and matplotlib).

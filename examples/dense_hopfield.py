@@ -1,4 +1,5 @@
-"""Dense Hopfield network: retrieval at low load against m = tanh(beta m^(P-1)), and recall from a corrupted cue.
+"""Dense Hopfield network: retrieval at low load against m = tanh(beta m^(P-1)), and recall from a corrupted cue
+=============================================================================================================
 
     python examples/dense_hopfield.py
 

@@ -1,4 +1,5 @@
-"""Equilibrium propagation without weight symmetry on scikit-learn's digits, in a few lines.
+"""Equilibrium propagation without weight symmetry on scikit-learn's digits, in a few lines
+========================================================================================
 
 Two members (seeds) of a 64-32-10 network with independent feed-forward and feedback weights, trained
 for 200 SGD steps by holomorphic EP (N = 4 points on a circle of radius beta = 0.2), with and without

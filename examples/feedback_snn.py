@@ -1,10 +1,11 @@
-"""Feedback spiking networks (Xiao et al., NeurIPS 2021): rates converging to a*, and training by IDE on digits.
+"""Feedback spiking networks (Xiao et al., NeurIPS 2021): rates converging to a*, and training by IDE on digits
+============================================================================================================
 
     python examples/feedback_snn.py [--out feedback_snn.png] [--store feedback_snn.zarr] [--steps 225]
 
-1. A random network (n = 200 IF neurons, ||W||_2 = 1, V_th = 2, 4 inputs) simulated with the
+1. A random network (n = 200 IF neurons, ``||W||_2 = 1``, V_th = 2, 4 inputs) simulated with the
    ``integrate`` operator for 2,000 time steps, IF and LIF (leak 0.99) side by side as a sweep:
-   max |a_t - a*| against t, a* from ``eq.systems.feedback_snn.theory.fixed_point``, with the 1/t
+   ``max |a_t - a*|`` against t, a* from ``eq.systems.feedback_snn.theory.fixed_point``, with the 1/t
    line (IF) and the O(1 - lambda) plateau (LIF). Left panel of the PNG.
 2. Training by implicit differentiation (``train``): 128 IF neurons, T = 30, batch 64, lr 0.1,
    momentum 0.9, on scikit-learn's digits, 2 members; loss and held-out accuracy recorded about

@@ -1,4 +1,5 @@
-"""A flow-matching generator of Ising equilibria along a cooling schedule (after Pivi et al., arXiv 2510.21210).
+"""A flow-matching generator of Ising equilibria along a cooling schedule (after Pivi et al., arXiv 2510.21210)
+============================================================================================================
 
 1. eq.anneal cools 16 Swendsen-Wang chains through the schedule, recording the spins;
 2. eqflow.generators.ising_flow.train learns a flow from noise through each stage's equilibrium;

@@ -1,4 +1,5 @@
-"""Monotone deep Boltzmann machines (Feng, Winston & Kolter, TMLR 2023): one fixed point, three solvers, a cycle.
+"""Monotone deep Boltzmann machines (Feng, Winston & Kolter, TMLR 2023): one fixed point, three solvers, a cycle
+=============================================================================================================
 
     python examples/monotone_dbm.py [--store monotone_dbm.zarr]
 

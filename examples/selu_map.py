@@ -1,9 +1,10 @@
-"""The SELU moment map of self-normalizing networks (Klambauer et al., NeurIPS 2017) with eqflow.
+"""The SELU moment map of self-normalizing networks (Klambauer et al., NeurIPS 2017) with eqflow
+=============================================================================================
 
     python examples/selu_map.py [--quick]
 
 1. The map g: (mu, nu) -> (E selu(z), Var selu(z)), z ~ N(mu omega, nu tau), iterated from
-   scattered starts over an (omega, tau) grid until the residual |g(x) - x| < 1e-12 (a converged
+   scattered starts over an (omega, tau) grid until the residual ``|g(x) - x| < 1e-12`` (a converged
    stop rule, one evaluation of g per step), against the fixed point of a root solve, with the
    Jacobian's spectral norm and radius there; at omega = 0, tau = 1 the fixed point is (0, 1)
    and the norm is the paper's 0.7877.
