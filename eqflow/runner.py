@@ -22,7 +22,7 @@ from .provenance import KERNEL_ATTR, Progress, digest_mismatch, log, now, proven
 from .segment import ChunkTask, advance_chunk
 from .store import ArraySpec, HistoryStore, RecordPlan, VariableSpec, plan_arrays
 from .store.chunks import merge
-from .system import call_with
+from .system import call_with, prepared
 
 SEGMENT_BYTES = 8 * 2**20  # records held per segment, whole ensemble: bounds the memory of a run
 MAX_SEGMENT_STEPS = 10_000
@@ -166,10 +166,8 @@ class _Job:
     def given(self) -> dict:
         """Every input by name for the whole ensemble, with ``sizes``, ``backend`` and what ``prepare`` derives."""
         given = {**self.inputs.flat(), "sizes": _site_sizes(self), "backend": self.engine.name}
-        op = self.sys_.operators[self.operator]
-        if op.prepare is not None:
-            given.update(call_with(op.prepare, given))
-        return given
+        # once per distinct inputs in this process: chunk tasks that run here share it
+        return {**given, **prepared(self.sys_.kind, self.operator, self.sys_.operators[self.operator], given)}
 
     def initial_state(self) -> dict:
         """Physical state, the operator's owned state (its ``init``) and the stop rules' state."""

@@ -34,7 +34,7 @@ import xarray as xr
 from ...dataset import constant_arrays, finish_system, parameter_arrays, system_coords
 from ...errors import SchemaError
 from ...system import Operator, System, call_with
-from . import observables, operators, problems, solvers, start, theory
+from . import integrals, observables, operators, problems, solvers, start, theory
 from .observables import convergence, electrons, energy, energy_change, residual, staggered_magnetization
 from .operators import adaptive_online, damping, diis, fixed_point, online_pca, problem_arrays
 
@@ -127,22 +127,23 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, 
     if members > 1 and rotation == 0 and not (isinstance(guess, str) and guess == "random"):
         warnings.warn(f"members: {members} members with rotation=0 start from the same guess and give identical "
                       f"runs; pass rotation > 0 for an ensemble of distinct starts", UserWarning, stacklevel=2)
-    state = _initial_state(schema, problem, coords, dims, density, float(rotation), seed,
+    attributes = {"problem": problem, **built.attributes}
+    state = _initial_state(schema, attributes, coords, dims, density, float(rotation), seed,
                            random_start=isinstance(guess, str) and guess == "random")
-    return finish_system(schema, coords, state, seed=seed, attributes={"problem": problem})
+    return finish_system(schema, coords, state, seed=seed, attributes=attributes)
 
 
-def _initial_state(schema, problem, coords, dims, guess_density, theta, seed, random_start=False):
+def _initial_state(schema, attributes, coords, dims, guess_density, theta, seed, random_start=False):
     skeleton = xr.Dataset(coords=coords)
-    inputs = {**parameter_arrays(skeleton, schema), **constant_arrays(skeleton, schema), "problem": problem}
+    inputs = {**parameter_arrays(skeleton, schema), **constant_arrays(skeleton, schema), **attributes}
     arrays = call_with(problem_arrays, inputs)
-    fock_inputs = _fock_inputs(arrays, inputs["core_hamiltonian"])
+    build_fock = arrays["fock_builder"]
     spins, n = inputs["occupied"].shape[-1], inputs["core_hamiltonian"].shape[-1]
     shape = tuple(skeleton.sizes[d] for d in dims)
     if guess_density is None:
         guess_fock = np.broadcast_to(inputs["core_hamiltonian"][..., None, :, :], (*shape, spins, n, n))
     else:
-        guess_fock = solvers.fock_matrix(guess_density, **fock_inputs)
+        guess_fock = build_fock(guess_density)
     _, orbitals = solvers.aufbau(guess_fock, arrays["orthogonalizer"], arrays["occupation"])
     if random_start:
         v = start.random_orbitals(seed, shape[0], spins, n).reshape((shape[0],) + (1,) * (len(shape) - 1)
@@ -151,14 +152,9 @@ def _initial_state(schema, problem, coords, dims, guess_density, theta, seed, ra
     q = start.rotations(seed, shape[0], spins, n, theta)
     orbitals = orbitals @ q.reshape((shape[0],) + (1,) * (len(shape) - 1) + (spins, n, n))
     density = solvers.density_from(orbitals, arrays["occupation"])
-    fock = solvers.fock_matrix(density, **fock_inputs)
+    fock = build_fock(density)
     matrix = (*dims, *start.MATRIX_DIMS)
     return {"density": (matrix, density), "fock": (matrix, fock), "orbitals": (matrix, orbitals)}
-
-
-def _fock_inputs(arrays, core_hamiltonian):
-    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange", "cderi")
-    return {"core_hamiltonian": core_hamiltonian, **{k: arrays[k] for k in keys if k in arrays}}
 
 
 load_molecule, available_molecules = problems.load_molecule, problems.available_molecules
@@ -181,5 +177,5 @@ SYSTEM = System(
     tolerance=(1e-9, 1e-12),
 )
 
-__all__ = ["SYSTEM", "available_molecules", "create", "load_molecule", "observables", "operators", "problems",
-           "solvers", "start", "theory"]
+__all__ = ["SYSTEM", "available_molecules", "create", "integrals", "load_molecule", "observables", "operators",
+           "problems", "solvers", "start", "theory"]

@@ -8,6 +8,10 @@ finite stand-in there and its result is replaced by NaN, so no member can raise 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
 
 from ...ops.diis import _eye, _finite_cells, diis_coefficients, diis_push  # noqa: F401  (diis_push: scf.operators)
@@ -132,6 +136,70 @@ def fock_matrix(density, *, core_hamiltonian, degeneracy, coulomb=None, exchange
         potential = potential - shared_matmul(local_exchange[..., None, :, :],
                                               xp.linalg.diagonal(density)[..., None])[..., 0]
     return h + potential[..., None] * _eye(xp, n, density)
+
+
+@dataclass(frozen=True)
+class FockBuilder:
+    """F(D): everything a problem's Fock build needs, prepared once per run and process, as one value.
+
+    Arrays as :func:`fock_matrix` takes them. ``packed_eri``: a molecule's (ij|kl) in PySCF's
+    8-fold packing (``n`` orbitals), contracted with every density of the ensemble at once by
+    PySCF's ``dot_eri_dm`` (one pass over the integrals for all members); a torch run gets the
+    (n^2, n^2) supermatrices instead (:meth:`on_backend`).
+    """
+
+    core_hamiltonian: Any
+    degeneracy: Any
+    coulomb: Any = None
+    exchange: Any = None
+    local_coulomb: Any = None
+    local_exchange: Any = None
+    cderi: Any = None
+    packed_eri: Any = None
+
+    def __call__(self, density):
+        if self.packed_eri is not None:
+            return _packed_fock(density, self.core_hamiltonian, self.degeneracy, self.packed_eri)
+        return fock_matrix(density, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "packed_eri"})
+
+    def on_backend(self, convert) -> "FockBuilder":
+        """A copy with ``convert`` (NumPy array -> backend array) applied to each array."""
+        probe = convert(np.zeros(1))
+        if self.packed_eri is not None and not isinstance(probe, np.ndarray):  # PySCF contracts NumPy arrays only
+            coulomb, exchange = supermatrices(unpack_packed_eri(self.packed_eri, self.core_hamiltonian.shape[-1]))
+            return replace(self, packed_eri=None, coulomb=convert(coulomb), exchange=convert(exchange),
+                           core_hamiltonian=convert(self.core_hamiltonian), degeneracy=convert(self.degeneracy))
+        return replace(self, **{f.name: convert(getattr(self, f.name)) for f in fields(self)
+                                if getattr(self, f.name) is not None and f.name != "packed_eri"})
+
+
+def supermatrices(eri):
+    """The Coulomb (ij|kl) and exchange (ik|jl) supermatrices (..., n^2, n^2) of (..., n, n, n, n) integrals."""
+    n, lead = eri.shape[-1], eri.shape[:-4]
+    exchange = np.swapaxes(eri, -3, -2)  # (ik|jl) stored at [i, j, k, l]
+    return eri.reshape(*lead, n * n, n * n), exchange.reshape(*lead, n * n, n * n)
+
+
+def unpack_packed_eri(packed, n: int):
+    """(n, n, n, n) from PySCF's 8-fold packing."""
+    from pyscf import ao2mo
+
+    return ao2mo.restore(1, np.asarray(packed), n)
+
+
+def _packed_fock(density, core_hamiltonian, degeneracy, packed_eri):
+    """F = h + g J[D] - K[D] (one spin channel, RHF) for every density of the ensemble in one pass
+    over the 8-fold packed (ij|kl) (PySCF's ``dot_eri_dm``, as its own RHF does). NaN densities
+    stay in their cells: they are contracted as zeros and their Fock matrix made NaN."""
+    from pyscf.scf.hf import dot_eri_dm
+
+    n = density.shape[-1]
+    cells = np.reshape(density, (-1, n, n))
+    ok = np.isfinite(cells).all(axis=(-2, -1))
+    vj, vk = dot_eri_dm(packed_eri, np.where(ok[:, None, None], cells, 0.0), hermi=1)
+    vj, vk = np.reshape(vj, density.shape), np.reshape(vk, density.shape)
+    fock = core_hamiltonian[..., None, :, :] + degeneracy * np.sum(vj, axis=-3, keepdims=True) - vk
+    return np.where(np.reshape(ok, density.shape[:-2])[..., None, None], fock, np.nan)
 
 
 def energy(density, fock, *, core_hamiltonian, energy_scale, energy_shift):
