@@ -9,7 +9,6 @@ string attributes (e.g. an SCF ``problem``).
 from __future__ import annotations
 
 import json
-
 from typing import Any, Mapping
 
 import numpy as np

@@ -7,6 +7,7 @@ import pytest
 
 import eqflow as eq
 from eqflow import registry, system
+
 from toy import SYSTEM as RELAX
 
 

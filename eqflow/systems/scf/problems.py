@@ -289,13 +289,7 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
     p = Problem(parameters={"geometry": geometry})
     h = _matrix("core_hamiltonian", core_hamiltonian, "hartree", p.errors)
     s = _matrix("overlap", overlap, "1", p.errors)
-    if recipe is not None:
-        g = None
-    elif cderi is not None:
-        b = _check_cderi(cderi, h, p.errors)
-        g = np.zeros((0,) * 4) if h is None else np.zeros((h.shape[-1],) * 4)  # shape checks only
-    else:
-        g = magnitude_in("eri", eri, "hartree", p.errors)
+    b, g = _given_two_electron(recipe, cderi, eri, h, p.errors)
     e_nuc = magnitude_in("nuclear_repulsion", nuclear_repulsion, "hartree", p.errors)
     if h is None:
         return p
@@ -323,14 +317,30 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
     if p.errors:
         return p
     dims = ("geometry",) if lead else ()
-    two = ({} if recipe is not None else {"cderi": (("aux", *ORBITAL_DIMS), b)} if cderi is not None
-           else {"eri": ((*dims, *ERI_DIMS), g)})
-    p.attributes = {"integrals": recipe} if recipe is not None else {}
+    two, p.attributes = _two_electron(recipe, cderi, b if cderi is not None else None, g, dims)
     p.constants = {"core_hamiltonian": ((*dims, *ORBITAL_DIMS), h), "overlap": ((*dims, *ORBITAL_DIMS), s),
                    **two, "occupied": (("spin",), np.array([electrons / 2])),
                    "nuclear_repulsion": (dims if e_nuc.ndim else (), e_nuc)}
     p.spins, p.orbitals = 1, n
     return p
+
+
+def _given_two_electron(recipe, cderi, eri, h, problems):
+    """(B, (ij|kl)) as given: none for a recipe; B and zeros of the integrals' shape (for its checks) for cderi."""
+    if recipe is not None:
+        return None, None
+    if cderi is not None:
+        return _check_cderi(cderi, h, problems), np.zeros((0,) * 4) if h is None else np.zeros((h.shape[-1],) * 4)
+    return None, magnitude_in("eri", eri, "hartree", problems)
+
+
+def _two_electron(recipe, cderi, b, g, dims) -> tuple[dict, dict]:
+    """(the constants, the attributes) that hold a molecule's two-electron part."""
+    if recipe is not None:
+        return {}, {"integrals": recipe}
+    if cderi is not None:
+        return {"cderi": (("aux", *ORBITAL_DIMS), b)}, {}
+    return {"eri": ((*dims, *ERI_DIMS), g)}, {}
 
 
 def molecule_from_file(name: str, geometry=None, cholesky_tol=None) -> tuple[Problem, dict]:
