@@ -167,7 +167,7 @@ class _Job:
         """Every input by name for the whole ensemble, with ``sizes``, ``backend`` and what ``prepare`` derives."""
         given = {**self.inputs.flat(), "sizes": _site_sizes(self), "backend": self.engine.name}
         # once per distinct inputs in this process: chunk tasks that run here share it
-        return {**given, **prepared(self.sys_.kind, self.operator, self.sys_.operators[self.operator], given)}
+        return {**given, **prepared(self.sys_.kind, self.sys_.operators[self.operator], given)}
 
     def initial_state(self) -> dict:
         """Physical state, the operator's owned state (its ``init``) and the stop rules' state."""

@@ -61,7 +61,7 @@ def advance_chunk(task: ChunkTask) -> dict:
     set_torch_threads(backend, task.torch_threads)
     working = working_dtype({k: task.state[k] for k in system.schema.variables})
     given = {**task.inputs, "sizes": task.sizes, "backend": backend.name}
-    given.update(prepared(task.kind, task.operator, op, given))  # once per distinct inputs in this process
+    given.update(prepared(task.kind, op, given))  # once per distinct inputs in this process
     inputs = {k: _to_backend(v, backend, working) for k, v in given.items()}
     inputs["step"] = task.start
     state = {k: backend.asarray(v) for k, v in task.state.items()}

@@ -282,29 +282,30 @@ _prepared: OrderedDict = OrderedDict()  # key -> (lock, {name: value} or None un
 _prepared_lock = threading.Lock()
 
 
-def prepare_key(kind: str, operator: str, op: Operator, given: Mapping[str, Any]) -> str:
-    """A deterministic token of what ``op.prepare`` reads from ``given`` (its names and values), the
-    kind and the operator: equal inputs give equal keys in every process."""
+def prepare_key(kind: str, op: Operator, given: Mapping[str, Any]) -> str:
+    """A deterministic token of the kind and of what ``op.prepare`` reads from ``given`` (its names and
+    values): equal inputs give equal tokens in every process."""
     from dask.base import tokenize
 
     required, optional = accepted_names(op.prepare)
     names = sorted(k for k in (*required, *optional) if k in given)
-    return tokenize(kind, operator, getattr(op.prepare, "__module__", ""), getattr(op.prepare, "__qualname__", ""),
+    return tokenize(kind, getattr(op.prepare, "__module__", ""), getattr(op.prepare, "__qualname__", ""),
                     [(k, given[k]) for k in names])
 
 
-def prepared(kind: str, operator: str, op: Operator, given: Mapping[str, Any]) -> dict:
+def prepared(kind: str, op: Operator, given: Mapping[str, Any]) -> dict:
     """``op.prepare``'s values for ``given``, made once per distinct inputs in this process.
 
     The client of a run and every chunk task of every segment that runs in the same process
-    (threads of the local scheduler, or of a dask worker) share one call; the last
+    (threads of the local scheduler, or of a dask worker) share one call, as do operators with
+    the same prepare function (the key is the function and :func:`prepare_key`); the last
     ``PREPARED_RUNS`` distinct inputs are kept, so that memory does not grow over many runs.
     Thread-safe: a second thread asking for the same inputs waits for the first one's values.
     An error is raised to every caller and nothing is kept.
     """
     if op.prepare is None:
         return {}
-    key = prepare_key(kind, operator, op, given)
+    key = (op.prepare, prepare_key(kind, op, given))
     with _prepared_lock:
         entry = _prepared.get(key)
         if entry is None:

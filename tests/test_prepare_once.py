@@ -84,7 +84,7 @@ def test_threads_asking_at_once_share_one_call():
 
     def ask(i):
         gate.wait()
-        results[i] = system.prepared("relax", "relax", op, {"rate": np.arange(3.0), "x": None})
+        results[i] = system.prepared("relax", op, {"rate": np.arange(3.0), "x": None})
 
     system.clear_prepared()
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
@@ -109,5 +109,5 @@ def test_a_failing_prepare_is_not_kept():
     op = eq.Operator(lambda *, x: {"x": x}, prepare=bad)
     for _ in range(2):
         with pytest.raises(ValueError, match="rate: expected"):
-            system.prepared("relax", "relax", op, {"rate": np.ones(2)})
+            system.prepared("relax", op, {"rate": np.ones(2)})
     assert len(calls) == 2 and not system._prepared

@@ -69,7 +69,7 @@ def test_recipe_history_holds_no_integrals_and_reaches_pyscf(water, tmp_path):
 def test_a_recipe_that_rebuilds_other_integrals_is_refused(water, tmp_path):
     _, ds = water
     recipe = json.loads(ds.attrs["integrals"])
-    recipe["checksum"] += 1.0
+    recipe["checksum"][1] += 1.0
     wrong = ds.copy()
     wrong.attrs["integrals"] = json.dumps(recipe, sort_keys=True)
     with pytest.raises(ValueError, match="integrals: the rebuilt integrals have checksum"):

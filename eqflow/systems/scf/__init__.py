@@ -33,7 +33,7 @@ import xarray as xr
 
 from ...dataset import constant_arrays, finish_system, parameter_arrays, system_coords
 from ...errors import SchemaError
-from ...system import Operator, System, call_with
+from ...system import Operator, System, prepared
 from . import integrals, observables, operators, problems, solvers, start, theory
 from .observables import convergence, electrons, energy, energy_change, residual, staggered_magnetization
 from .operators import adaptive_online, damping, diis, fixed_point, online_pca, problem_arrays
@@ -135,8 +135,9 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, 
 
 def _initial_state(schema, attributes, coords, dims, guess_density, theta, seed, random_start=False):
     skeleton = xr.Dataset(coords=coords)
-    inputs = {**parameter_arrays(skeleton, schema), **constant_arrays(skeleton, schema), **attributes}
-    arrays = call_with(problem_arrays, inputs)
+    inputs = {**parameter_arrays(skeleton, schema), **constant_arrays(skeleton, schema), "integrals": "",
+              **attributes}
+    arrays = prepared(KIND, SYSTEM.operators["diis"], inputs)  # the same inputs as a run's: it reuses these
     build_fock = arrays["fock_builder"]
     spins, n = inputs["occupied"].shape[-1], inputs["core_hamiltonian"].shape[-1]
     shape = tuple(skeleton.sizes[d] for d in dims)

@@ -24,10 +24,11 @@ _kept: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 
 
-def checksum(array) -> float:
-    """sum_i a_i cos(i) over the flattened array (PySCF's ``lib.fp``): one number that any change moves."""
+def checksum(array) -> list:
+    """[sum a_i, sum a_i^2, sum of every 7th a_i] over the flattened array: three numbers that another
+    basis, geometry or integral code moves (cheap: two passes over the integrals)."""
     flat = np.asarray(array, dtype=np.float64).ravel()
-    return float(np.dot(flat, np.cos(np.arange(flat.size))))
+    return [float(np.sum(flat)), float(np.dot(flat, flat)), float(np.sum(flat[::7]))]
 
 
 def make_recipe(mol, density_fit: bool, auxbasis=None) -> tuple[str, dict]:
@@ -62,10 +63,11 @@ def recipe_integrals(text: str) -> dict:
     if not isinstance(recipe, dict) or recipe.get("format") != FORMAT:
         raise ValueError(f"integrals: expected a recipe of format {FORMAT!r}, got {text!r:.80}")
     arrays = _build(recipe)
-    found = checksum(next(iter(arrays.values())))
-    if abs(found - recipe["checksum"]) > CHECKSUM_RTOL * max(abs(recipe["checksum"]), 1.0):
+    found, recorded = checksum(next(iter(arrays.values()))), recipe["checksum"]
+    if len(found) != len(recorded) or any(abs(f - r) > CHECKSUM_RTOL * max(abs(r), 1.0)
+                                          for f, r in zip(found, recorded)):
         raise ValueError(f"integrals: the rebuilt integrals have checksum {found!r}, the recipe recorded "
-                         f"{recipe['checksum']!r} (another PySCF or basis data?); rebuild the system")
+                         f"{recorded!r} (another PySCF or basis data?); rebuild the system")
     _keep(text, arrays)
     return arrays
 
