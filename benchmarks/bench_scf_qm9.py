@@ -314,7 +314,10 @@ def _cluster(mols, folder, repeat):
             client.run(_fresh)
 
             def one(mol, name):
-                return _eqflow_rhf(mol, False, folder, name, 100, stop=eq.stop.converged("residual", TOL))[1][0]
+                import dask
+
+                with dask.config.set(scheduler="synchronous"):  # the run's one task, in this worker's thread
+                    return _eqflow_rhf(mol, False, folder, name, 100, stop=eq.stop.converged("residual", TOL))[1][0]
 
             w, _, _ = _clock(lambda: client.gather([client.submit(one, mol, f"cluster-{r}-{i}.zarr", pure=False)
                                                     for i, (_, mol) in enumerate(mols)]))

@@ -79,3 +79,11 @@ def test_a_recipe_that_rebuilds_other_integrals_is_refused(water, tmp_path):
     broken.attrs["integrals"] = "{not json"
     with pytest.raises(eq.SchemaError, match=r"attrs\['integrals'\]: expected a JSON document"):
         eq.run(broken, "diis", steps=2, store=tmp_path / "broken.zarr", progress=False)
+
+
+def test_recipe_runs_on_torch_like_numpy(water, tmp_path):
+    pytest.importorskip("torch")
+    _, ds = water
+    runs = {b: eq.run(ds, "diis", steps=12, backend=b, store=tmp_path / f"{b}.zarr", record={"energy": 1},
+                      progress=False) for b in ("numpy", "torch")}
+    np.testing.assert_allclose(runs["torch"].energy.values, runs["numpy"].energy.values, rtol=0, atol=1e-10)

@@ -166,7 +166,10 @@ class FockBuilder:
         """A copy with ``convert`` (NumPy array -> backend array) applied to each array."""
         probe = convert(np.zeros(1))
         if self.packed_eri is not None and not isinstance(probe, np.ndarray):  # PySCF contracts NumPy arrays only
-            coulomb, exchange = supermatrices(unpack_packed_eri(self.packed_eri, self.core_hamiltonian.shape[-1]))
+            if "_supermatrices" not in self.__dict__:  # unpacked once per prepared value, not once per task
+                n = self.core_hamiltonian.shape[-1]
+                object.__setattr__(self, "_supermatrices", supermatrices(unpack_packed_eri(self.packed_eri, n)))
+            coulomb, exchange = self.__dict__["_supermatrices"]
             return replace(self, packed_eri=None, coulomb=convert(coulomb), exchange=convert(exchange),
                            core_hamiltonian=convert(self.core_hamiltonian), degeneracy=convert(self.degeneracy))
         return replace(self, **{f.name: convert(getattr(self, f.name)) for f in fields(self)
