@@ -27,20 +27,25 @@ def _last(values):
 def test_batched_packed_fock_equals_the_supermatrix_fock(water):
     """J and K of every member from one pass over the 8-fold packed (ij|kl) equal the definition
     J_ij = sum_kl (ij|kl) P_kl, K_ij = sum_kl (ik|jl) D_kl (einsum over the full tensor), to rounding;
-    a NaN member stays NaN and leaves the others unchanged."""
+    a NaN member stays NaN and leaves the others unchanged; a member's Fock matrix does not depend on where
+    it sits in the stack (bit for bit)."""
     mol, ds = water
     packed = scf.integrals.recipe_integrals(ds.attrs["integrals"])["packed_eri"]
     eri = mol.intor("int2e")  # the full (ij|kl), PySCF's unpacked tensor
     h = ds.core_hamiltonian.values
     density = ds.density.values  # (member, spin, n, n)
-    fock = scf.solvers.FockBuilder(h, np.asarray(2.0), packed_eri=packed)(density)
+    build = scf.solvers.FockBuilder(h, np.asarray(2.0), packed_eri=scf.solvers.padded_eri(packed, mol.nao))
+    fock = build(density)
     expected = (h + 2 * np.einsum("ijkl,mskl->msij", eri, density) - np.einsum("ikjl,mskl->msij", eri, density))
     np.testing.assert_allclose(fock, expected, rtol=0, atol=1e-12)
     broken = density.copy()
     broken[1] = np.nan
-    out = scf.solvers.FockBuilder(h, np.asarray(2.0), packed_eri=packed)(broken)
+    out = build(broken)
     assert np.all(np.isnan(out[1]))
     np.testing.assert_array_equal(out[[0, 2, 3]], fock[[0, 2, 3]])
+    for i in range(4):
+        np.testing.assert_array_equal(build(density[i:i + 1]), fock[i:i + 1])
+        np.testing.assert_array_equal(build(density[::-1])[3 - i], fock[i])
 
 
 def test_recipe_history_holds_no_integrals_and_reaches_pyscf(water, tmp_path):

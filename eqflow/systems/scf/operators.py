@@ -47,7 +47,7 @@ def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=Non
         if integrals:
             two = recipe_integrals(integrals)
             fock = (FockBuilder(core_hamiltonian, g, cderi=two["cderi"]) if "cderi" in two
-                    else FockBuilder(core_hamiltonian, g, packed_eri=two["packed_eri"]))
+                    else FockBuilder(core_hamiltonian, g, packed_eri=solvers.padded_eri(two["packed_eri"], n)))
         elif cderi is not None:
             fock = FockBuilder(core_hamiltonian, g, cderi=cderi)
         else:

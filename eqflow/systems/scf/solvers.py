@@ -143,7 +143,7 @@ class FockBuilder:
     """F(D): everything a problem's Fock build needs, prepared once per run and process, as one value.
 
     Arrays as :func:`fock_matrix` takes them. ``packed_eri``: a molecule's (ij|kl) in PySCF's
-    8-fold packing (``n`` orbitals), contracted with every density of the ensemble at once by
+    8-fold packing, padded by :func:`padded_eri`, contracted with every density of the ensemble at once by
     PySCF's ``dot_eri_dm`` (one pass over the integrals for all members); a torch run gets the
     (n^2, n^2) supermatrices instead (:meth:`on_backend`).
     """
@@ -168,7 +168,8 @@ class FockBuilder:
         if self.packed_eri is not None and not isinstance(probe, np.ndarray):  # PySCF contracts NumPy arrays only
             if "_supermatrices" not in self.__dict__:  # unpacked once per prepared value, not once per task
                 n = self.core_hamiltonian.shape[-1]
-                object.__setattr__(self, "_supermatrices", supermatrices(unpack_packed_eri(self.packed_eri, n)))
+                eri = unpack_packed_eri(self.packed_eri, -(-n // 4) * 4)[:n, :n, :n, :n]
+                object.__setattr__(self, "_supermatrices", supermatrices(np.ascontiguousarray(eri)))
             coulomb, exchange = self.__dict__["_supermatrices"]
             return replace(self, packed_eri=None, coulomb=convert(coulomb), exchange=convert(exchange),
                            core_hamiltonian=convert(self.core_hamiltonian), degeneracy=convert(self.degeneracy))
@@ -191,23 +192,43 @@ def unpack_packed_eri(packed, n: int):
 
 
 def _packed_fock(density, core_hamiltonian, degeneracy, packed_eri):
-    """F = h + g J[sum_s D_s] - K[D_s] from the 8-fold packed (ij|kl) with PySCF's ``dot_eri_dm`` (as its
-    own RHF does): 1/8 of the memory traffic of the (n^2, n^2) supermatrices. One call per density, on
-    a fresh (aligned) copy, with one OpenMP thread: PySCF's kernels sum in an order that depends on
-    the position of a density in a stack and on the thread count, and a member's last bits must not
-    depend on the chunking (the run parallelises over chunks instead). NaN densities stay in their
-    cells: their Fock matrix is NaN, and they are not contracted."""
+    """F = h + g J[sum_s D_s] - K[D_s] for every density of the ensemble in one pass over the 8-fold
+    packed (ij|kl) (PySCF's ``dot_eri_dm``, as its own RHF does): 1/8 of the memory traffic of the
+    (n^2, n^2) supermatrices, and one pass for all members instead of one per member.
+
+    A member's last bits must not depend on the chunking. PySCF's kernels sum in an order that
+    depends on the thread count and on the 16-byte alignment of each density in the stack, so
+    they run on one OpenMP thread (the run parallelises over chunks instead) with the orbitals
+    padded by zero rows and columns to a multiple of 4: every density and every packed density
+    then starts 16-byte aligned wherever it sits in the stack. Zero orbitals add exact zeros; the
+    8-fold packed index of a pair does not depend on n, so the padded integrals are the given ones
+    followed by zeros (:func:`padded_eri`, as ``packed_eri`` holds them). NaN densities are
+    contracted as zeros and their Fock matrix made NaN."""
     from pyscf.lib import with_omp_threads
     from pyscf.scf.hf import dot_eri_dm
 
     n = density.shape[-1]
+    m = -(-n // 4) * 4
     cells = np.reshape(density, (-1, n, n))
-    vj, vk = np.full(cells.shape, np.nan), np.full(cells.shape, np.nan)
+    ok = np.isfinite(cells).all(axis=(-2, -1))
+    padded = np.zeros((len(cells), m, m))
+    padded[:, :n, :n] = np.where(ok[:, None, None], cells, 0.0)
     with with_omp_threads(1):
-        for i in np.flatnonzero(np.isfinite(cells).all(axis=(-2, -1))):
-            vj[i], vk[i] = dot_eri_dm(packed_eri, np.array(cells[i]), hermi=1)
-    vj, vk = np.reshape(vj, density.shape), np.reshape(vk, density.shape)
-    return core_hamiltonian[..., None, :, :] + degeneracy * np.sum(vj, axis=-3, keepdims=True) - vk
+        vj, vk = dot_eri_dm(packed_eri, padded, hermi=1)
+    vj = np.reshape(np.reshape(vj, (-1, m, m))[:, :n, :n], density.shape)
+    vk = np.reshape(np.reshape(vk, (-1, m, m))[:, :n, :n], density.shape)
+    fock = core_hamiltonian[..., None, :, :] + degeneracy * np.sum(vj, axis=-3, keepdims=True) - vk
+    return np.where(np.reshape(ok, density.shape[:-2])[..., None, None], fock, np.nan)
+
+
+def padded_eri(packed, n: int):
+    """The 8-fold packed (ij|kl) of n orbitals as that of m >= n orbitals, m a multiple of 4, the extra
+    ones zero: the given integrals followed by zeros (the packed index of a pair does not depend on n)."""
+    m = -(-n // 4) * 4
+    pairs = m * (m + 1) // 2
+    out = np.zeros(pairs * (pairs + 1) // 2)
+    out[: packed.size] = packed
+    return out
 
 
 def energy(density, fock, *, core_hamiltonian, energy_scale, energy_shift):
