@@ -46,7 +46,7 @@ def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=Non
         out.update(degeneracy=g, energy_scale=np.asarray(1.0 / spins))
         if integrals:
             two = recipe_integrals(integrals)
-            fock = (FockBuilder(core_hamiltonian, g, cderi=two["cderi"]) if "cderi" in two
+            fock = (FockBuilder(core_hamiltonian, g, fitted=two["cderi"]) if "cderi" in two
                     else FockBuilder(core_hamiltonian, g, packed_eri=solvers.padded_eri(two["packed_eri"], n)))
         elif cderi is not None:
             fock = FockBuilder(core_hamiltonian, g, cderi=cderi)

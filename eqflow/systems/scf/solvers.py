@@ -156,11 +156,16 @@ class FockBuilder:
     local_exchange: Any = None
     cderi: Any = None
     packed_eri: Any = None
+    fitted: Any = None  # B[P, i, j] of a recipe: the density-fitted J and K as two large products per member
 
     def __call__(self, density):
         if self.packed_eri is not None:
             return _packed_fock(density, self.core_hamiltonian, self.degeneracy, self.packed_eri)
-        return fock_matrix(density, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "packed_eri"})
+        if self.fitted is not None and is_numpy_array(density):
+            return _fitted_fock(density, self.core_hamiltonian, self.degeneracy, self.fitted)
+        cderi = self.fitted if self.fitted is not None else self.cderi
+        return fock_matrix(density, **{f.name: getattr(self, f.name) for f in fields(self)
+                                       if f.name not in ("packed_eri", "fitted", "cderi")}, cderi=cderi)
 
     def on_backend(self, convert) -> "FockBuilder":
         """A copy with ``convert`` (NumPy array -> backend array) applied to each array."""
@@ -172,6 +177,9 @@ class FockBuilder:
                 object.__setattr__(self, "_supermatrices", supermatrices(np.ascontiguousarray(eri)))
             coulomb, exchange = self.__dict__["_supermatrices"]
             return replace(self, packed_eri=None, coulomb=convert(coulomb), exchange=convert(exchange),
+                           core_hamiltonian=convert(self.core_hamiltonian), degeneracy=convert(self.degeneracy))
+        if self.fitted is not None and not isinstance(probe, np.ndarray):  # torch: the broadcast form
+            return replace(self, fitted=None, cderi=convert(self.fitted),
                            core_hamiltonian=convert(self.core_hamiltonian), degeneracy=convert(self.degeneracy))
         return replace(self, **{f.name: convert(getattr(self, f.name)) for f in fields(self)
                                 if getattr(self, f.name) is not None and f.name != "packed_eri"})
@@ -219,6 +227,24 @@ def _packed_fock(density, core_hamiltonian, degeneracy, packed_eri):
     vk = np.reshape(np.reshape(vk, (-1, m, m))[:, :n, :n], density.shape)
     fock = core_hamiltonian[..., None, :, :] + degeneracy * np.sum(vj, axis=-3, keepdims=True) - vk
     return np.where(np.reshape(ok, density.shape[:-2])[..., None, None], fock, np.nan)
+
+
+def _fitted_fock(density, core_hamiltonian, degeneracy, b):
+    """F_s = h + J[g sum_s D_s] - K[D_s] with (ij|kl) ~ sum_P B_Pij B_Pkl, per member as large products:
+    J = B^T (B vec(P)) (two matrix-vector products over (P, n^2)) and K = [B D]^T B with the B_P D
+    blocks side by side ((n, P n) @ (P n, n)), instead of P small products and a sum. One member at a
+    time, so that its last bits do not depend on the chunking."""
+    n, p = density.shape[-1], b.shape[0]
+    flat, tall = np.reshape(b, (p, n * n)), np.reshape(b, (p * n, n))
+    total = degeneracy * np.sum(density, axis=-3)
+    cells, totals = np.reshape(density, (-1, density.shape[-3], n, n)), np.reshape(total, (-1, n * n))
+    out = np.empty(cells.shape)
+    for c in range(len(cells)):
+        j = np.reshape((flat @ totals[c]) @ flat, (n, n))
+        for s in range(cells.shape[1]):
+            x = np.reshape(tall @ cells[c, s], (p, n, n)).transpose(1, 0, 2)
+            out[c, s] = j - np.reshape(np.ascontiguousarray(x), (n, p * n)) @ tall
+    return core_hamiltonian[..., None, :, :] + np.reshape(out, density.shape)
 
 
 def padded_eri(packed, n: int):
