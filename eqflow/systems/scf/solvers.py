@@ -229,11 +229,17 @@ def _packed_fock(density, core_hamiltonian, degeneracy, packed_eri):
     return np.where(np.reshape(ok, density.shape[:-2])[..., None, None], fock, np.nan)
 
 
+RANK_TOL = 1e-13  # relative: eigenvalues of a density below this share of its largest are left out of K
+
+
 def _fitted_fock(density, core_hamiltonian, degeneracy, b):
-    """F_s = h + J[g sum_s D_s] - K[D_s] with (ij|kl) ~ sum_P B_Pij B_Pkl, per member as large products:
-    J = B^T (B vec(P)) (two matrix-vector products over (P, n^2)) and K = [B D]^T B with the B_P D
-    blocks side by side ((n, P n) @ (P n, n)), instead of P small products and a sum. One member at a
-    time, so that its last bits do not depend on the chunking."""
+    """F_s = h + J[g sum_s D_s] - K[D_s] with (ij|kl) ~ sum_P B_Pij B_Pkl, per member as large products.
+
+    J = B^T (B vec(P)) (two matrix-vector products over (P, n^2)); K through D = V diag(w) V^T (its
+    eigenpairs with |w| > ``RANK_TOL`` max|w|, r of them: the occupied orbitals of an idempotent D):
+    Y = [B_P V] side by side, K = sum_P Y_P diag(w) Y_P^T as one (n, P r) @ (P r, n) product, 2 P n^2 r
+    multiply-adds against 2 P n^3 for sum_P B_P D B_P (the broadcast form, :func:`fock_matrix`). One
+    member at a time, so that its last bits do not depend on the chunking; NaN stays in its member."""
     n, p = density.shape[-1], b.shape[0]
     flat, tall = np.reshape(b, (p, n * n)), np.reshape(b, (p * n, n))
     total = degeneracy * np.sum(density, axis=-3)
@@ -242,8 +248,16 @@ def _fitted_fock(density, core_hamiltonian, degeneracy, b):
     for c in range(len(cells)):
         j = np.reshape((flat @ totals[c]) @ flat, (n, n))
         for s in range(cells.shape[1]):
-            x = np.reshape(tall @ cells[c, s], (p, n, n)).transpose(1, 0, 2)
-            out[c, s] = j - np.reshape(np.ascontiguousarray(x), (n, p * n)) @ tall
+            d = cells[c, s]
+            if not np.isfinite(d).all():
+                out[c, s] = np.nan
+                continue
+            w, v = np.linalg.eigh(d)
+            keep = np.abs(w) > RANK_TOL * max(np.abs(w).max(initial=0.0), np.finfo(float).tiny)
+            w, v = w[keep], v[:, keep]
+            y = np.reshape(tall @ v, (p, n, -1)).transpose(1, 0, 2)  # y[i, P, r] = (B_P V)_ir
+            y = np.reshape(np.ascontiguousarray(y), (n, -1))
+            out[c, s] = j - (y * np.tile(w, p)) @ y.T
     return core_hamiltonian[..., None, :, :] + np.reshape(out, density.shape)
 
 
