@@ -83,7 +83,9 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, 
         (even), nuclear_repulsion (scalar or (G,)), geometry (G labels, e.g. bond lengths);
         or mol=<pyscf.gto.Mole> (PySCF, ``pip install eqflow[chem]``) with optional basis=<name>,
         density_fit=True (J and K from PySCF's 3-index factor B[P, i, j], O(n^2 N_aux) memory
-        instead of the O(n^4) (ij|kl)) and auxbasis=<name>; density_fit="cholesky" (or True
+        instead of the O(n^4) (ij|kl)) and auxbasis=<name>: the system then holds the recipe of
+        its integrals (attribute ``integrals``, :mod:`.integrals`), which each process rebuilds
+        once, not the integrals; density_fit="cholesky" (or True
         without mol): B from the pivoted Cholesky decomposition of the exact (ij|kl), every
         integral within cholesky_tol (hartree, default 1e-10; one geometry), no PySCF needed;
         rotation: angle=3 pi / 4 (radians, float, quantity or 1-D sweep).
