@@ -148,8 +148,9 @@ def backend_timing(repeats):
                 import torch
 
                 torch.set_num_threads(os.cpu_count() or 1)
-            inputs = {k: engine.asarray(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
-                      for k, v in {**given, **prepared}.items()}
+            inputs = {k: engine.asarray(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else
+                      v.on_backend(lambda a: engine.asarray(np.ascontiguousarray(a))) if hasattr(v, "on_backend")
+                      else v for k, v in {**given, **prepared}.items()}
             numpy_state = {v: ds[v].values for v in schema.variables}
             numpy_state.update(call_with(op.init, {**numpy_state, **given, **prepared}))
             state = {k: engine.asarray(v) for k, v in numpy_state.items()}

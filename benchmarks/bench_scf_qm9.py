@@ -14,6 +14,11 @@ criterion) within ``--steps`` outer steps. Prints: not converged (count, %), mea
 the converged, and for eqflow how many converged energies agree with PySCF's within 1e-8 Eh
 where both converged.
 
+``--scale`` measures instead eqflow's cost against PySCF's, side by side in one run (see :func:`scale`):
+one molecule at equal iterations, 16 members of one molecule against 16 PySCF runs, the same with
+density fitting, and ``--cluster N`` molecules through a 2-worker dask cluster against a
+sequential PySCF loop; ``--repeat`` times each, wall and CPU time.
+
 ``--cache FILE`` appends each molecule's results to a JSON-lines file as soon as it is done and
 reuses the lines of the same settings on the next run: a run that is killed, or cut into several
 shorter runs, goes on where it stopped and prints the same table.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -90,7 +96,14 @@ def main():
     parser.add_argument("--second-order", action="store_true",
                         help="where PySCF's default fails, also run its second-order solver (mf.newton()) from "
                              "the same guess: the RHF energy the others are then compared with")
+    parser.add_argument("--scale", action="store_true", help="time eqflow against PySCF instead (see scale())")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--members", type=int, default=16)
+    parser.add_argument("--cluster", type=int, default=0, help="--scale: molecules through a 2-worker dask cluster")
+    parser.add_argument("--cases", default="one,df,members", help="--scale: which of one, df, members to time")
     args = parser.parse_args()
+    if args.scale:
+        return scale(args)
     from pyscf import gto, scf
 
     sample = qm9_sample(1338 if args.all else args.molecules, args.seed)
@@ -189,6 +202,132 @@ def second_order(sample, results, args, settings) -> list[str]:
         lines.append(f"QM9 {index}: PySCF's default not converged; second order {'converged' if converged else 'NOT'} "
                      f"at {energy:.10f} Eh; eqflow agreeing within 1e-8 Eh: {', '.join(agree) or 'none'}")
     return lines
+
+
+def _clock(fn):
+    """(wall s, CPU s of this process, result) of one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, out
+
+
+def _fresh():
+    """Forget what this process prepared: each timed eqflow run builds its integrals as a new process would."""
+    from eqflow.system import clear_prepared
+    from eqflow.systems.scf import integrals
+
+    clear_prepared()
+    integrals._kept.clear()
+
+
+def _pyscf_rhf(mol, density_fit):
+    from pyscf import scf
+
+    mf = scf.RHF(mol)
+    mf = mf.density_fit() if density_fit else mf
+    mf.init_guess = "1e"
+    cycles = []
+    mf.callback = lambda env: cycles.append(env["cycle"])
+    energy = mf.kernel()
+    return float(energy), len(cycles), bool(mf.converged)
+
+
+def _eqflow_rhf(mol, density_fit, folder, name, steps, members=1, stop=None, chunks=None):
+    ds = eq.create("scf", problem="molecule", mol=mol, density_fit=density_fit, guess="core", members=members,
+                   rotation=0.05 if members > 1 else 0.0, seed=1)
+    hist = eq.run(ds, "diis", steps=steps, store=Path(folder) / name, record={"energy": 1, "residual": 1},
+                  progress=False, stop=stop, chunks=chunks)
+    e = hist.energy.values
+    last = np.max(np.where(np.isnan(e), -1, np.arange(len(e))[:, None]), axis=0)
+    stopped = hist.stopped_at.values if stop is not None else np.full(members, steps)
+    return e[last, np.arange(members)], stopped
+
+
+def _spread(values):
+    values = np.asarray(values)
+    return f"{np.median(values):.2f} ({values.min():.2f}-{values.max():.2f})"
+
+
+def scale(args):
+    """eqflow vs PySCF, side by side, ``--repeat`` times each (median and range; wall and CPU seconds).
+
+    1. one molecule, RHF from the core guess: PySCF's default RHF; eqflow ``diis`` for the same
+       number of iterations, timed from ``eq.create`` (which builds the integrals, as PySCF's kernel
+       does) to the history; 2. ``--members`` members (rotated core guesses) of that molecule in one
+       run (2 chunks) against as many PySCF runs, each to convergence (eqflow: residual < 1e-7);
+       3. density fitting, both sides on PySCF's default auxiliary basis, as 1.; 4. with
+       ``--cluster N``: N molecules, one eqflow run each through a 2-worker dask cluster, against a
+       sequential PySCF loop. The molecule: the smallest of the ``--molecules`` sampled.
+    """
+    from pyscf import gto, lib
+
+    sample = qm9_sample(args.molecules, args.seed)
+    mols = [(index, gto.M(atom=atoms, basis=args.basis, verbose=0)) for index, atoms in sample]
+    index, mol = min(mols, key=lambda m: m[1].nao)
+    lines = [f"QM9 {index} ({mol.nao} basis functions, RHF/{args.basis}), PySCF {lib.num_threads()} OpenMP threads, "
+             f"repeat {args.repeat}: median (min-max) seconds", "",
+             "| case | PySCF wall | PySCF CPU | eqflow wall | eqflow CPU | wall ratio eqflow/PySCF | iterations |",
+             "|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as folder:
+        cases = args.cases.split(",")
+        for fit in [f for f, case in ((False, "one"), (True, "df")) if case in cases]:
+            pw, pc, ew, ec, ratio = [], [], [], [], []
+            for r in range(args.repeat):
+                w, c, (e_ref, cycles, _) = _clock(lambda: _pyscf_rhf(mol, fit))
+                pw.append(w), pc.append(c)
+                _fresh()
+                w, c, (e, _) = _clock(lambda: _eqflow_rhf(mol, fit, folder, f"one-{fit}-{r}.zarr", cycles))
+                ew.append(w), ec.append(c), ratio.append(ew[-1] / pw[-1])
+            lines.append(f"| one molecule{' (DF)' if fit else ''} | {_spread(pw)} | {_spread(pc)} | {_spread(ew)} | "
+                         f"{_spread(ec)} | {_spread(ratio)} | {cycles} both (|dE| {abs(e[0] - e_ref):.1e} Eh) |")
+            print(lines[-1], flush=True)
+        m = args.members
+        pw, pc, ew, ec, ratio = [], [], [], [], []
+        for r in range(args.repeat if "members" in cases else 0):
+            w, c, runs = _clock(lambda: [_pyscf_rhf(mol, False) for _ in range(m)])
+            pw.append(w), pc.append(c)
+            _fresh()
+            w, c, (e, stopped) = _clock(lambda: _eqflow_rhf(
+                mol, False, folder, f"members-{r}.zarr", 100, members=m, stop=eq.stop.converged("residual", TOL),
+                chunks={"member": -(-m // 2)}))
+            ew.append(w), ec.append(c), ratio.append(pw[-1] / ew[-1])
+        if "members" in cases:
+            lines.append(f"| {m} members vs {m} PySCF runs | {_spread(pw)} | {_spread(pc)} | {_spread(ew)} | "
+                         f"{_spread(ec)} | PySCF/eqflow {_spread(ratio)} | PySCF mean "
+                         f"{np.mean([x[1] for x in runs]):.1f}, eqflow mean {np.mean(stopped):.1f} "
+                         f"(max |E - E_PySCF| {np.max(np.abs(e - runs[0][0])):.1e} Eh) |")
+            print(lines[-1], flush=True)
+        if args.cluster:
+            lines.append(_cluster(mols[: args.cluster], folder, args.repeat))
+    lines += ["", f"machine: {machine()}, load average {os.getloadavg()[0]:.1f} at the end"]
+    emit(lines, args.out)
+
+
+def _cluster(mols, folder, repeat):
+    """N molecules: one eqflow run each, 2 at a time on a 2-worker (1 thread each) dask cluster, against
+    a sequential PySCF loop (each: default RHF from the core guess; eqflow to residual < 1e-7)."""
+    from dask.distributed import Client, LocalCluster
+
+    pw, ew = [], []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        for r in range(repeat):
+            w, _, _ = _clock(lambda: [_pyscf_rhf(mol, False) for _, mol in mols])
+            pw.append(w)
+            client.run(_fresh)
+
+            def one(mol, name):
+                import dask
+
+                with dask.config.set(scheduler="synchronous"):  # the run's one task, in this worker's thread
+                    return _eqflow_rhf(mol, False, folder, name, 100, stop=eq.stop.converged("residual", TOL))[1][0]
+
+            w, _, _ = _clock(lambda: client.gather([client.submit(one, mol, f"cluster-{r}-{i}.zarr", pure=False)
+                                                    for i, (_, mol) in enumerate(mols)]))
+            ew.append(w)
+    ratio = np.array(pw) / np.array(ew)
+    return (f"| {len(mols)} molecules: 2-worker dask cluster vs sequential PySCF | {_spread(pw)} | - | {_spread(ew)} | "
+            f"- | PySCF/eqflow {_spread(ratio)} | to convergence |")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ string attributes (e.g. an SCF ``problem``).
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping
 
 import numpy as np
@@ -189,8 +190,10 @@ def validate_with(ds: xr.Dataset, schema: Schema) -> xr.Dataset:
         problems.append(f"attrs[{STEP_ATTR!r}]: expected a non-negative integer, got {step!r}")
     for name, spec in schema.attributes.items():
         value = ds.attrs.get(name, spec.get("default"))
-        if value not in spec["allowed_values"]:
+        if "allowed_values" in spec and value not in spec["allowed_values"]:
             problems.append(f"attrs[{name!r}]: expected one of {spec['allowed_values']}, got {value!r}")
+        elif spec.get("format") == "json" and not _json_text(value):
+            problems.append(f"attrs[{name!r}]: expected a JSON document (or an empty string), got {value!r:.80}")
     _check_members(ds, schema, problems)
     for dim, rule in schema.site_dims.items():
         if dim in ds.dims or not _optional_dim(schema, dim):
@@ -205,6 +208,15 @@ def validate_with(ds: xr.Dataset, schema: Schema) -> xr.Dataset:
     if problems:
         raise SchemaError(problems, kind=schema.kind)
     return ds
+
+
+def _json_text(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return value == "" or json.loads(value) is not None
+    except ValueError:
+        return False
 
 
 def _check_members(ds: xr.Dataset, schema: Schema, problems: list[str]) -> None:

@@ -22,7 +22,7 @@ from .provenance import KERNEL_ATTR, digest_mismatch, log, now, provenance, run_
 from .segment import ChunkTask, advance_chunk
 from .store import HistoryStore, RecordPlan, VariableSpec, plan_arrays
 from .store.chunks import merge
-from .system import call_with
+from .system import call_with, prepared
 
 SEGMENT_BYTES = 8 * 2**20  # records held per segment, whole ensemble: bounds the memory of a run
 MAX_SEGMENT_STEPS = 10_000
@@ -182,10 +182,8 @@ class _Job:
     def given(self) -> dict:
         """Every input by name for the whole ensemble, with ``sizes``, ``backend`` and what ``prepare`` derives."""
         given = {**self.inputs.flat(), "sizes": _site_sizes(self), "backend": self.engine.name}
-        op = self.contract.operators[self.operator]
-        if op.prepare is not None:
-            given.update(call_with(op.prepare, given))
-        return given
+        # once per distinct inputs in this process: chunk tasks that run here share it
+        return {**given, **prepared(self.contract.kind, self.contract.operators[self.operator], given)}
 
     def initial_state(self, rule_dims: dict | None = None) -> dict:
         """Physical state, the operator's owned state (its ``init``) and the stop rules' state

@@ -18,7 +18,7 @@ from .errors import StoreError
 from .inputs import working_dtype
 from .store import CHECKPOINT, RecordPlan
 from .store.layout import record_fill
-from .system import bind, call_with
+from .system import bind, prepared
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,7 @@ def advance_chunk(task: ChunkTask) -> dict:
     set_torch_threads(backend, task.torch_threads)
     working = working_dtype({k: task.state[k] for k in system.schema.variables})
     given = {**task.inputs, "sizes": task.sizes, "backend": backend.name}
-    if op.prepare is not None:
-        given.update(call_with(op.prepare, given))
+    given.update(prepared(task.kind, op, given))  # once per distinct inputs in this process
     inputs = {k: _to_backend(v, backend, working) for k, v in given.items()}
     inputs["step"] = task.start
     state = {k: backend.asarray(v) for k, v in task.state.items()}
@@ -88,7 +87,10 @@ def advance_chunk(task: ChunkTask) -> dict:
 
 
 def _to_backend(value, backend: Backend, working: str):
-    """NumPy inputs on the backend, floats cast to the state's float dtype; other values as they are."""
+    """NumPy inputs on the backend, floats cast to the state's float dtype; a prepared composite
+    through its ``on_backend``; other values as they are."""
+    if hasattr(value, "on_backend"):
+        return value.on_backend(lambda array: _to_backend(array, backend, working))
     if isinstance(value, (np.ndarray, np.generic)):
         value = np.asarray(value)
         if value.dtype.kind == "f" and value.dtype != working:

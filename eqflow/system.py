@@ -7,7 +7,8 @@ exactly the names it asks for, from:
 
 - the state variables, and the operator-owned state (``Operator.init``);
 - the parameters and constants, in canonical units, cast to the state's float dtype, and
-  whatever ``Operator.prepare`` derived from them once per run;
+  whatever ``Operator.prepare`` derived from them: once per distinct inputs per process
+  (:func:`prepared`: the client and every chunk and segment of a run on a worker share it);
 - ``step``: the step the state is at (an update maps step -> step + 1);
 - ``sizes``: {dim: size} of the site dims, and ``backend``: "numpy" or "torch" (prepare and
   init only: a prepare that cannot serve a backend raises before anything is written);
@@ -30,6 +31,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -150,8 +153,12 @@ class Operator:
 
     update : ``update(*, <names>) -> {name: new array}``: state variables, owned state and
         diagnostics; a pure function over raw arrays.
-    prepare : ``prepare(*, <parameters, constants, sizes, attributes, options>) -> {name: array}``,
-        NumPy, once per run: derived inputs (tables, decompositions).
+    prepare : ``prepare(*, <parameters, constants, sizes, attributes, options>) -> {name: value}``,
+        NumPy, once per run and process (:func:`prepared`): derived inputs (tables, decompositions).
+        A value is an array, or one object for a composite (e.g. SCF's Fock builder): such an
+        object reaches a torch run through its ``on_backend(convert)`` method, which returns a
+        copy with ``convert`` applied to each of its arrays. Prepared values are shared between
+        the tasks of a process: never modify them in place.
     draws : {argument name: :class:`eqflow.random.Draw`}: the random numbers one ensemble cell
         needs per step, e.g. ``{"uniforms": eq.random.uniform("y", "x")}``; a shape entry or bound
         names a site dim or an integer option of the operator (``integers("node", "picks_per_step")``).
@@ -274,3 +281,57 @@ def accepted_names(fn: Callable) -> tuple[tuple[str, ...], tuple[str, ...]]:
     params = [p for p in inspect.signature(fn).parameters.values() if p.kind in kinds]
     return (tuple(p.name for p in params if p.default is inspect.Parameter.empty),
             tuple(p.name for p in params if p.default is not inspect.Parameter.empty))
+
+
+PREPARED_RUNS = 4  # prepared inputs kept per process (least recently used first out): a few runs' worth
+_prepared: OrderedDict = OrderedDict()  # key -> (lock, {name: value} or None until made)
+_prepared_lock = threading.Lock()
+
+
+def prepare_key(kind: str, op: Operator, given: Mapping[str, Any]) -> str:
+    """A deterministic token of the kind and of what ``op.prepare`` reads from ``given`` (its names and
+    values): equal inputs give equal tokens in every process."""
+    from dask.base import tokenize
+
+    required, optional = accepted_names(op.prepare)
+    names = sorted(k for k in (*required, *optional) if k in given)
+    return tokenize(kind, getattr(op.prepare, "__module__", ""), getattr(op.prepare, "__qualname__", ""),
+                    [(k, given[k]) for k in names])
+
+
+def prepared(kind: str, op: Operator, given: Mapping[str, Any]) -> dict:
+    """``op.prepare``'s values for ``given``, made once per distinct inputs in this process.
+
+    The client of a run and every chunk task of every segment that runs in the same process
+    (threads of the local scheduler, or of a dask worker) share one call, as do operators with
+    the same prepare function (the key is the function and :func:`prepare_key`); the last
+    ``PREPARED_RUNS`` distinct inputs are kept, so that memory does not grow over many runs.
+    Thread-safe: a second thread asking for the same inputs waits for the first one's values.
+    An error is raised to every caller and nothing is kept.
+    """
+    if op.prepare is None:
+        return {}
+    key = (op.prepare, prepare_key(kind, op, given))
+    with _prepared_lock:
+        entry = _prepared.get(key)
+        if entry is None:
+            entry = _prepared[key] = [threading.Lock(), None]
+        _prepared.move_to_end(key)
+        while len(_prepared) > PREPARED_RUNS:
+            _prepared.popitem(last=False)
+    with entry[0]:
+        if entry[1] is None:
+            try:
+                entry[1] = dict(call_with(op.prepare, given))
+            except BaseException:
+                with _prepared_lock:
+                    if _prepared.get(key) is entry:
+                        del _prepared[key]
+                raise
+        return entry[1]
+
+
+def clear_prepared() -> None:
+    """Forget every prepared input of this process (they are rebuilt on next use)."""
+    with _prepared_lock:
+        _prepared.clear()

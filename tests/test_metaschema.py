@@ -47,6 +47,7 @@ RICH = {
     "attributes": {
         "problem": {"allowed_values": ["hubbard", "molecule"], "default": "hubbard", "description": "problem family"},
         "bare": {"allowed_values": ["only"]},
+        "recipe": {"format": "json", "default": "", "description": "how to rebuild large data"},
     },
     "parameters": {
         "temperature": {
@@ -208,9 +209,12 @@ TYPOS = {
     "operator state without dims": (
         lambda d: d["operators"]["diis"]["state"]["count"].pop("dims"),
         "$.operators.diis.state.count", ["'dims' is a required property"]),
-    "attribute without allowed_values": (
+    "attribute with neither allowed_values nor a format": (
         lambda d: d["attributes"]["problem"].pop("allowed_values"),
-        "$.attributes.problem", ["'allowed_values' is a required property"]),
+        "$.attributes.problem", ["is not valid under any of the given schemas"]),
+    "attribute of an unknown format": (
+        lambda d: d["attributes"]["recipe"].update(format="yaml"),
+        "$.attributes.recipe.format", ["yaml"]),
     "unknown top-level key": (
         lambda d: d.update(paramters={}),
         "$", ["paramters"]),

@@ -13,7 +13,7 @@ import xarray as xr
 import eqflow as eq
 from eqflow.system import call_with
 from eqflow.systems import scf
-from eqflow.systems.scf import solvers as kernels
+from eqflow.systems.scf import solvers
 
 MOLECULES = scf.available_molecules()
 RESIDUAL = 1e-10
@@ -153,11 +153,11 @@ def test_nonlinear_energy_and_gradient():
     arrays = scf.problem_arrays(problem="nonlinear", core_hamiltonian=lap, occupied=np.array([k]),
                                 hartree_kernel=np.linalg.inv(lap),
                                 alpha=np.asarray(alpha))
-    inputs = scf._fock_inputs(arrays, lap)
+    build_fock = arrays["fock_builder"]
 
     def e(x):
         d = (x @ x.T)[None]
-        return float(kernels.energy(d, kernels.fock_matrix(d, **inputs), core_hamiltonian=lap,
+        return float(solvers.energy(d, build_fock(d), core_hamiltonian=lap,
                                     energy_scale=arrays["energy_scale"], energy_shift=arrays["energy_shift"]))
 
     rho = np.sum(x * x, axis=1)
@@ -166,7 +166,7 @@ def test_nonlinear_energy_and_gradient():
     grad = np.array([[(e(x + step * np.eye(n)[:, [i]] @ np.eye(k)[[j]])
                        - e(x - step * np.eye(n)[:, [i]] @ np.eye(k)[[j]])) / (2 * step)
                       for j in range(k)] for i in range(n)])
-    fock = kernels.fock_matrix((x @ x.T)[None], **inputs)[0]
+    fock = build_fock((x @ x.T)[None])[0]
     np.testing.assert_allclose(grad, fock @ x, atol=1e-6)
 
 

@@ -33,8 +33,8 @@ import xarray as xr
 
 from ...dataset import constant_arrays, finish_system, parameter_arrays, system_coords
 from ...errors import SchemaError
-from ...system import Operator, System, call_with
-from . import observables, operators, problems, solvers, start, theory
+from ...system import Operator, System, prepared
+from . import integrals, observables, operators, problems, solvers, start, theory
 from .observables import convergence, electrons, energy, energy_change, residual, staggered_magnetization
 from .operators import adaptive_online, damping, diis, fixed_point, online_pca, problem_arrays
 
@@ -83,7 +83,9 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, 
         (even), nuclear_repulsion (scalar or (G,)), geometry (G labels, e.g. bond lengths);
         or mol=<pyscf.gto.Mole> (PySCF, ``pip install eqflow-ensembles[chem]``) with optional basis=<name>,
         density_fit=True (J and K from PySCF's 3-index factor B[P, i, j], O(n^2 N_aux) memory
-        instead of the O(n^4) (ij|kl)) and auxbasis=<name>; density_fit="cholesky" (or True
+        instead of the O(n^4) (ij|kl)) and auxbasis=<name>: the system then holds the recipe of
+        its integrals (attribute ``integrals``, :mod:`.integrals`), which each process rebuilds
+        once, not the integrals; density_fit="cholesky" (or True
         without mol): B from the pivoted Cholesky decomposition of the exact (ij|kl), every
         integral within cholesky_tol (hartree, default 1e-10; one geometry), no PySCF needed;
         rotation: angle=3 pi / 4 (radians, float, quantity or 1-D sweep).
@@ -127,22 +129,24 @@ def create(problem="nonlinear", *, members=1, seed=0, rotation=0.0, guess=None, 
     if members > 1 and rotation == 0 and not (isinstance(guess, str) and guess == "random"):
         warnings.warn(f"members: {members} members with rotation=0 start from the same guess and give identical "
                       f"runs; pass rotation > 0 for an ensemble of distinct starts", UserWarning, stacklevel=2)
-    state = _initial_state(schema, problem, coords, dims, density, float(rotation), seed,
+    attributes = {"problem": problem, **built.attributes}
+    state = _initial_state(schema, attributes, coords, dims, density, float(rotation), seed,
                            random_start=isinstance(guess, str) and guess == "random")
-    return finish_system(schema, coords, state, seed=seed, attributes={"problem": problem})
+    return finish_system(schema, coords, state, seed=seed, attributes=attributes)
 
 
-def _initial_state(schema, problem, coords, dims, guess_density, theta, seed, random_start=False):
+def _initial_state(schema, attributes, coords, dims, guess_density, theta, seed, random_start=False):
     skeleton = xr.Dataset(coords=coords)
-    inputs = {**parameter_arrays(skeleton, schema), **constant_arrays(skeleton, schema), "problem": problem}
-    arrays = call_with(problem_arrays, inputs)
-    fock_inputs = _fock_inputs(arrays, inputs["core_hamiltonian"])
+    inputs = {**parameter_arrays(skeleton, schema), **constant_arrays(skeleton, schema), "integrals": "",
+              **attributes}
+    arrays = prepared(KIND, SYSTEM.operators["diis"], inputs)  # the same inputs as a run's: it reuses these
+    build_fock = arrays["fock_builder"]
     spins, n = inputs["occupied"].shape[-1], inputs["core_hamiltonian"].shape[-1]
     shape = tuple(skeleton.sizes[d] for d in dims)
     if guess_density is None:
         guess_fock = np.broadcast_to(inputs["core_hamiltonian"][..., None, :, :], (*shape, spins, n, n))
     else:
-        guess_fock = solvers.fock_matrix(guess_density, **fock_inputs)
+        guess_fock = build_fock(guess_density)
     _, orbitals = solvers.aufbau(guess_fock, arrays["orthogonalizer"], arrays["occupation"])
     if random_start:
         v = start.random_orbitals(seed, shape[0], spins, n).reshape((shape[0],) + (1,) * (len(shape) - 1)
@@ -151,14 +155,9 @@ def _initial_state(schema, problem, coords, dims, guess_density, theta, seed, ra
     q = start.rotations(seed, shape[0], spins, n, theta)
     orbitals = orbitals @ q.reshape((shape[0],) + (1,) * (len(shape) - 1) + (spins, n, n))
     density = solvers.density_from(orbitals, arrays["occupation"])
-    fock = solvers.fock_matrix(density, **fock_inputs)
+    fock = build_fock(density)
     matrix = (*dims, *start.MATRIX_DIMS)
     return {"density": (matrix, density), "fock": (matrix, fock), "orbitals": (matrix, orbitals)}
-
-
-def _fock_inputs(arrays, core_hamiltonian):
-    keys = ("degeneracy", "coulomb", "exchange", "local_coulomb", "local_exchange", "cderi")
-    return {"core_hamiltonian": core_hamiltonian, **{k: arrays[k] for k in keys if k in arrays}}
 
 
 load_molecule, available_molecules = problems.load_molecule, problems.available_molecules
@@ -181,5 +180,5 @@ SYSTEM = System(
     tolerance=(1e-9, 1e-12),
 )
 
-__all__ = ["SYSTEM", "available_molecules", "create", "load_molecule", "observables", "operators", "problems",
-           "solvers", "start", "theory"]
+__all__ = ["SYSTEM", "available_molecules", "create", "integrals", "load_molecule", "observables", "operators",
+           "problems", "solvers", "start", "theory"]

@@ -11,19 +11,24 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import solvers
+from .integrals import recipe_integrals
 from .problems import rotation_matrix
+from .solvers import FockBuilder
 
 
 def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=None, nuclear_repulsion=None,
-                   hartree_kernel=None, interaction=None, alpha=None, angle=None, cderi=None):
+                   hartree_kernel=None, interaction=None, alpha=None, angle=None, cderi=None, integrals=""):
     """Turn constants and parameters into the arrays every operator and observable uses.
 
     ``problem`` is the system's family attribute; ``create`` has checked that its constants and
     parameters are all there. Returns ``occupation`` f (..., spin, n) (1 for the lowest ``occupied`` orbitals),
     ``metric`` S and ``orthogonalizer`` X = S^-1/2 (Loewdin; identity without overlap), ``degeneracy`` g,
-    ``energy_scale`` c and ``energy_shift`` E_0 of E = c sum_s tr[(h + F_s) D_s] + E_0, and the
-    two-electron part: ``coulomb``/``exchange`` (ij|kl) supermatrices (n^2, n^2) for molecules,
-    or ``local_coulomb``/``local_exchange`` kernels (n, n): U I for Hubbard, alpha L^-1 for the
+    ``energy_scale`` c and ``energy_shift`` E_0 of E = c sum_s tr[(h + F_s) D_s] + E_0, and
+    ``fock_builder`` (:class:`~.solvers.FockBuilder`), the two-electron part as one value:
+    ``coulomb``/``exchange`` (ij|kl) supermatrices (n^2, n^2) for molecules given as arrays, the
+    8-fold packed (ij|kl) or B[P, i, j] rebuilt from ``integrals`` (the recipe a molecule made from
+    a PySCF Mole records instead of its integrals, :mod:`.integrals`), or
+    ``local_coulomb``/``local_exchange`` kernels (n, n): U I for Hubbard, alpha L^-1 for the
     nonlinear problem; for the rotation problem ``coulomb`` = 0 and ``exchange`` = A (x) A, so
     that F(D) = -A D A^T, with E = tr(F D) / 2 = -(v^T A v)^2 / 2 (a record, not a variational energy).
     """
@@ -36,38 +41,43 @@ def problem_arrays(*, problem, core_hamiltonian, occupied, overlap=None, eri=Non
         metric, orthogonalizer = overlap, (u / np.sqrt(w)[..., None, :]) @ np.swapaxes(u, -1, -2)
     out = {"occupation": occupation, "metric": metric, "orthogonalizer": orthogonalizer,
            "energy_shift": np.zeros(()) if nuclear_repulsion is None else nuclear_repulsion}
-    if problem == "molecule" and cderi is not None:
-        return {**out, "degeneracy": np.asarray(2.0 / spins), "energy_scale": np.asarray(1.0 / spins),
-                "cderi": cderi}
     if problem == "molecule":
-        lead = eri.shape[:-4]
-        exchange = np.swapaxes(eri, -3, -2)  # (ik|jl) stored at [i, j, k, l]
-        return {**out, "degeneracy": np.asarray(2.0 / spins), "energy_scale": np.asarray(1.0 / spins),
-                "coulomb": eri.reshape(*lead, n * n, n * n), "exchange": exchange.reshape(*lead, n * n, n * n)}
+        g = np.asarray(2.0 / spins)
+        out.update(degeneracy=g, energy_scale=np.asarray(1.0 / spins))
+        if integrals:
+            two = recipe_integrals(integrals)
+            fock = (FockBuilder(core_hamiltonian, g, fitted=two["cderi"]) if "cderi" in two
+                    else FockBuilder(core_hamiltonian, g, packed_eri=solvers.padded_eri(two["packed_eri"], n)))
+        elif cderi is not None:
+            fock = FockBuilder(core_hamiltonian, g, cderi=cderi)
+        else:
+            coulomb, exchange = solvers.supermatrices(eri)
+            fock = FockBuilder(core_hamiltonian, g, coulomb=coulomb, exchange=exchange)
+        return {**out, "fock_builder": fock}
     if problem == "rotation":
         a = rotation_matrix(np.asarray(angle, dtype=np.float64))
         exchange = np.einsum("...ik,...jl->...ijkl", a, a).reshape(*a.shape[:-2], n * n, n * n)
-        return {**out, "degeneracy": np.asarray(1.0), "energy_scale": np.asarray(0.5),
-                "coulomb": np.zeros_like(exchange), "exchange": exchange}
+        g = np.asarray(1.0)
+        return {**out, "degeneracy": g, "energy_scale": np.asarray(0.5),
+                "fock_builder": FockBuilder(core_hamiltonian, g, coulomb=np.zeros_like(exchange), exchange=exchange)}
     if problem == "nonlinear":
-        return {**out, "degeneracy": np.asarray(1.0), "energy_scale": np.asarray(0.25),
-                "local_coulomb": alpha[..., None, None] * hartree_kernel}
+        g = np.asarray(1.0)
+        return {**out, "degeneracy": g, "energy_scale": np.asarray(0.25),
+                "fock_builder": FockBuilder(core_hamiltonian, g, local_coulomb=alpha[..., None, None] * hartree_kernel)}
     onsite = interaction[..., None, None] * np.eye(n)
-    return {**out, "degeneracy": np.asarray(1.0), "energy_scale": np.asarray(0.5), "local_coulomb": onsite,
-            "local_exchange": onsite}
+    g = np.asarray(1.0)
+    return {**out, "degeneracy": g, "energy_scale": np.asarray(0.5),
+            "fock_builder": FockBuilder(core_hamiltonian, g, local_coulomb=onsite, local_exchange=onsite)}
 
 
-def _iterate(density, orbitals, previous_energy, *, core_hamiltonian, degeneracy, coulomb, exchange, local_coulomb,
-             local_exchange, cderi=None):
+def _iterate(density, orbitals, previous_energy, fock_builder):
     """The new state's common part; every operator ends with this one Fock build of the new density."""
-    fock = solvers.fock_matrix(density, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
-                               exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange,
-                               cderi=cderi)
+    fock = fock_builder(density)
     return {"density": density, "orbitals": orbitals, "fock": fock, "previous_energy": previous_energy}
 
 
-def fixed_point(*, density, fock, core_hamiltonian, orthogonalizer, occupation, degeneracy, energy_scale, energy_shift,
-                coulomb=None, exchange=None, local_coulomb=None, local_exchange=None, cderi=None):
+def fixed_point(*, density, fock, core_hamiltonian, orthogonalizer, occupation, energy_scale, energy_shift,
+                fock_builder):
     """Roothaan's iteration D <- aufbau(F(D)): solve F C = S C e, occupy the lowest orbitals.
 
     Roothaan, Rev. Mod. Phys. 23, 69 (1951). All arrays (..., spin, n, n) float64.
@@ -75,12 +85,11 @@ def fixed_point(*, density, fock, core_hamiltonian, orthogonalizer, occupation, 
     before = solvers.energy(density, fock, core_hamiltonian=core_hamiltonian, energy_scale=energy_scale,
                             energy_shift=energy_shift)
     new, orbitals = solvers.aufbau(fock, orthogonalizer, occupation)
-    return _iterate(new, orbitals, before, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
-                    exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange, cderi=cderi)
+    return _iterate(new, orbitals, before, fock_builder)
 
 
-def damping(*, density, fock, mixing, core_hamiltonian, orthogonalizer, occupation, degeneracy, energy_scale,
-            energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None, cderi=None):
+def damping(*, density, fock, mixing, core_hamiltonian, orthogonalizer, occupation, energy_scale, energy_shift,
+            fock_builder):
     """Linear mixing D <- (1 - beta) D + beta aufbau(F(D)), beta = ``mixing`` (per ensemble cell).
 
     Shares the fixed points of :func:`fixed_point`; beta = 1 is that iteration. The density
@@ -90,14 +99,11 @@ def damping(*, density, fock, mixing, core_hamiltonian, orthogonalizer, occupati
                             energy_shift=energy_shift)
     target, orbitals = solvers.aufbau(fock, orthogonalizer, occupation)
     beta = mixing[..., None, None, None]
-    return _iterate((1.0 - beta) * density + beta * target, orbitals, before, core_hamiltonian=core_hamiltonian,
-                    degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                    local_exchange=local_exchange, cderi=cderi)
+    return _iterate((1.0 - beta) * density + beta * target, orbitals, before, fock_builder)
 
 
 def diis(*, density, fock, diis_fock, diis_error, diis_count, core_hamiltonian, metric, orthogonalizer, occupation,
-         degeneracy, energy_scale, energy_shift, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
-         cderi=None):
+         energy_scale, energy_shift, fock_builder):
     """Pulay's DIIS: push (F, e = F D S - S D F), extrapolate F~ = sum_i c_i F_i, D <- aufbau(F~).
 
     c minimises ||sum_i c_i e_i|| with sum_i c_i = 1 over the valid history (``diis_count``
@@ -111,8 +117,7 @@ def diis(*, density, fock, diis_fock, diis_error, diis_count, core_hamiltonian, 
     errors = solvers.diis_push(diis_error, solvers.commutator(density, fock, metric))
     count = xp.minimum(diis_count + 1, xp.full_like(diis_count, diis_fock.shape[-4]))
     new, orbitals = solvers.aufbau(solvers.diis_extrapolate(focks, errors, count), orthogonalizer, occupation)
-    out = _iterate(new, orbitals, before, core_hamiltonian=core_hamiltonian, degeneracy=degeneracy, coulomb=coulomb,
-                   exchange=exchange, local_coulomb=local_coulomb, local_exchange=local_exchange, cderi=cderi)
+    out = _iterate(new, orbitals, before, fock_builder)
     return {**out, "diis_fock": focks, "diis_error": errors, "diis_count": count}
 
 
@@ -147,9 +152,8 @@ def _online_common(density, fock, orbitals, previous_sigma, diis_fock, diis_erro
 
 
 def online_pca(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, diis_error, diis_count, learning_rate,
-               core_hamiltonian, metric, orthogonalizer, occupation, degeneracy, energy_scale, energy_shift,
-               momentum=0.5, max_inner=10000, coulomb=None, exchange=None, local_coulomb=None,
-               local_exchange=None, cderi=None):
+               core_hamiltonian, metric, orthogonalizer, occupation, energy_scale, energy_shift, fock_builder,
+               momentum=0.5, max_inner=10000):
     """Online SCF (Li, Chen, Tutunov, Bou Ammar, Wang & Wang, NeurIPS 36 (2023)): Oja's rule on -F.
 
     One outer step: Sigma_t = DIIS(F_t-m..F_t) (the extrapolated Fock matrix, ``history``
@@ -173,17 +177,14 @@ def online_pca(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, 
     v, velocity, count = solvers.oja_momentum_steps(v, velocity, a, learning_rate=learning_rate, momentum=momentum,
                                                     count=count, columns=_columns(occupation))
     orbitals = x @ v
-    out = _iterate(solvers.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
-                   degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                   local_exchange=local_exchange, cderi=cderi)
+    out = _iterate(solvers.density_from(orbitals, occupation), orbitals, before, fock_builder)
     return {**out, **history, "velocity": velocity, "inner_steps": count}
 
 
 def adaptive_online(*, density, fock, orbitals, previous_sigma, velocity, diis_fock, diis_error, diis_count,
                     last_mode, mode_steps, cutoff, learning_rate, core_hamiltonian, metric, orthogonalizer, occupation,
-                    degeneracy, energy_scale, energy_shift, momentum=0.5, max_inner=10000, tabu=10,
-                    cutoff_increment=10, coulomb=None, exchange=None, local_coulomb=None, local_exchange=None,
-                    cderi=None):
+                    energy_scale, energy_shift, fock_builder, momentum=0.5, max_inner=10000, tabu=10,
+                    cutoff_increment=10):
     """Adaptive online SCF, Algorithm 1 of Li et al. (NeurIPS 2023): online steps far out, eigensolver near.
 
     As :func:`online_pca`, but per member: with I = ceil(1 / Delta_2) the step is online
@@ -214,9 +215,7 @@ def adaptive_online(*, density, fock, orbitals, previous_sigma, velocity, diis_f
     velocity = xp.where(keep, velocity, xp.zeros_like(velocity))
     mode = xp.where(online, xp.full_like(last_mode, ONLINE), xp.full_like(last_mode, REGULAR))
     same = mode == last_mode
-    out = _iterate(solvers.density_from(orbitals, occupation), orbitals, before, core_hamiltonian=core_hamiltonian,
-                   degeneracy=degeneracy, coulomb=coulomb, exchange=exchange, local_coulomb=local_coulomb,
-                   local_exchange=local_exchange, cderi=cderi)
+    out = _iterate(solvers.density_from(orbitals, occupation), orbitals, before, fock_builder)
     return {**out, **history, "velocity": velocity, "last_mode": mode, "mode": mode,
             "mode_steps": xp.where(same, mode_steps + 1, xp.zeros_like(mode_steps)),
             "cutoff": xp.where(same, cutoff, cutoff + cutoff_increment), "inner_steps": count}

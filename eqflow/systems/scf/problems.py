@@ -30,6 +30,7 @@ class Problem:
     spins: int = 1
     orbitals: int = 0
     errors: list = field(default_factory=list)
+    attributes: dict = field(default_factory=dict)  # e.g. ``integrals``: the recipe of a molecule's (ij|kl)
 
 
 # ---- 1. the nonlinear eigenproblem of Yang, Gao & Meza
@@ -284,21 +285,18 @@ def _one_geometry_factor(eri, lead: tuple, tol: float, problems: list) -> np.nda
 
 
 def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, geometry=None, cderi=None,
-             cholesky_tol=None) -> Problem:
+             cholesky_tol=None, recipe=None) -> Problem:
     """RHF from integrals: F(D) = h + 2 J[D] - K[D], D = C_occ C_occ^T (the alpha density, P / 2).
 
     ``cderi`` B (P, n, n) instead of ``eri``: the density-fitted (ij|kl) ~ sum_P B_Pij B_Pkl
     (one geometry). ``cholesky_tol`` (hartree): replace ``eri`` by its pivoted Cholesky factor
-    (:func:`cholesky_factor`, one geometry).
+    (:func:`cholesky_factor`, one geometry). ``recipe`` instead of both: the JSON recipe of
+    :mod:`.integrals` (the system holds how to rebuild the integrals, not the integrals).
     """
     p = Problem(parameters={"geometry": geometry})
     h = _matrix("core_hamiltonian", core_hamiltonian, "hartree", p.errors)
     s = _matrix("overlap", overlap, "1", p.errors)
-    if cderi is not None:
-        b = _check_cderi(cderi, h, p.errors)
-        g = np.zeros((0,) * 4) if h is None else np.zeros((h.shape[-1],) * 4)  # shape checks only
-    else:
-        g = magnitude_in("eri", eri, "hartree", p.errors)
+    b, g = _given_two_electron(recipe, cderi, eri, h, p.errors)
     e_nuc = magnitude_in("nuclear_repulsion", nuclear_repulsion, "hartree", p.errors)
     if h is None:
         return p
@@ -326,12 +324,30 @@ def molecule(core_hamiltonian, overlap, eri, electrons, nuclear_repulsion=0.0, g
     if p.errors:
         return p
     dims = ("geometry",) if lead else ()
-    two = {"cderi": (("aux", *ORBITAL_DIMS), b)} if cderi is not None else {"eri": ((*dims, *ERI_DIMS), g)}
+    two, p.attributes = _two_electron(recipe, cderi, b if cderi is not None else None, g, dims)
     p.constants = {"core_hamiltonian": ((*dims, *ORBITAL_DIMS), h), "overlap": ((*dims, *ORBITAL_DIMS), s),
                    **two, "occupied": (("spin",), np.array([electrons / 2])),
                    "nuclear_repulsion": (dims if e_nuc.ndim else (), e_nuc)}
     p.spins, p.orbitals = 1, n
     return p
+
+
+def _given_two_electron(recipe, cderi, eri, h, problems):
+    """(B, (ij|kl)) as given: none for a recipe; B and zeros of the integrals' shape (for its checks) for cderi."""
+    if recipe is not None:
+        return None, None
+    if cderi is not None:
+        return _check_cderi(cderi, h, problems), np.zeros((0,) * 4) if h is None else np.zeros((h.shape[-1],) * 4)
+    return None, magnitude_in("eri", eri, "hartree", problems)
+
+
+def _two_electron(recipe, cderi, b, g, dims) -> tuple[dict, dict]:
+    """(the constants, the attributes) that hold a molecule's two-electron part."""
+    if recipe is not None:
+        return {}, {"integrals": recipe}
+    if cderi is not None:
+        return {"cderi": (("aux", *ORBITAL_DIMS), b)}, {}
+    return {"eri": ((*dims, *ERI_DIMS), g)}, {}
 
 
 def molecule_from_file(name: str, geometry=None, cholesky_tol=None) -> tuple[Problem, dict]:
@@ -359,14 +375,16 @@ CHEM_EXTRA = "pip install eqflow-ensembles[chem]"
 
 
 def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None, cholesky_tol=None) -> Problem:
-    """:func:`molecule` from a PySCF ``Mole``: h = T + V_nuc, S, E_nuc, the electron count and either
-    the exact (ij|kl) or, with ``density_fit=True``, PySCF's density-fitting factor B[P, i, j] on
-    ``auxbasis`` (default: PySCF's choice for the basis), or with ``density_fit="cholesky"`` the
-    pivoted Cholesky factor of the exact (ij|kl) to ``cholesky_tol``. ``basis`` rebuilds ``mol``.
+    """:func:`molecule` from a PySCF ``Mole``: h = T + V_nuc, S, E_nuc, the electron count and the
+    recipe of its two-electron integrals (:mod:`.integrals`: the exact (ij|kl) or, with
+    ``density_fit=True``, PySCF's density-fitting factor B[P, i, j] on ``auxbasis``, default PySCF's
+    choice for the basis), which every process rebuilds once instead of every system and history
+    holding them; or with ``density_fit="cholesky"`` the pivoted Cholesky factor of the exact
+    (ij|kl) to ``cholesky_tol``, held as the constant ``cderi``. ``basis`` rebuilds ``mol``.
     PySCF is an optional extra (``pip install eqflow-ensembles[chem]``), imported only here.
     """
     try:
-        from pyscf import df, gto, lib
+        from pyscf import gto
     except ImportError:
         return Problem(errors=[f"mol: building a molecule from a PySCF Mole needs PySCF, an optional extra: "
                                f"{CHEM_EXTRA}; got no importable pyscf"])
@@ -378,10 +396,11 @@ def molecule_from_mol(mol, basis=None, density_fit=False, auxbasis=None, cholesk
         mol.build(dump_input=False, parse_arg=False)
     h = mol.intor("int1e_kin") + mol.intor("int1e_nuc")
     s = mol.intor("int1e_ovlp")
-    if density_fit and not isinstance(density_fit, str):  # True (or numpy's True): PySCF's auxiliary basis
-        aux = auxbasis if auxbasis is not None else df.make_auxbasis(mol)
-        b = lib.unpack_tril(df.incore.cholesky_eri(mol, auxbasis=aux))
-        return molecule(h, s, None, mol.nelectron, mol.energy_nuc(), cderi=b)
+    if not isinstance(density_fit, str):  # exact, or (True) PySCF's auxiliary basis: held as a recipe
+        from .integrals import make_recipe
+
+        recipe, _ = make_recipe(mol, bool(density_fit), auxbasis)  # built once here, kept for this process's runs
+        return molecule(h, s, None, mol.nelectron, mol.energy_nuc(), recipe=recipe)
     from pyscf import ao2mo  # the 8-fold packed integrals, unpacked: several times faster than aosym="s1"
 
     return molecule(h, s, ao2mo.restore(1, mol.intor("int2e", aosym="s8"), mol.nao), mol.nelectron,

@@ -8,6 +8,10 @@ finite stand-in there and its result is replaced by NaN, so no member can raise 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
 
 from ...ops.diis import _eye, _finite_cells, diis_coefficients, diis_push  # noqa: F401  (diis_push: scf.operators)
@@ -132,6 +136,139 @@ def fock_matrix(density, *, core_hamiltonian, degeneracy, coulomb=None, exchange
         potential = potential - shared_matmul(local_exchange[..., None, :, :],
                                               xp.linalg.diagonal(density)[..., None])[..., 0]
     return h + potential[..., None] * _eye(xp, n, density)
+
+
+@dataclass(frozen=True)
+class FockBuilder:
+    """F(D): everything a problem's Fock build needs, prepared once per run and process, as one value.
+
+    Arrays as :func:`fock_matrix` takes them. ``packed_eri``: a molecule's (ij|kl) in PySCF's
+    8-fold packing, padded by :func:`padded_eri`, contracted with every density of the ensemble at once by
+    PySCF's ``dot_eri_dm`` (one pass over the integrals for all members); a torch run gets the
+    (n^2, n^2) supermatrices instead (:meth:`on_backend`).
+    """
+
+    core_hamiltonian: Any
+    degeneracy: Any
+    coulomb: Any = None
+    exchange: Any = None
+    local_coulomb: Any = None
+    local_exchange: Any = None
+    cderi: Any = None
+    packed_eri: Any = None
+    fitted: Any = None  # B[P, i, j] of a recipe: the density-fitted J and K as two large products per member
+
+    def __call__(self, density):
+        if self.packed_eri is not None:
+            return _packed_fock(density, self.core_hamiltonian, self.degeneracy, self.packed_eri)
+        if self.fitted is not None and is_numpy_array(density):
+            return _fitted_fock(density, self.core_hamiltonian, self.degeneracy, self.fitted)
+        cderi = self.fitted if self.fitted is not None else self.cderi
+        return fock_matrix(density, **{f.name: getattr(self, f.name) for f in fields(self)
+                                       if f.name not in ("packed_eri", "fitted", "cderi")}, cderi=cderi)
+
+    def on_backend(self, convert) -> "FockBuilder":
+        """A copy with ``convert`` (NumPy array -> backend array) applied to each array."""
+        probe = convert(np.zeros(1))
+        if self.packed_eri is not None and not isinstance(probe, np.ndarray):  # PySCF contracts NumPy arrays only
+            if "_supermatrices" not in self.__dict__:  # unpacked once per prepared value, not once per task
+                n = self.core_hamiltonian.shape[-1]
+                eri = unpack_packed_eri(self.packed_eri, -(-n // 4) * 4)[:n, :n, :n, :n]
+                object.__setattr__(self, "_supermatrices", supermatrices(np.ascontiguousarray(eri)))
+            coulomb, exchange = self.__dict__["_supermatrices"]
+            return replace(self, packed_eri=None, coulomb=convert(coulomb), exchange=convert(exchange),
+                           core_hamiltonian=convert(self.core_hamiltonian), degeneracy=convert(self.degeneracy))
+        if self.fitted is not None and not isinstance(probe, np.ndarray):  # torch: the broadcast form
+            return replace(self, fitted=None, cderi=convert(self.fitted),
+                           core_hamiltonian=convert(self.core_hamiltonian), degeneracy=convert(self.degeneracy))
+        return replace(self, **{f.name: convert(getattr(self, f.name)) for f in fields(self)
+                                if getattr(self, f.name) is not None and f.name != "packed_eri"})
+
+
+def supermatrices(eri):
+    """The Coulomb (ij|kl) and exchange (ik|jl) supermatrices (..., n^2, n^2) of (..., n, n, n, n) integrals."""
+    n, lead = eri.shape[-1], eri.shape[:-4]
+    exchange = np.swapaxes(eri, -3, -2)  # (ik|jl) stored at [i, j, k, l]
+    return eri.reshape(*lead, n * n, n * n), exchange.reshape(*lead, n * n, n * n)
+
+
+def unpack_packed_eri(packed, n: int):
+    """(n, n, n, n) from PySCF's 8-fold packing."""
+    from pyscf import ao2mo
+
+    return ao2mo.restore(1, np.asarray(packed), n)
+
+
+def _packed_fock(density, core_hamiltonian, degeneracy, packed_eri):
+    """F = h + g J[sum_s D_s] - K[D_s] for every density of the ensemble in one pass over the 8-fold
+    packed (ij|kl) (PySCF's ``dot_eri_dm``, as its own RHF does): 1/8 of the memory traffic of the
+    (n^2, n^2) supermatrices, and one pass for all members instead of one per member.
+
+    A member's last bits must not depend on the chunking. PySCF's kernels sum in an order that
+    depends on the thread count and on the 16-byte alignment of each density in the stack, so
+    they run on one OpenMP thread (the run parallelises over chunks instead) with the orbitals
+    padded by zero rows and columns to a multiple of 4: every density and every packed density
+    then starts 16-byte aligned wherever it sits in the stack. Zero orbitals add exact zeros; the
+    8-fold packed index of a pair does not depend on n, so the padded integrals are the given ones
+    followed by zeros (:func:`padded_eri`, as ``packed_eri`` holds them). NaN densities are
+    contracted as zeros and their Fock matrix made NaN."""
+    from pyscf.lib import with_omp_threads
+    from pyscf.scf.hf import dot_eri_dm
+
+    n = density.shape[-1]
+    m = -(-n // 4) * 4
+    cells = np.reshape(density, (-1, n, n))
+    ok = np.isfinite(cells).all(axis=(-2, -1))
+    padded = np.zeros((len(cells), m, m))
+    padded[:, :n, :n] = np.where(ok[:, None, None], cells, 0.0)
+    with with_omp_threads(1):
+        vj, vk = dot_eri_dm(packed_eri, padded, hermi=1)
+    vj = np.reshape(np.reshape(vj, (-1, m, m))[:, :n, :n], density.shape)
+    vk = np.reshape(np.reshape(vk, (-1, m, m))[:, :n, :n], density.shape)
+    fock = core_hamiltonian[..., None, :, :] + degeneracy * np.sum(vj, axis=-3, keepdims=True) - vk
+    return np.where(np.reshape(ok, density.shape[:-2])[..., None, None], fock, np.nan)
+
+
+RANK_TOL = 1e-13  # relative: eigenvalues of a density below this share of its largest are left out of K
+
+
+def _fitted_fock(density, core_hamiltonian, degeneracy, b):
+    """F_s = h + J[g sum_s D_s] - K[D_s] with (ij|kl) ~ sum_P B_Pij B_Pkl, per member as large products.
+
+    J = B^T (B vec(P)) (two matrix-vector products over (P, n^2)); K through D = V diag(w) V^T (its
+    eigenpairs with |w| > ``RANK_TOL`` max|w|, r of them: the occupied orbitals of an idempotent D):
+    Y = [B_P V] side by side, K = sum_P Y_P diag(w) Y_P^T as one (n, P r) @ (P r, n) product, 2 P n^2 r
+    multiply-adds against 2 P n^3 for sum_P B_P D B_P (the broadcast form, :func:`fock_matrix`). One
+    member at a time, so that its last bits do not depend on the chunking; NaN stays in its member."""
+    n, p = density.shape[-1], b.shape[0]
+    flat, tall = np.reshape(b, (p, n * n)), np.reshape(b, (p * n, n))
+    total = degeneracy * np.sum(density, axis=-3)
+    cells, totals = np.reshape(density, (-1, density.shape[-3], n, n)), np.reshape(total, (-1, n * n))
+    out = np.empty(cells.shape)
+    for c in range(len(cells)):
+        j = np.reshape((flat @ totals[c]) @ flat, (n, n))
+        for s in range(cells.shape[1]):
+            d = cells[c, s]
+            if not np.isfinite(d).all():
+                out[c, s] = np.nan
+                continue
+            w, v = np.linalg.eigh(d)
+            keep = np.abs(w) > RANK_TOL * max(np.abs(w).max(initial=0.0), np.finfo(float).tiny)
+            w, v = w[keep], v[:, keep]
+            y = np.reshape(tall @ v, (p, n, -1)).transpose(1, 0, 2)  # y[i, P, r] = (B_P V)_ir
+            y = np.reshape(np.ascontiguousarray(y), (n, -1))
+            out[c, s] = j - (y * np.tile(w, p)) @ y.T
+    return core_hamiltonian[..., None, :, :] + np.reshape(out, density.shape)
+
+
+def padded_eri(packed, n: int):
+    """The 8-fold packed (ij|kl) of n orbitals as that of m >= n orbitals, m a multiple of 4, the extra
+    ones zero: the given integrals followed by zeros (the packed index of a pair does not depend on n)."""
+    m = -(-n // 4) * 4
+    pairs = m * (m + 1) // 2
+    out = np.zeros(pairs * (pairs + 1) // 2)
+    out[: packed.size] = packed
+    return out
 
 
 def energy(density, fock, *, core_hamiltonian, energy_scale, energy_shift):
