@@ -137,3 +137,43 @@ def test_linear_time_rule_resumes_as_it_runs(tmp_path, monkeypatch):
         eq.run(system, "metropolis", store=tmp_path / "r.zarr", **kwargs)
     monkeypatch.undo()
     assert_same_history(reference, eq.run(system, "metropolis", store=tmp_path / "r.zarr", resume=True, **kwargs))
+
+
+def test_exhaustive_tests_follow_the_geometric_schedule(monkeypatch):
+    """Where the screen passes at every check and the exhaustive test never does (a point hovering
+    at the thresholds), the test runs at the 64 first checks, then at 72, 81, 92, 103, 116, 130:
+    at most 73 tests' worth of work over any run (see eqflow.stop.scheduled)."""
+    assert [k for k in range(60, 140) if stop_rules.scheduled(k)] == [60, 61, 62, 63, 64, 72, 81, 92, 103, 116, 130]
+    calls = []
+    real = stop_rules.evaluate_equilibrated
+    monkeypatch.setattr(stop_rules.Monitor, "_screen_passes", lambda self, window: True)
+    monkeypatch.setattr(stop_rules, "evaluate_equilibrated", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    system = eq.create("ising", size=4, temperature=2.5, members=4, seed=1)
+    rule = eq.stop.equilibrated("energy", check_every=10, min_steps=10, min_ess=1e30)  # never passes
+    hist = eq.run(system, "metropolis", steps=1400, store=None, record={"energy": 1}, stop=rule, progress=False)
+    assert (hist.stop_reason.values == "max_steps").all()
+    # (the first checks may pass too few records after the screen's t0 to test)
+    assert [c for c in calls if c > 100] == [10 * k for k in [*range(11, 65), 72, 81, 92, 103, 116, 130]]
+
+
+def test_mixed_equals_rhat_and_ess():
+    """The rule's one-pass test answers as rhat() < max and ess(bulk) >= min on the same window, and the
+    average ranks behind both equal scipy's (ties averaged) on discrete and continuous draws."""
+    import scipy.stats
+    import xarray as xr
+
+    from eqflow import diagnostics
+
+    rng = np.random.default_rng(4)
+    for draws in (rng.standard_normal((2, 999)), np.round(rng.standard_normal((3, 800)), 1)):
+        np.testing.assert_array_equal(diagnostics._average_ranks(draws),
+                                      scipy.stats.rankdata(draws, method="average", axis=-1))
+    walk = np.cumsum(rng.standard_normal((600, 6)), axis=0) * 0.05 + rng.standard_normal((600, 6))
+    answers = set()
+    for shift in (0.0, 0.3, 1.0):
+        x = xr.DataArray(walk + shift * np.arange(6), dims=["step", "member"])
+        for rhat_max, min_ess in ((1.01, 100), (1.1, 100), (1.5, 3000), (3.0, 10)):
+            expected = float(diagnostics.rhat(x)) < rhat_max and float(diagnostics.ess(x, method="bulk")) >= min_ess
+            assert diagnostics.mixed(x, rhat_max, min_ess) == expected
+            answers.add(expected)
+    assert answers == {True, False}
