@@ -177,3 +177,38 @@ def test_mixed_equals_rhat_and_ess():
             assert diagnostics.mixed(x, rhat_max, min_ess) == expected
             answers.add(expected)
     assert answers == {True, False}
+
+
+def test_smd_angle_has_z_per_learning_rate_stage(tmp_path, capsys):
+    """smd's mean angular update against its theory (E atan(a chi) at the equilibrium norm), per stage
+    of a learning-rate step, each stage against its own learning rate; in summaries and ``eqflow info``.
+
+    eta lambda = 0.01-0.04: the norm relaxes in 6-25 steps, so each 800-step stage is at equilibrium
+    after its detected start, and the theory's neglected terms (relative eta lambda / d < 1e-3) stay
+    under half a standard error; |z| < 3 holds with probability 0.997 per point (fixed seed)."""
+    from eqflow.systems.smd import theory as smd_theory
+
+    system = eq.create("smd", dim=64, learning_rate=[0.2, 0.4], weight_decay=0.1, members=4, seed=1)
+    path = tmp_path / "smd.zarr"
+    hist = eq.run(system, "sgd", steps=1600, store=path, options={"lr_step": 800, "lr_factor": 2.0}, progress=False)
+    found = eq.summarize(hist, "angular_update").isel(layer=0)
+    for k, divisor in enumerate([1.0, 2.0]):
+        for i, eta in enumerate([0.2, 0.4]):
+            expected = smd_theory.mean_angular_update(learning_rate=eta / divisor, weight_decay=0.1, dim=64)
+            exact = float(found.angular_update_exact.isel(learning_rate_divisor=k, learning_rate=i))
+            assert exact == pytest.approx(float(expected), rel=1e-12)
+            # the root mean square angle is higher by a relative 1/(4 (d - 1)) (chi's mean against its rms)
+            rms = smd_theory.equilibrium_angular_update(learning_rate=eta / divisor, weight_decay=0.1)
+            assert exact / rms == pytest.approx(1 - 1 / (4 * 63), abs=0.01)
+    assert (abs(found.angular_update_z) < 3).all() and not found.angular_update_disagrees.any(), found.angular_update_z
+    biased = eq.summarize(hist.assign(angular_update=hist.angular_update * 1.02), "angular_update")
+    assert biased.angular_update_disagrees.all() and (biased.angular_update_z > 3).all()
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "angular_update" in out and "exact" in out and " z " in out
+    # no value where the theory gives only the rms angle (momentum), nor across the step
+    moving = eq.run(eq.create("smd", dim=8, momentum=[0.0, 0.5], members=2), "sgd", steps=20, store=None,
+                    progress=False)
+    value = smd_theory.reference(moving)["angular_update"].isel(layer=0)
+    assert np.isfinite(value.sel(momentum=0.0)) and np.isnan(value.sel(momentum=0.5))
+    assert smd_theory.reference(hist) == {}
