@@ -17,7 +17,8 @@ import xarray as xr
 
 from .outcomes import EQUILIBRATED, RUNNING, mark
 
-DETECT_THREADS = min(4, os.cpu_count() or 1)  # threads of the exhaustive test's t0 detection (see _detect)
+DETECT_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# threads of the exhaustive test's t0 detection (see _detect): the usable cores, at most 4
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,20 @@ def test_smd_angle_has_z_per_learning_rate_stage(tmp_path, capsys):
     value = smd_theory.reference(moving)["angular_update"].isel(layer=0)
     assert np.isfinite(value.sel(momentum=0.0)) and np.isnan(value.sel(momentum=0.5))
     assert smd_theory.reference(hist) == {}
+
+
+def test_rule_stops_within_one_check_of_the_exhaustive_rule_on_scf(monkeypatch):
+    """A second kind: an SCF ensemble (rotated guesses, damping) whose energies settle, per point and per
+    member; the stop steps equal the exhaustive rule's or come one check later, and some members stop."""
+    system = eq.create("scf", problem="nonlinear", alpha=[0.5, 1.0, 2.0], members=8, rotation=1.0, seed=1)
+    for per in ("point", "member"):
+        rule = eq.stop.equilibrated("energy", check_every=50, min_ess=100, per=per)
+        kwargs = dict(steps=600, store=None, record={"energy": 1}, stop=rule, progress=False)
+        linear = eq.run(system, "damping", **kwargs)
+        with monkeypatch.context() as patch:
+            patch.setattr(stop_rules, "Monitor", Exhaustive)
+            full = eq.run(system, "damping", **kwargs)
+        a, b = linear.stopped_at.values, full.stopped_at.values
+        assert (full.stop_reason.values == "equilibrated").sum() >= 8, full.stop_reason.values
+        assert ((a == b) | ((a - b) == 50)).all(), (per, a, b)
+        assert (linear.stop_reason.values == full.stop_reason.values).all()
