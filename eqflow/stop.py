@@ -221,11 +221,12 @@ def scheduled(check: int) -> bool:
     checks where an uninterrupted one does).
 
     Bounded work: an exhaustive test over T records costs c(T) = O(members x T log T) (t0 by
-    binary search, ~50 FFTs per member, then R-hat and ESS on the window), c increasing. Over a
-    run ending with T records, the dense checks cost at most 64 c(T) and the sparse ones
-    sum_j c(T_j) <= c(T) sum_j (8/9)^j <= 9 c(T) (each T_j is at least 9/8 of the one before, and
-    c grows at least linearly): all tests together cost at most 73 tests at the run's end, whatever
-    its length and however long a point hovers at the thresholds. The price: a point whose
+    binary search, ~50 FFTs per member, then R-hat and ESS on the window), with c(T) / T
+    non-decreasing. Over a run whose last scheduled check is g_J, with T records (records are
+    proportional to checks), the dense checks cost at most 64 c(T) and the sparse ones
+    sum_j c(T_j) <= c(T) sum_j g_j / g_J, where 64 (9/8)^j <= g_j < 64 (9/8)^j + 1, so the sum is
+    below 9 + (J + 1) / g_J <= 10: all tests together cost at most 74 tests at the run's end,
+    whatever its length and however long a point hovers at the thresholds. The price: a point whose
     exhaustive answer comes after the 64th check stops at the next scheduled check, up to 1/8 of
     the run later (never earlier).
     """
@@ -257,7 +258,7 @@ class Monitor:
 
     Screen and test run only at the checks that :func:`scheduled` names (every one of the first
     ``DENSE_CHECKS`` = 64, then a geometric grid), so that the exhaustive tests of a whole run cost
-    at most as much as 73 tests at its end, even where a point hovers at the thresholds and the
+    at most as much as 74 tests at its end, even where a point hovers at the thresholds and the
     screen passes at every check. The test's t0 detection runs on up to ``DETECT_THREADS`` threads
     (the run's workers wait during a check), and R-hat and ESS share one rank normalization and
     stop at the first failed criterion (:func:`eqflow.diagnostics.mixed`): the same answers.
