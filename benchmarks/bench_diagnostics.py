@@ -10,11 +10,13 @@ on a few short members.  pymbar's binary search needs statsmodels.
 Run:  python benchmarks/bench_diagnostics.py [--members 64] [--steps 20000] [--repeats 3]
 
 ``--rule 2000 20000 100000`` instead times whole runs with and without the equilibrated stop rule,
-side by side, on the README's Ising ensemble (32^2, T = 1.8, 2.269, 3.0, 64 members, Metropolis):
-plain; with ``eq.stop.equilibrated``; with a rule that never stops (``min_ess`` unreachable: the
-rule's whole cost, every point checked
-to the end); and, where ``--exhaustive`` allows, the exhaustive rule (t0 re-detected over the whole
-history at every check) whose stop steps the linear-time rule must match within one check.
+side by side, ``--repeats`` times each (alternating), CPU and wall, with the load average, on two
+examples: the README's Ising ensemble (32^2, T = 1.8, 2.269, 3.0, 64 members, Metropolis) and an
+SCF ensemble (Yang-Gao-Meza nonlinear problem, alpha = 0.5, 1, 2, 16 rotated guesses, damping;
+up to 20,000 steps: an SCF step costs ~20x an Ising one here). Where ``--exhaustive`` allows, the
+stop steps of the exhaustive rule (t0 re-detected over the whole history at every check) are
+printed beside the rule's, which must match them within one check; ``--one-thread 20000`` also
+times the rule with its t0 detection on one thread.
 """
 
 import argparse
@@ -64,25 +66,29 @@ def print_machine():
 
 
 def _examples():
+    """name: (system, operator, rule variable, record, chunks, longest length timed)."""
     import eqflow as eq
 
     ising = eq.create("ising", size=32, temperature=[1.8, 2.269, 3.0], members=64, seed=1)
-    return {"ising": (ising, "metropolis", "energy", {"energy": 1, "magnetization": 1}, {"member": 16})}
+    scf = eq.create("scf", problem="nonlinear", alpha=[0.5, 1.0, 2.0], members=16, rotation=1.0, seed=1)
+    return {"ising": (ising, "metropolis", "energy", {"energy": 1, "magnetization": 1}, {"member": 16}, None),
+            "scf": (scf, "damping", "energy", {"energy": 1, "residual": 1}, None, 20000)}
 
 
 RULE_SECONDS = [0.0]  # wall time spent inside the rule's evaluation, summed over checks
 
 
 def _timed_run(system, operator, steps, record, chunks, stop, **options):
-    """(wall s, CPU s of the process, s inside the rule, stop step per point) of one in-memory run."""
+    """(wall s, CPU s of the process, s inside the rule, stop step per point, load average) of one in-memory run."""
     import eqflow as eq
 
     RULE_SECONDS[0] = 0.0
+    load = os.getloadavg()[0]
     wall, cpu = time.perf_counter(), time.process_time()
     hist = eq.run(system, operator, steps=steps, store=None, record=record, chunks=chunks, stop=stop, progress=False,
                   **options)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return wall, cpu, RULE_SECONDS[0], hist.stopped_at.max("member").values.ravel().tolist()
+    return wall, cpu, RULE_SECONDS[0], hist.stopped_at.max("member").values.ravel().tolist(), load
 
 
 def _timed(monitor):
@@ -96,7 +102,13 @@ def _timed(monitor):
     return Timed
 
 
-def rule_costs(lengths, exhaustive_up_to):
+def _stat(values):
+    """'median (spread %)', spread = (max - min) / median."""
+    med = float(np.median(values))
+    return f"{med:6.1f} ({100 * (max(values) - min(values)) / med:3.0f}%)"
+
+
+def rule_costs(lengths, exhaustive_up_to, repeats, names, one_thread):
     """Whole runs with and without the equilibrated rule, side by side (see the module docstring)."""
     import eqflow as eq
     from eqflow import stop as stop_rules
@@ -106,37 +118,62 @@ def rule_costs(lengths, exhaustive_up_to):
             stop_rules.evaluate_equilibrated(self.rule, outcomes, history, steps, now, self.dims)
 
     linear = stop_rules.Monitor
-    print("wall and CPU seconds of whole runs; 'in rule': wall seconds inside the rule's checks; "
-          "ratio: CPU / plain CPU")
-    print(f"{'system':<6} {'steps':>7} | {'plain wall/cpu':>14} | {'rule wall/cpu/in rule':>21} {'ratio':>5} | "
-          f"{'never-stops wall/cpu/in rule':>28} {'ratio':>5} | {'exhaustive wall/cpu/in rule':>27} {'ratio':>5} | "
-          f"stop steps per point: rule ; exhaustive")
-    for name, (system, operator, var, record, chunks) in _examples().items():
+    print(f"{repeats} repeats, plain and rule alternating; seconds: median (spread = (max - min) / median); "
+          "ratios: rule / plain medians; 'in rule': wall seconds inside the rule's checks")
+    print("| system | steps | plain wall | plain CPU | rule wall | rule CPU | in rule | wall ratio | CPU ratio | "
+          "stop step per point: rule ; exhaustive | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    examples = _examples()
+    for name in names:
+        system, operator, var, record, chunks, longest = examples[name]
         _timed_run(system, operator, 20, record, chunks, None)  # warm-up (compilation)
         for steps in lengths:
+            if longest is not None and steps > longest:
+                print(f"| {name} | {steps} | not run (see --help) | | | | | | | | |", flush=True)
+                continue
+            variants = [("rule", eq.stop.equilibrated(var), 0)]
+            if one_thread and steps in one_thread:
+                variants.append(("rule, t0 detection on 1 thread", eq.stop.equilibrated(var), 1))
             stop_rules.Monitor = _timed(linear)
+            threads = stop_rules.DETECT_THREADS
             try:
-                plain = _timed_run(system, operator, steps, record, chunks, None)
-                rule = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))
-                never = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var, min_ess=1e30))
-                full = (float("nan"),) * 3 + ("-",)
+                plain, runs = [], {label: [] for label, _, _ in variants}
+                for r in range(repeats):
+                    order = [None] + variants if r % 2 == 0 else variants + [None]
+                    for variant in order:
+                        if variant is None:
+                            plain.append(_timed_run(system, operator, steps, record, chunks, None))
+                            continue
+                        label, rule, n_threads = variant
+                        stop_rules.DETECT_THREADS = n_threads or threads
+                        runs[label].append(_timed_run(system, operator, steps, record, chunks, rule))
+                        stop_rules.DETECT_THREADS = threads
+                full = "-"
                 if steps <= exhaustive_up_to:
-                    stop_rules.Monitor = _timed(Exhaustive)
-                    full = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))
+                    stop_rules.Monitor = Exhaustive
+                    full = _timed_run(system, operator, steps, record, chunks, eq.stop.equilibrated(var))[3]
             finally:
-                stop_rules.Monitor = linear
-            cells = " | ".join(f"{w:7.1f}/{c:6.1f}/{r:6.1f} {c / plain[1]:5.2f}" for w, c, r, _ in (rule, never, full))
-            print(f"{name:<6} {steps:>7} | {plain[0]:7.1f}/{plain[1]:6.1f} | {cells} | {rule[3]} ; {full[3]}",
-                  flush=True)
-            checked = _timed_run(system, operator, steps, record, chunks, None, segment=200)
-            print(f"{'':<15}| plain run in the rule's 200-step segments: {checked[0]:.1f}/{checked[1]:.1f} "
-                  f"(never-stops CPU / this: {never[1] / checked[1]:.2f})", flush=True)
+                stop_rules.Monitor, stop_rules.DETECT_THREADS = linear, threads
+            loads = [run[4] for run in plain + [x for v in runs.values() for x in v]]
+            for label, rows in runs.items():
+                pw, pc = np.median([x[0] for x in plain]), np.median([x[1] for x in plain])
+                rw, rc = np.median([x[0] for x in rows]), np.median([x[1] for x in rows])
+                stops = sorted({str(x[3]) for x in rows})
+                print(f"| {name} ({label}) | {steps} | {_stat([x[0] for x in plain])} | "
+                      f"{_stat([x[1] for x in plain])} | "
+                      f"{_stat([x[0] for x in rows])} | {_stat([x[1] for x in rows])} | "
+                      f"{np.median([x[2] for x in rows]):5.1f} | {rw / pw:4.2f} | {rc / pc:4.2f} | "
+                      f"{' or '.join(stops)} ; {full} | {min(loads):.1f}-{max(loads):.1f} |", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", type=int, nargs="*", help="time runs of these lengths with and without the rule")
-    parser.add_argument("--exhaustive", type=int, default=20000, help="longest run also timed with the exhaustive rule")
+    parser.add_argument("--exhaustive", type=int, default=20000,
+                        help="longest run whose stop steps are also found with the exhaustive rule")
+    parser.add_argument("--systems", nargs="*", default=["ising", "scf"], help="examples for --rule")
+    parser.add_argument("--one-thread", type=int, nargs="*", default=[],
+                        help="lengths also timed with the t0 detection on one thread")
     parser.add_argument("--members", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--phi", type=float, default=0.95)
@@ -145,7 +182,8 @@ def main():
     args = parser.parse_args()
     if args.rule:
         print(f"machine : {platform.platform()}, usable cpus {len(os.sched_getaffinity(0))}")
-        rule_costs(args.rule, args.exhaustive)
+        print(f"load average before: {os.getloadavg()}")
+        rule_costs(args.rule, args.exhaustive, args.repeats, args.systems, set(args.one_thread))
         return 0
     logging.getLogger("pymbar").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")

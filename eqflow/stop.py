@@ -70,6 +70,7 @@ define it at module level).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, is_dataclass
 from importlib.metadata import entry_points
 
@@ -124,6 +125,9 @@ def check_var(rule, contract, operator: str, allowed: tuple = ("observable", "st
                 f"(one value per member)"]
     return []
 
+DETECT_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# threads of the exhaustive test's t0 detection (see _detect): the usable cores, at most 4
+
 
 @dataclass(frozen=True)
 class Converged(Rule):
@@ -156,7 +160,8 @@ class Equilibrated(Rule):
     member stops when its own effective sample size after t0 reaches ``min_ess``. A run evaluates
     it through :class:`Monitor`: a linear-time screen, then this exhaustive test where the screen
     passes, so a member stops at the same check as with the exhaustive test alone or later, never
-    earlier (on the Ising examples measured: at the same check).
+    earlier (on the Ising examples measured: at the same check). Past the run's 64th check the
+    test runs on a geometric grid of checks (:func:`scheduled`), which bounds its total work.
     """
 
     var: str
@@ -405,7 +410,6 @@ def evaluate_equilibrated(rule: Equilibrated, outcomes: dict, history: np.ndarra
         that calls this every ``check_every`` steps costs O(T^2) overall; :class:`Monitor` screens
         first and calls this only where the screen passes.
     """
-    from . import diagnostics
 
     if len(steps) < max(rule.min_steps, 8):
         return
@@ -415,18 +419,42 @@ def evaluate_equilibrated(rule: Equilibrated, outcomes: dict, history: np.ndarra
     tested = running if rule.per == "member" else np.broadcast_to(running.all(axis=0), running.shape)
     if not tested.any():
         return
-    with np.errstate(invalid="ignore", divide="ignore"):  # rows are members that run: no NaN
-        detected = diagnostics.detect_equilibration(xr.DataArray(history[:, tested], dims=["step", "row"]),
-                                                    method="binary")
+    found_t0, n_eff = _detect(history[:, tested])
     t0 = np.zeros(running.shape, int)
-    t0[tested] = detected.t0.values  # index into steps, per member
+    t0[tested] = found_t0  # index into steps, per member
     if rule.per == "member":
         done = np.zeros(running.shape, bool)
-        done[tested] = detected.n_eff.values >= rule.min_ess
+        done[tested] = n_eff >= rule.min_ess
         mark(outcomes, done, EQUILIBRATED, now, steps[t0])
         return
-    for point in zip(*np.nonzero(tested[0])):
+    for point in _points(tested[0]):
         _test_point(rule, outcomes, history, steps, now, point, int(t0[(slice(None), *point)].max()))
+
+
+def _points(mask: np.ndarray):
+    """Index tuples of the True cells of ``mask``, () for a 0-d True (an ensemble without sweeps)."""
+    return [index for index in np.ndindex(mask.shape) if mask[index]]
+
+
+def _detect(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """t0 and N_eff of each column of ``rows`` (steps, members), pymbar's binary search, on up to
+    ``DETECT_THREADS`` threads (the members are independent, so the answer does not depend on
+    how they are split; the check runs between segments, when the run's own workers wait)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import diagnostics
+
+    def detect(part):
+        with np.errstate(invalid="ignore", divide="ignore"):  # rows are members that run: no NaN
+            found = diagnostics.detect_equilibration(xr.DataArray(part, dims=["step", "row"]), method="binary")
+        return found.t0.values, found.n_eff.values
+
+    parts = np.array_split(np.arange(rows.shape[1]), max(1, min(DETECT_THREADS, rows.shape[1] // 8)))
+    if len(parts) == 1:
+        return detect(rows)
+    with ThreadPoolExecutor(len(parts)) as pool:
+        found = list(pool.map(lambda cols: detect(rows[:, cols]), parts))
+    return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
 
 def _test_point(rule: Equilibrated, outcomes: dict, history, steps, now: int, point: tuple, start: int) -> None:
@@ -437,7 +465,7 @@ def _test_point(rule: Equilibrated, outcomes: dict, history, steps, now: int, po
     if not (outcomes["stop_reason"][cells] == RUNNING).all() or len(steps) - start < 8:
         return
     window = xr.DataArray(history[(slice(start, None), *cells)], dims=["step", "member"])
-    if float(diagnostics.rhat(window)) < rule.rhat and float(diagnostics.ess(window, method="bulk")) >= rule.min_ess:
+    if diagnostics.mixed(window, rule.rhat, rule.min_ess):  # rhat(window) < rule.rhat and bulk ESS >= min_ess
         hit = np.zeros(outcomes["stop_reason"].shape, bool)
         hit[cells] = True
         mark(outcomes, hit, EQUILIBRATED, now, steps[start])
@@ -445,6 +473,37 @@ def _test_point(rule: Equilibrated, outcomes: dict, history, steps, now: int, po
 
 SCREEN_DRAWS = 512  # records per member that the screen looks at (a stride over longer windows)
 SCREEN_FIRST = 256  # the screen re-detects t0 on the first 256, 512, 1024, ... records
+
+
+DENSE_CHECKS = 64  # the exhaustive test may run at each of a run's first 64 checks ...
+GROWTH = (9, 8)  # ... then at the checks ceil(64 (9/8)^j), j = 1, 2, ...: 72, 81, 92, 103, 116, ...
+
+
+def scheduled(check: int) -> bool:
+    """Whether the ``check``-th check (``now // check_every``) may run the screen and the exhaustive test.
+
+    Every check up to ``DENSE_CHECKS``, then only the checks ceil(DENSE_CHECKS (9/8)^j), in integer
+    arithmetic (the same on every machine, and a function of the step alone, so a resumed run
+    checks where an uninterrupted one does).
+
+    Bounded work: an exhaustive test over T records costs c(T) = O(members x T log T) (t0 by
+    binary search, ~50 FFTs per member, then R-hat and ESS on the window), with c(T) / T
+    non-decreasing. Over a run whose last scheduled check is g_J, with T records (records are
+    proportional to checks), the dense checks cost at most 64 c(T) and the sparse ones
+    sum_j c(T_j) <= c(T) sum_j g_j / g_J, where 64 (9/8)^j <= g_j < 64 (9/8)^j + 1, so the sum is
+    below 9 + (J + 1) / g_J <= 10: all tests together cost at most 74 tests at the run's end,
+    whatever its length and however long a point hovers at the thresholds. The price: a point whose
+    exhaustive answer comes after the 64th check stops at the next scheduled check, up to 1/8 of
+    the run later (never earlier).
+    """
+    if check <= DENSE_CHECKS:
+        return True
+    grow, by = GROWTH
+    j, point = 0, DENSE_CHECKS
+    while point < check:
+        j += 1
+        point = -(-DENSE_CHECKS * grow**j // by**j)
+    return point == check
 
 
 class Monitor:
@@ -462,6 +521,13 @@ class Monitor:
     ``benchmarks/bench_diagnostics.py``). The screen's state is a function of T only, so a resumed
     run decides as an uninterrupted one. Cost per check: O(members x SCREEN_DRAWS) plus the
     exhaustive tests where the screen passes, instead of the exhaustive O(T) every check.
+
+    Screen and test run only at the checks that :func:`scheduled` names (every one of the first
+    ``DENSE_CHECKS`` = 64, then a geometric grid), so that the exhaustive tests of a whole run cost
+    at most as much as 74 tests at its end, even where a point hovers at the thresholds and the
+    screen passes at every check. The test's t0 detection runs on up to ``DETECT_THREADS`` threads
+    (the run's workers wait during a check), and R-hat and ESS share one rank normalization and
+    stop at the first failed criterion (:func:`eqflow.diagnostics.mixed`): the same answers.
     """
 
     def __init__(self, rule: Equilibrated, dims: list[str]):
@@ -493,7 +559,7 @@ class Monitor:
     def evaluate(self, outcomes: dict, history: np.ndarray, steps: np.ndarray, now: int) -> None:
         """The rule at step ``now``; ``history``, ``steps`` as for :func:`evaluate_equilibrated`."""
         rule, T = self.rule, len(steps)
-        if T < max(rule.min_steps, 8):
+        if T < max(rule.min_steps, 8) or not scheduled(now // rule.check_every):
             return
         running = outcomes["stop_reason"] == RUNNING
         if not running.any():
@@ -504,7 +570,7 @@ class Monitor:
             evaluate_equilibrated(rule, outcomes, history, steps, now, self.dims, only=n_eff >= rule.min_ess / 2)
             return
         passed = np.zeros(running.shape[1:], bool)
-        for point in zip(*np.nonzero(running.all(axis=0))):
+        for point in _points(running.all(axis=0)):
             start = int(t0[(slice(None), *point)].max())
             if T - start >= 8:
                 passed[point] = self._screen_passes(history[(slice(start, None), slice(None), *point)])

@@ -83,12 +83,18 @@ def summarize(hist: xr.Dataset, variables=None, member_dim: str = "member",
     members' means, std(member means) / sqrt(members), not the within-member estimate, which would
     be far too small there.
 
+    By default ``variables`` are the scalar records (one value per member and point) and the
+    records with their own dims (e.g. smd's per-layer ``angular_update``) that the kind's theory
+    lists in ``REFERENCE_VARIABLES``, the records it has exact values for; each cell of the own
+    dims is then summarised as a point.
+
     A history whose parameter changes along ``step`` (an anneal; see :func:`stages`) is summarised
     per stage: every output gains a dim ``stage`` with the coordinate ``<parameter>`` (each stage's
     value) and each stage's window starts at its ``stage_equilibrated_at``.
     """
-    variables = variables or [v for v, da in hist.data_vars.items() if da.dims[:1] == ("step",) and
-                              set(da.dims[1:]) <= set(hist.stop_reason.dims if "stop_reason" in hist else da.dims[1:])]
+    variables = variables or [v for v, da in hist.data_vars.items() if da.dims[:1] == ("step",) and (
+        set(da.dims[1:]) <= set(hist.stop_reason.dims if "stop_reason" in hist else da.dims[1:])
+        or v in getattr(_theory(hist), "REFERENCE_VARIABLES", ()))]
     staged = stages(hist)
     if staged is not None:
         return _per_stage(hist, staged, variables, member_dim, rhat_threshold)
@@ -149,13 +155,18 @@ _STATISTICS = {  # key: (suffix, attrs; None: the variable's units)
 }
 
 
-def _against_theory(hist: xr.Dataset, var: str, mean: xr.DataArray, sem: xr.DataArray) -> dict:
-    """``v_exact``, ``v_z`` = (estimate - exact) / sem and ``v_disagrees`` (|z| > Z_THRESHOLD), where the kind's
-    ``theory.reference(history)`` gives ``var`` (NaN at points without a value); {} otherwise."""
+def _theory(hist: xr.Dataset):
+    """The theory module of the history's kind, or None."""
     from . import registry
 
     kind = hist.attrs.get("eqflow_kind")
-    theory = getattr(registry.get(kind), "theory", None) if kind in registry.available() else None
+    return getattr(registry.get(kind), "theory", None) if kind in registry.available() else None
+
+
+def _against_theory(hist: xr.Dataset, var: str, mean: xr.DataArray, sem: xr.DataArray) -> dict:
+    """``v_exact``, ``v_z`` = (estimate - exact) / sem and ``v_disagrees`` (|z| > Z_THRESHOLD), where the kind's
+    ``theory.reference(history)`` gives ``var`` (NaN at points without a value); {} otherwise."""
+    theory = _theory(hist)
     exact = theory.reference(hist).get(var) if hasattr(theory, "reference") else None
     if exact is None:
         return {}

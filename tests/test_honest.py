@@ -137,3 +137,95 @@ def test_linear_time_rule_resumes_as_it_runs(tmp_path, monkeypatch):
         eq.run(system, "metropolis", store=tmp_path / "r.zarr", **kwargs)
     monkeypatch.undo()
     assert_same_history(reference, eq.run(system, "metropolis", store=tmp_path / "r.zarr", resume=True, **kwargs))
+
+
+def test_exhaustive_tests_follow_the_geometric_schedule(monkeypatch):
+    """Where the screen passes at every check and the exhaustive test never does (a point hovering
+    at the thresholds), the test runs at the 64 first checks, then at 72, 81, 92, 103, 116, 130:
+    at most 74 tests' worth of work over any run (see eqflow.stop.scheduled)."""
+    assert [k for k in range(60, 140) if stop_rules.scheduled(k)] == [60, 61, 62, 63, 64, 72, 81, 92, 103, 116, 130]
+    calls = []
+    real = stop_rules.evaluate_equilibrated
+    monkeypatch.setattr(stop_rules.Monitor, "_screen_passes", lambda self, window: True)
+    monkeypatch.setattr(stop_rules, "evaluate_equilibrated", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    system = eq.create("ising", size=4, temperature=2.5, members=4, seed=1)
+    rule = eq.stop.equilibrated("energy", check_every=10, min_steps=10, min_ess=1e30)  # never passes
+    hist = eq.run(system, "metropolis", steps=1400, store=None, record={"energy": 1}, stop=rule, progress=False)
+    assert (hist.stop_reason.values == "max_steps").all()
+    # (the first checks may pass too few records after the screen's t0 to test)
+    assert [c for c in calls if c > 100] == [10 * k for k in [*range(11, 65), 72, 81, 92, 103, 116, 130]]
+
+
+def test_mixed_equals_rhat_and_ess():
+    """The rule's one-pass test answers as rhat() < max and ess(bulk) >= min on the same window, and the
+    average ranks behind both equal scipy's (ties averaged) on discrete and continuous draws."""
+    import scipy.stats
+    import xarray as xr
+
+    from eqflow import diagnostics
+
+    rng = np.random.default_rng(4)
+    for draws in (rng.standard_normal((2, 999)), np.round(rng.standard_normal((3, 800)), 1)):
+        np.testing.assert_array_equal(diagnostics._average_ranks(draws),
+                                      scipy.stats.rankdata(draws, method="average", axis=-1))
+    walk = np.cumsum(rng.standard_normal((600, 6)), axis=0) * 0.05 + rng.standard_normal((600, 6))
+    answers = set()
+    for shift in (0.0, 0.3, 1.0):
+        x = xr.DataArray(walk + shift * np.arange(6), dims=["step", "member"])
+        for rhat_max, min_ess in ((1.01, 100), (1.1, 100), (1.5, 3000), (3.0, 10)):
+            expected = float(diagnostics.rhat(x)) < rhat_max and float(diagnostics.ess(x, method="bulk")) >= min_ess
+            assert diagnostics.mixed(x, rhat_max, min_ess) == expected
+            answers.add(expected)
+    assert answers == {True, False}
+
+
+def test_smd_angle_has_z_per_learning_rate_stage(tmp_path, capsys):
+    """smd's mean angular update against its theory (E atan(a chi) at the equilibrium norm), per stage
+    of a learning-rate step, each stage against its own learning rate; in summaries and ``eqflow info``.
+
+    eta lambda = 0.01-0.04: the norm relaxes in 6-25 steps, so each 800-step stage is at equilibrium
+    after its detected start, and the theory's neglected terms (relative eta lambda / d < 1e-3) stay
+    under half a standard error; |z| < 3 holds with probability 0.997 per point (fixed seed)."""
+    from eqflow.systems.smd import theory as smd_theory
+
+    system = eq.create("smd", dim=64, learning_rate=[0.2, 0.4], weight_decay=0.1, members=4, seed=1)
+    path = tmp_path / "smd.zarr"
+    hist = eq.run(system, "sgd", steps=1600, store=path, options={"lr_step": 800, "lr_factor": 2.0}, progress=False)
+    found = eq.summarize(hist, "angular_update").isel(layer=0)
+    for k, divisor in enumerate([1.0, 2.0]):
+        for i, eta in enumerate([0.2, 0.4]):
+            expected = smd_theory.mean_angular_update(learning_rate=eta / divisor, weight_decay=0.1, dim=64)
+            exact = float(found.angular_update_exact.isel(learning_rate_divisor=k, learning_rate=i))
+            assert exact == pytest.approx(float(expected), rel=1e-12)
+            # the root mean square angle is higher by a relative 1/(4 (d - 1)) (chi's mean against its rms)
+            rms = smd_theory.equilibrium_angular_update(learning_rate=eta / divisor, weight_decay=0.1)
+            assert exact / rms == pytest.approx(1 - 1 / (4 * 63), abs=0.01)
+    assert (abs(found.angular_update_z) < 3).all() and not found.angular_update_disagrees.any(), found.angular_update_z
+    biased = eq.summarize(hist.assign(angular_update=hist.angular_update * 1.02), "angular_update")
+    assert biased.angular_update_disagrees.all() and (biased.angular_update_z > 3).all()
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "angular_update" in out and "exact" in out and " z " in out
+    # no value where the theory gives only the rms angle (momentum), nor across the step
+    moving = eq.run(eq.create("smd", dim=8, momentum=[0.0, 0.5], members=2), "sgd", steps=20, store=None,
+                    progress=False)
+    value = smd_theory.reference(moving)["angular_update"].isel(layer=0)
+    assert np.isfinite(value.sel(momentum=0.0)) and np.isnan(value.sel(momentum=0.5))
+    assert smd_theory.reference(hist) == {}
+
+
+def test_rule_stops_within_one_check_of_the_exhaustive_rule_on_scf(monkeypatch):
+    """A second kind: an SCF ensemble (rotated guesses, damping) whose energies settle, per point and per
+    member; the stop steps equal the exhaustive rule's or come one check later, and some members stop."""
+    system = eq.create("scf", problem="nonlinear", alpha=[0.5, 1.0, 2.0], members=8, rotation=1.0, seed=1)
+    for per in ("point", "member"):
+        rule = eq.stop.equilibrated("energy", check_every=50, min_ess=100, per=per)
+        kwargs = dict(steps=600, store=None, record={"energy": 1}, stop=rule, progress=False)
+        linear = eq.run(system, "damping", **kwargs)
+        with monkeypatch.context() as patch:
+            patch.setattr(stop_rules, "Monitor", Exhaustive)
+            full = eq.run(system, "damping", **kwargs)
+        a, b = linear.stopped_at.values, full.stopped_at.values
+        assert (full.stop_reason.values == "equilibrated").sum() >= 8, full.stop_reason.values
+        assert ((a == b) | ((a - b) == 50)).all(), (per, a, b)
+        assert (linear.stop_reason.values == full.stop_reason.values).all()

@@ -6,6 +6,7 @@ import eqflow as eq
 from eqflow.plot import trace
 from eqflow.report import traced_records, write_report
 from eqflow.systems.ising import theory as ising_theory
+from eqflow.systems.smd import theory as smd_theory
 
 pytest.importorskip("matplotlib")
 
@@ -21,8 +22,8 @@ def _theory_lines(fig):
 
 
 def test_smd_report_traces_every_layer_record_with_the_equilibrium_angle(tmp_path):
-    eta, lam, alpha = 0.5, 0.05, 0.5
-    system = eq.create("smd", dim=16, learning_rate=eta, weight_decay=lam, momentum=alpha, members=3, seed=2)
+    eta, lam = 0.5, 0.05
+    system = eq.create("smd", dim=16, learning_rate=eta, weight_decay=lam, momentum=0.0, members=3, seed=2)
     hist = eq.run(system, "sgd", steps=40, store=tmp_path / "h.zarr", progress=False)
     labels = [label for label, _, _ in traced_records(hist)]
     for name in ("weight_norm", "angular_update", "effective_learning_rate"):
@@ -32,8 +33,11 @@ def test_smd_report_traces_every_layer_record_with_the_equilibrium_angle(tmp_pat
     assert "± nan" not in page
     sub = dict((label, (h, v)) for label, h, v in traced_records(hist))["angular_update[layer=0]"]
     lines = _theory_lines(trace(*sub))
-    # Delta* = arccos(1 - eta lambda / (1 + alpha)) (Wan et al., NeurIPS 2021)
-    assert lines == {0: pytest.approx(np.arccos(1 - eta * lam / (1 + alpha)), rel=1e-12)}
+    # the mean angle E atan(a chi) at the equilibrium norm (smd.theory.mean_angular_update), within
+    # a relative 1/(4 (d - 1)) of Delta* = arccos(1 - eta lambda) (Wan et al., NeurIPS 2021)
+    exact = float(smd_theory.mean_angular_update(learning_rate=eta, weight_decay=lam, dim=16))
+    assert lines == {0: pytest.approx(exact, rel=1e-12)}
+    assert exact == pytest.approx(np.arccos(1 - eta * lam), rel=1 / (4 * 15) + 0.01)
 
 
 def test_ising_trace_draws_kaufman_and_the_report_gives_c_chi_binder(tmp_path):

@@ -70,6 +70,8 @@ from __future__ import annotations
 
 import numpy as np
 
+REFERENCE_VARIABLES = ("angular_update",)  # records with own dims that summaries include: :func:`reference`
+
 
 def gradient_scale(*, dim, noise=1.0):
     """L = E||grad L(w^)||^2 = (d - 1) sigma^2 for the noise model (exact)."""
@@ -154,19 +156,52 @@ def stages(history):
     return "learning_rate_divisor", stage, np.array([1.0, factor])
 
 
+def mean_angular_update(*, learning_rate, weight_decay, dim, noise=1.0):
+    """E Delta_t at equilibrium for the noise model with SGD (alpha = 0), radians: the mean of the
+    ``angular_update`` record (Delta* above is the root mean square angle, a relative 1/(4 (d - 1))
+    higher).
+
+    One step turns w by tan Delta = eta ||g|| / ((1 - eta lambda) ||w||) with ||g|| ||w|| = sigma chi,
+    chi ~ chi_{d-1} fresh every step (g is orthogonal to w), so Delta = atan(a chi) with
+    a = eta sigma / ((1 - eta lambda) n): exact for a given n = ||w||^2. With n at its equilibrium
+    value n* (:func:`equilibrium_norm_squared`), E Delta = E atan(a chi), integrated over the chi
+    law (scipy's quadrature, ~1e-10). What is left out: the fluctuation of n around n* and the shift
+    of E n, relative O(eta lambda / d) (:func:`norm_fluctuation`: 3e-4 at eta lambda = 0.002, d = 8).
+    """
+    import scipy.stats
+
+    eta, lam, d, sigma = (np.asarray(a, dtype=np.float64) for a in (learning_rate, weight_decay, dim, noise))
+    n_star = equilibrium_norm_squared(learning_rate=eta, weight_decay=lam, dim=d, noise=sigma)
+    scale = eta * sigma / ((1.0 - eta * lam) * n_star)
+    flat = [scipy.stats.chi(k - 1).expect(lambda c, a=a: np.arctan(a * c)) for a, k in
+            zip(np.broadcast_to(scale, np.broadcast(scale, d).shape).ravel(),
+                np.broadcast_to(d, np.broadcast(scale, d).shape).ravel())]
+    return np.asarray(flat, dtype=np.float64).reshape(np.broadcast(scale, d).shape)
+
+
 def reference(history) -> dict:
-    """Exact values for a history's parameter points, for reports: ``angular_update``, the
-    equilibrium angle Delta* = arccos(1 - eta lambda / (1 + alpha)) of
-    :func:`equilibrium_angular_update` on every scale-invariant layer (``normalized``; NaN on
-    the affine last layer of the network), with eta divided by ``learning_rate_divisor`` in
-    the second stage of a learning-rate step. {} without an ``angular_update`` record."""
-    if "angular_update" not in history.data_vars:
+    """Exact values for a history's parameter points, for summaries, ``eqflow info`` and the report:
+    the mean angular update of :func:`mean_angular_update` per point and layer, for the noise model
+    at momentum 0 (NaN at other points: there the theory gives the root mean square angle and
+    E(1 - cos Delta), not the mean angle). A history within one stage of a learning-rate step (see
+    :func:`stages`) takes that stage's learning rate; one spanning both stages gets no value ({}).
+    """
+    import json
+
+    import xarray as xr
+
+    model = history.attrs.get("model") or json.loads(history.attrs.get("eqflow_attributes") or "{}").get("model")
+    if model != "noise" or "step" not in history.dims:
         return {}
-    eta = history["learning_rate"] / float(history.coords["learning_rate_divisor"]) \
-        if "learning_rate_divisor" in history.coords and history["learning_rate_divisor"].ndim == 0 \
-        else history["learning_rate"]
-    alpha = history["momentum"] if "momentum" in history.coords else 0.0
-    star = np.arccos(1.0 - eta * history["weight_decay"] / (1.0 + alpha))
-    if "normalized" in history.coords:
-        star = star.where(history["normalized"])
-    return {"angular_update": star.reset_coords(drop=True).assign_attrs(units="rad")}
+    options = json.loads(history.attrs.get("eqflow_options") or "{}")
+    lr_step, factor = int(options.get("lr_step", -1)), float(options.get("lr_factor", 10.0))
+    steps = history["step"].values
+    if lr_step >= 0 and (steps <= lr_step).any() and (steps > lr_step).any():
+        return {}
+    divisor = factor if lr_step >= 0 and (steps > lr_step).all() else 1.0
+    eta, lam, alpha, sigma, d = xr.broadcast(history["learning_rate"] / divisor, history["weight_decay"],
+                                             history["momentum"], history["noise"], history["fan_in"])
+    value = mean_angular_update(learning_rate=eta.values, weight_decay=lam.values, dim=d.values, noise=sigma.values)
+    value = np.where(alpha.values == 0, value, np.nan)
+    return {"angular_update": xr.DataArray(value, dims=eta.dims, coords={k: history[k] for k in eta.dims},
+                                           attrs={"units": "rad"})}
