@@ -93,6 +93,13 @@ def _default(spec: dict) -> str:
     return "" if "default" not in spec else repr(spec["default"]) if spec["default"] is not None else "None"
 
 
+def _allowed(spec: dict) -> str:
+    """An attribute's allowed values, or its free form (``"format": "json"``: a JSON document)."""
+    if "allowed_values" in spec:
+        return ", ".join(spec["allowed_values"])
+    return f"any {spec['format'].upper()} text" if "format" in spec else "any text"
+
+
 def schema_tables(kind: str) -> list[nodes.Node]:
     path = SCHEMAS / f"{kind}.json"
     doc = json.loads(path.read_text())
@@ -103,7 +110,7 @@ def schema_tables(kind: str) -> list[nodes.Node]:
                          "Site dimensions"))
     if doc.get("attributes"):
         out.append(table(["attribute", "allowed values", "default", "description"],
-                         [[n, ", ".join(s["allowed_values"]), s.get("default", ""), s.get("description", "")]
+                         [[n, _allowed(s), s.get("default", ""), s.get("description", "")]
                           for n, s in doc["attributes"].items()], "Attributes (strings)"))
     out.append(table(["parameter", "units", "default", "allowed values", "sweepable", "description"],
                      [[n, _units(s), _default(s), _bounds(s), "yes" if s.get("sweepable") else "no",
