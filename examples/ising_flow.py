@@ -8,6 +8,9 @@
    Boltzmann distribution, at larger L against the anneal's own equilibrium windows.
 
     python examples/ising_flow.py [--size 4] [--iterations 600] [--out ising_flow]
+
+Measured 2026-12-07 on a 2-core shared x86-64 VM with the defaults: 27 s of CPU, 30 s wall (the
+machine running a test suite beside it). Training cost grows with L^2 and the iterations.
 """
 import argparse
 import time

@@ -7,7 +7,7 @@ checksum of the integrals. The (ij|kl) (up to ~1 GB for 100 basis functions) are
 held in the Dataset nor written into every history: each process rebuilds them once from the
 recipe (:func:`recipe_integrals`, kept for the last ``KEPT`` recipes) and checks the checksum,
 so a history stays self-describing and a different PySCF cannot silently change a run.
-PySCF is needed wherever such a system runs (``pip install eqflow[chem]``).
+PySCF is needed wherever such a system runs (``pip install eqflow-ensembles[chem]``).
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def _build(recipe: dict) -> dict:
         from pyscf import df, gto, lib
     except ImportError:
         raise ImportError("integrals: this molecule's integrals are rebuilt from its PySCF Mole, which needs PySCF: "
-                          "pip install eqflow[chem]") from None
+                          "pip install eqflow-ensembles[chem]") from None
     mol = gto.loads(recipe["mole"])
     if mol.nao != recipe["orbitals"]:
         raise ValueError(f"integrals: the recipe's Mole has {mol.nao} orbitals, it recorded {recipe['orbitals']}")
