@@ -15,52 +15,10 @@ from eqflow.systems.selu_map.moments import selu_moments
 import toy  # noqa: F401  (registers the 'relax' test system)
 from conftest import assert_same_history
 from test_systems import crash_after_marks
+from user_rules import Shrunk, Tally
 
 RATES = [0.5, 0.1]
 FRACTION = 1e-3
-
-
-class Shrunk(eq.stop.Rule):
-    """Stop a member once ``var`` is below ``fraction`` of its value at the run's first step.
-
-    The start value is the rule's own checkpointed state: a resumed run must not take it again
-    from the state it resumes from (it would then stop later)."""
-
-    name, outcome = "shrunk", "converged"
-
-    def __init__(self, var: str, fraction: float):
-        self.var, self.fraction = var, float(fraction)
-
-    def initial_state(self, value, ensemble_ndim):
-        return {f"shrunk_start_{self.var}": ((), np.asarray(value, dtype=np.float64))}
-
-    def check(self, value, state):
-        xp = eq.backends.namespace(value)
-        start = state[f"shrunk_start_{self.var}"]
-        return xp.astype(value, start.dtype) < self.fraction * start, {}
-
-
-class Tally:
-    """A reporter every ``every`` steps: the segments it saw, and the sum of the records of ``var`` in each."""
-
-    def __init__(self, var: str, every: int):
-        self.var, self.every, self.reads = var, every, (var,)
-        self.calls, self.begun, self.ended = [], [], 0
-
-    def begin(self, run):
-        self.begun.append((run.kind, run.position, run.plan.last))
-
-    def next_report(self, step):
-        return step + self.every - step % self.every
-
-    def report(self, segment):
-        steps, values = segment.records(self.var, since=segment.last_report)
-        assert steps.min() > segment.last_report and steps.max() == segment.end
-        self.calls.append((segment.last_report, segment.end, len(steps), float(np.nansum(values)),
-                           int(segment.running().sum())))
-
-    def end(self, run):
-        self.ended += 1
 
 
 def shrunk_step(rate: float, fraction: float = FRACTION) -> int:
@@ -237,7 +195,7 @@ stop = [{{ rule = "shrunk", var = "residual", fraction = {FRACTION} }}]
 def test_a_rule_from_the_entry_point_group(tmp_path, monkeypatch):
     package = tmp_path / "shrinking"
     package.mkdir()
-    (package / "__init__.py").write_text("from test_run_protocols import Shrunk\n")
+    (package / "__init__.py").write_text("from user_rules import Shrunk\n")
     info = tmp_path / "shrinking-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shrinking\nVersion: 0.1\n")

@@ -52,7 +52,7 @@ def test_exact_integrals_from_a_mole_equal_the_data_file(tmp_path):
 
 def test_missing_pyscf_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyscf", None)  # import pyscf now raises ImportError
-    with pytest.raises(eq.SchemaError, match=r"pip install eqflow\[chem\]"):
+    with pytest.raises(eq.SchemaError, match=r"pip install eqflow-ensembles\[chem\]"):
         eq.create("scf", problem="molecule", mol=object(), density_fit=True)
 
 
