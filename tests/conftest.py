@@ -12,3 +12,13 @@ def small_ising():
 
 RECORD = {"energy": 1, "magnetization": 1, "spin": 5}
 
+
+
+@pytest.fixture(autouse=True)
+def _stop_rules_registered_in_a_test_stay_there(monkeypatch):
+    """A rule a test (or a docs page's code block) registers by name with ``eq.stop.register`` is
+    forgotten after that test: the registry is process-wide, and a later test may check that a
+    name is unknown."""
+    from eqflow import stop
+
+    monkeypatch.setattr(stop, "_REGISTERED", dict(stop._REGISTERED))
