@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from . import dataset, registry, results, runner
+from .cf import canonical_units
 from .errors import SchemaError, StoreError
 from .inputs import check_run_inputs
 from .provenance import LOG_SECONDS
@@ -506,7 +507,8 @@ def summary(hist: xr.Dataset) -> str:
     for name in scalars:
         da = hist[name]
         tail = da.isel(step=slice(da.sizes["step"] // 2, None)).mean("step").load()
-        lines.append(f"{name:<10} [{da.attrs.get('units', '')}] second-half mean over members: {_points(tail)}")
+        units = canonical_units(da.attrs.get("units", ""))  # k_B * K, not its UDUNITS spelling
+        lines.append(f"{name:<10} [{units}] second-half mean over members: {_points(tail)}")
         if final is not None:  # each member's value where it stopped (later records are NaN)
             lines.append(f"{'':<10} value where each member stopped, mean over members: {_points(final[name])}")
     return "\n".join(lines)

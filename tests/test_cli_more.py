@@ -132,6 +132,16 @@ def test_info_strips_terminal_escapes(here, capsys):
     assert clean("x\x1b[31mred\x1b[0m\x9b\x00y\n") == "xredy\n"
 
 
+def test_info_shows_units_as_people_write_them(here, capsys):
+    # the store holds the UDUNITS spelling of k_B * K (1.380649e-23 J); info shows k_B * K
+    hist = eq.run(eq.create("ising", size=4, members=2, seed=1), "metropolis", steps=4, store=here / "u.zarr",
+                  progress=False, record={"energy": 1})
+    assert hist["energy"].attrs["units"] == "1.380649e-23 J"
+    assert main(["info", "u.zarr"]) == 0
+    out = capsys.readouterr().out
+    assert "energy     [k_B * K] second-half mean" in out and "[1.380649e-23 J]" not in out
+
+
 def test_info_says_why_there_is_no_mean(tmp_path):
     system = toy.create(rate=[0.9, 0.1], members=2)  # rate 0.9 converges in 3 steps, 0.1 in 66
     hist = eq.run(system, "relax", steps=200, store=None, stop=eq.stop.converged("residual", 1e-3), progress=False)
