@@ -22,7 +22,7 @@ from .provenance import KERNEL_ATTR, digest_mismatch, log, now, provenance, run_
 from .segment import ChunkTask, advance_chunk
 from .store import HistoryStore, RecordPlan, VariableSpec, plan_arrays
 from .store.chunks import merge
-from .system import call_with, prepared
+from .system import accepted_names, call_with, prepare_key, prepared, token_of
 
 SEGMENT_BYTES = 8 * 2**20  # records held per segment, whole ensemble: bounds the memory of a run
 MAX_SEGMENT_STEPS = 10_000
@@ -125,7 +125,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         blocks.update(json.loads(history.attrs().get("eqflow_chunks", "{}")))
     job = _Job(system, contract, operator, plan, dims, blocks, Backend(backend, device), path, history, client,
                torch_threads, rules, checked.options, lease.new_token(), kernel=checked.kernel, schedule=schedule)
-    job.given  # prepare once, here: an operator that cannot serve these inputs fails before anything is written
+    job.chunk_given(0)  # an operator that cannot serve these inputs fails before anything is written
     if resume:
         state, found, done, slot, segment = _resume_point(job)
     else:
@@ -179,20 +179,71 @@ class _Job:
         return RunInputs.of(self.system, self.contract.schema, self.options)
 
     @cached_property
-    def given(self) -> dict:
-        """Every input by name for the whole ensemble, with ``sizes``, ``backend`` and what ``prepare`` derives."""
-        given = {**self.inputs.flat(), "sizes": _site_sizes(self), "backend": self.engine.name}
-        # once per distinct inputs in this process: chunk tasks that run here share it
-        return {**given, **prepared(self.contract.kind, self.contract.operators[self.operator], given)}
+    def regions(self) -> list[tuple]:
+        """Each ensemble chunk's region (a slice per ensemble dim), in task order."""
+        return list(itertools.product(*(_blocks(self.system.sizes[d], self.chunks[d]) for d in self.dims)))
+
+    def task_inputs(self, given: dict) -> dict:
+        """A chunk's inputs as its task receives them: with ``sizes`` and ``backend``."""
+        return {**given, "sizes": _site_sizes(self), "backend": self.engine.name}
+
+    @cached_property
+    def shared_tokens(self) -> dict:
+        """{name: token} of the inputs ``prepare`` reads that no ensemble dim varies (the same value in
+        every chunk, e.g. a molecule's integrals): hashed once per run, not once per chunk and segment."""
+        op = self.contract.operators[self.operator]
+        if op.prepare is None:
+            return {}
+        first = self.inputs.region(self.regions[0])
+        required, optional = accepted_names(op.prepare)
+        constants, n = self.inputs.constants, len(self.dims)
+        return {k: token_of(first[k]) for k in (*required, *optional)
+                if k in constants and all(size == 1 for size in np.shape(constants[k])[:n])}
+
+    def prepare_key(self, given: dict, base: dict | None = None) -> str | None:
+        """:func:`eqflow.system.prepare_key` of a chunk's task inputs, made here, on the client, so that
+        the task does not hash them; ``base``: the inputs before a schedule changed some of them."""
+        op = self.contract.operators[self.operator]
+        if op.prepare is None:
+            return None
+        known = {k: t for k, t in self.shared_tokens.items() if base is None or given.get(k) is base.get(k)}
+        return prepare_key(self.contract.kind, op, self.task_inputs(given), known)
+
+    @cached_property
+    def prepare_keys(self) -> list:
+        """Each chunk's prepare key, for the inputs as the system gives them (no schedule)."""
+        return [self.prepare_key(self.inputs.region(region)) for region in self.regions]
+
+    def chunk_given(self, index: int) -> dict:
+        """Chunk ``index``'s inputs with what ``prepare`` derives from them, made once per distinct
+        inputs in this process: the chunk tasks that run here share it (the client works chunk by
+        chunk, as the tasks do, so a run prepares each distinct chunk's inputs once per process)."""
+        given = self.task_inputs(self.inputs.region(self.regions[index]))
+        op = self.contract.operators[self.operator]
+        return {**given, **prepared(self.contract.kind, op, given, key=self.prepare_keys[index])}
+
+    def by_chunk(self, compute) -> dict:
+        """``compute(chunk inputs, chunk state region)`` -> {name: array with the ensemble dims first}
+        per chunk, assembled into whole-ensemble arrays."""
+        out = {}
+        for index, region in enumerate(self.regions):
+            for name, value in compute(self.chunk_given(index), region).items():
+                value = np.asarray(value)
+                if name not in out:
+                    shape = tuple(self.system.sizes[d] for d in self.dims) + value.shape[len(self.dims):]
+                    out[name] = np.empty(shape, value.dtype)
+                out[name][region] = value
+        return out
 
     def initial_state(self, rule_dims: dict | None = None) -> dict:
-        """Physical state, the operator's owned state (its ``init``) and the stop rules' state
-        (their own dims by name into ``rule_dims``, when given)."""
+        """Physical state, the operator's owned state (its ``init``, chunk by chunk) and the stop
+        rules' state (their own dims by name into ``rule_dims``, when given)."""
         schema = self.contract.schema
         state = {v: self.system[v].values for v in schema.variables}
         op = self.contract.operators[self.operator]
         if op.init is not None:
-            owned = call_with(op.init, {**self.given, **state})
+            owned = self.by_chunk(lambda given, region: call_with(
+                op.init, {**given, **{k: v[region] for k, v in state.items()}}))
             _check_owned(self, owned, state)
             state.update(owned)
         for rule in stop_rules.in_task(self.rules):
@@ -247,7 +298,9 @@ def _check_owned(job: _Job, owned: dict, state: dict) -> None:
 
 
 def _observe_full(job: _Job, var: str, state: dict):
-    return call_with(job.contract.observables[var], {**job.given, **state, "step": job.plan.first})
+    observe = job.contract.observables[var]
+    return job.by_chunk(lambda given, region: {var: call_with(
+        observe, {**given, **{k: v[region] for k, v in state.items()}, "step": job.plan.first})})[var]
 
 
 def _site_sizes(job: _Job) -> dict:
@@ -371,20 +424,21 @@ def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
     system, dims, inputs = job.system, job.dims, job.inputs
     labels = system[dims[0]].values
     sizes = {d: system.sizes[d] for d in system.dims if d not in dims}
-    regions = list(itertools.product(*(_blocks(system.sizes[d], job.chunks[d]) for d in dims)))
+    regions = job.regions
     in_task = stop_rules.in_task(job.rules)
     tasks = []
     for index, region in enumerate(regions):
-        given = inputs.region(region)
+        given, key = inputs.region(region), job.prepare_keys[index]
         if job.schedule is not None:  # e.g. this stage's value of an anneal's parameter
-            given = job.schedule.inputs(start, given)
+            base, given = given, job.schedule.inputs(start, given)
+            key = job.prepare_key(given, base)
         task = ChunkTask(
             kind=job.contract.kind, operator=job.operator, state={k: v[region] for k, v in state.items()},
             inputs=given, sizes=sizes, member_labels=labels[region[0]],
             point_ids=inputs.point_ids[region[1:]], seed=int(system.attrs[dataset.SEED_ATTR]), start=start, stop=stop,
             record_start=record_start, plan=job.plan, store=job.path, region=region, slot=slot,
             backend=job.engine, outcomes={k: v[region] for k, v in found.items()}, rules=in_task,
-            torch_threads=job.torch_threads, progress_key=job.token, kernel=job.kernel,
+            torch_threads=job.torch_threads, progress_key=job.token, kernel=job.kernel, prepare_key=key,
             alone=len(regions) == 1 and _local_scheduler(job.client))
         # the dashboard and the logs say which run, steps and chunk a task is
         name = f"eqflow-{job.contract.kind}-{job.operator}-steps-{start}-{stop}-chunk-{index}-{job.token}"

@@ -47,6 +47,7 @@ class ChunkTask:
     progress_key: str = ""  # the run's token: where an in-process task reports its steps
     kernel: str = "reference"  # "reference" (the operator's update) or the name of one of its kernels
     alone: bool = True  # the segment's only task on a local scheduler: a kernel may use every core
+    prepare_key: str | None = None  # the client's eqflow.system.prepare_key of these inputs (None: hash them here)
 
 
 def advance_chunk(task: ChunkTask) -> dict:
@@ -62,7 +63,7 @@ def advance_chunk(task: ChunkTask) -> dict:
     set_torch_threads(backend, task.torch_threads)
     working = working_dtype({k: task.state[k] for k in system.schema.variables})
     given = {**task.inputs, "sizes": task.sizes, "backend": backend.name}
-    given.update(prepared(task.kind, op, given))  # once per distinct inputs in this process
+    given.update(prepared(task.kind, op, given, key=task.prepare_key))  # once per distinct inputs in this process
     inputs = {k: _to_backend(v, backend, working) for k, v in given.items()}
     inputs["step"] = task.start
     state = {k: backend.asarray(v) for k, v in task.state.items()}

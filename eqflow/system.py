@@ -288,30 +288,41 @@ _prepared: OrderedDict = OrderedDict()  # key -> (lock, {name: value} or None un
 _prepared_lock = threading.Lock()
 
 
-def prepare_key(kind: str, op: Operator, given: Mapping[str, Any]) -> str:
+def prepare_key(kind: str, op: Operator, given: Mapping[str, Any], known: Mapping[str, str] | None = None) -> str:
     """A deterministic token of the kind and of what ``op.prepare`` reads from ``given`` (its names and
-    values): equal inputs give equal tokens in every process."""
+    values): equal inputs give equal tokens in every process. ``known``: {name: token} of values
+    already tokenized (:func:`token_of`), so that a large input shared by many chunks is hashed once."""
     from dask.base import tokenize
 
     required, optional = accepted_names(op.prepare)
     names = sorted(k for k in (*required, *optional) if k in given)
+    known = known or {}
     return tokenize(kind, getattr(op.prepare, "__module__", ""), getattr(op.prepare, "__qualname__", ""),
-                    [(k, given[k]) for k in names])
+                    [(k, known[k] if k in known else token_of(given[k])) for k in names])
 
 
-def prepared(kind: str, op: Operator, given: Mapping[str, Any]) -> dict:
+def token_of(value) -> str:
+    """The token :func:`prepare_key` uses for one input value."""
+    from dask.base import tokenize
+
+    return tokenize(value)
+
+
+def prepared(kind: str, op: Operator, given: Mapping[str, Any], key: str | None = None) -> dict:
     """``op.prepare``'s values for ``given``, made once per distinct inputs in this process.
 
     The client of a run and every chunk task of every segment that runs in the same process
     (threads of the local scheduler, or of a dask worker) share one call, as do operators with
     the same prepare function (the key is the function and :func:`prepare_key`); the last
     ``PREPARED_RUNS`` distinct inputs are kept, so that memory does not grow over many runs.
+    ``key``: :func:`prepare_key` of ``given`` when the caller has it (a run's client makes it once,
+    so that a task does not hash its inputs, up to a GB of integrals, every segment).
     Thread-safe: a second thread asking for the same inputs waits for the first one's values.
     An error is raised to every caller and nothing is kept.
     """
     if op.prepare is None:
         return {}
-    key = (op.prepare, prepare_key(kind, op, given))
+    key = (op.prepare, key or prepare_key(kind, op, given))
     with _prepared_lock:
         entry = _prepared.get(key)
         if entry is None:

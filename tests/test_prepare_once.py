@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import eqflow as eq
+import eqflow.runner  # noqa: F401  (imported before a test patches system.prepare_key, which it binds)
 from eqflow import registry, system
 
 from toy import SYSTEM as RELAX
@@ -46,16 +47,34 @@ def test_prepare_runs_once_per_distinct_inputs_over_segments_and_chunks(counted,
         hist = _run(tmp_path, "a.zarr", 0.5)
     # x_n = (1 - rate)^n x_0 towards the target 0: the prepared step size reached every chunk and segment
     np.testing.assert_array_equal(hist.x.values[-1], np.full((4, 3), 0.5 ** 8))
-    # 4 segments x 2 chunks used to call it 9 times; now: once for the whole ensemble (the client's check
-    # and init), once for the chunks (their inputs are equal: 2 members each, the same rate)
-    assert sorted(counted) == [(2,), (4,)]
+    # 4 segments x 2 chunks used to call it 9 times; now once: the client works chunk by chunk as the
+    # tasks do, and both chunks' inputs are equal (2 members each, the same rate)
+    assert counted == [(2,)]
     with dask.config.set(scheduler="threads"):
         _run(tmp_path, "same.zarr", 0.5)
-    assert len(counted) == 2  # the same inputs in the same process: nothing prepared again
+    assert len(counted) == 1  # the same inputs in the same process: nothing prepared again
     with dask.config.set(scheduler="threads"):
         other = _run(tmp_path, "b.zarr", 0.25)
-    assert sorted(counted[2:]) == [(2,), (4,)]  # different inputs are prepared again
+    assert counted[1:] == [(2,)]  # different inputs are prepared again
     np.testing.assert_array_equal(other.x.values[-1], np.full((4, 3), 0.75 ** 8))
+
+
+def test_chunks_with_different_inputs_prepare_once_each(counted, tmp_path):
+    ds = RELAX.create(rate=[0.5, 0.25, 0.125], members=2, sites=3)
+    hist = eq.run(ds, "relax", steps=6, segment=2, chunks={"member": 2, "rate": 1}, store=tmp_path / "sweep.zarr",
+                  record={"x": 1}, progress=False)
+    assert len(counted) == 3  # one per distinct chunk (one rate each), over 3 segments
+    for rate in (0.5, 0.25, 0.125):
+        np.testing.assert_allclose(hist.x.sel(rate=rate).values[-1], (1 - rate) ** 6, rtol=1e-15)
+
+
+def test_tasks_take_the_clients_key_and_hash_nothing(counted, tmp_path, monkeypatch):
+    hashed = []
+    original = system.prepare_key
+    monkeypatch.setattr(system, "prepare_key", lambda *a, **k: hashed.append(1) or original(*a, **k))
+    _run(tmp_path, "keyed.zarr", 0.5)
+    assert hashed == []  # the client made each chunk's key once; 4 segments x 2 tasks reused it
+    assert len(counted) == 1
 
 
 def test_one_chunk_prepares_once(counted, tmp_path):
