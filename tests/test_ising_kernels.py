@@ -182,6 +182,43 @@ def test_the_parallel_loops_equal_the_reference(op, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("op", LOCAL)
+@pytest.mark.parametrize("size,members,field,parallel_sites", [
+    (4, 32, 0.0, 2**40), ((2, 6), 24, 0.0, 1), ((8, 4), 100, [0.4, -0.2, 0.0], 1), (16, 30, 0.3, 2**40),
+])
+def test_many_small_cells_take_the_cell_major_loop(op, size, members, field, parallel_sites, monkeypatch, tmp_path):
+    """Ensembles of small lattices (at least CELL_MAJOR_CELLS cells of at most CELL_MAJOR_SITES sites)
+    run the cell-major loop (cells innermost), on one thread and in parallel over blocks of cells
+    (8 x 4 sites: blocks of 512 cells, so 900 cells make two, the second partial), with the
+    reference's history bit for bit."""
+    from eqflow.systems.ising import kernels
+
+    monkeypatch.setattr(kernels, "PARALLEL_SITES", parallel_sites)
+    ran = []
+    for name in ("cell_major_sweep", "cell_major_sweep_serial", "checkerboard_sweep", "checkerboard_sweep_serial"):
+        real = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, real=real, name=name: ran.append(name) or real(*a))
+    ds = eq.create("ising", size=size, temperature=[1.5, 2.269, 3.5], members=members, field=field, seed=members)
+    assert ds.spin.size // ds.spin.values.shape[-1] // ds.spin.values.shape[-2] >= kernels.CELL_MAJOR_CELLS
+    assert_same_history(_run(ds, op, tmp_path / "ref.zarr", kernel="reference", steps=6),
+                        _run(ds, op, tmp_path / "numba.zarr", kernel="numba", steps=6, segment=4))
+    parallel = parallel_sites == 1 and kernels.numba.get_num_threads() > 1
+    assert set(ran) == {"cell_major_sweep" if parallel else "cell_major_sweep_serial"}, set(ran)
+
+
+def test_a_few_small_cells_keep_the_row_loop(monkeypatch, tmp_path):
+    """Fewer cells than CELL_MAJOR_CELLS: the full-row loop (too few lanes for the cell-major one)."""
+    from eqflow.systems.ising import kernels
+
+    ran = []
+    real = kernels.checkerboard_sweep_serial
+    monkeypatch.setattr(kernels, "checkerboard_sweep_serial", lambda *a: ran.append(1) or real(*a))
+    ds = eq.create("ising", size=8, temperature=[2.0, 3.0], members=3, seed=4)
+    assert_same_history(_run(ds, "metropolis", tmp_path / "ref.zarr", kernel="reference", steps=4),
+                        _run(ds, "metropolis", tmp_path / "numba.zarr", kernel="numba", steps=4))
+    assert len(ran) == 4
+
+
+@pytest.mark.parametrize("op", LOCAL)
 @pytest.mark.parametrize("parallel_sites", [1, 2**40])
 def test_runs_of_rows_that_split_philox_blocks(op, parallel_sites, monkeypatch, tmp_path):
     """A lattice larger than one task's run of rows (kernels.SITES_PER_TASK), whose runs end inside a

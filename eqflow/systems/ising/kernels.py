@@ -306,6 +306,117 @@ def split_sweep_serial(spin, keys, table, heat_bath, slot, step_lo, step_hi):
             _split_rows_task(spin, keys, table, heat_bath, slot, step_lo, step_hi, words, even, odd, task, phase)
 
 
+# --------------------------------------------------------------------------------------------
+# Many small cells: the cell-major layout. A task takes a block of cells and lays their spins out
+# (L_y, L_x, block) in a buffer of its own, so that the innermost loop runs over cells: one
+# contiguous loop per site, which LLVM vectorises however small the lattice (the full-row loop
+# above runs rows of L_x sites: 8 on an 8^2 lattice, too short to vectorise, and computes both
+# colours). Its words and thresholds are laid out the same way, in buffers that stay in cache.
+# Each site's word and update are those of the loops above, so the history is the same bit for
+# bit (RESULTS.md has the speed-ups).
+# --------------------------------------------------------------------------------------------
+
+CELL_MAJOR_SITES = 256  # cells of at most this many sites (16^2) take the cell-major layout ...
+CELL_MAJOR_CELLS = 64  # ... when a call has at least this many cells
+CELL_MAJOR_WORDS = 16384  # words of one block's draw buffer (64 KiB): blocks of 16384 / sites cells
+
+
+@njit(inline="always", cache=True)
+def _cell_major_threshold(table, k, n, c):
+    """``table[k, c]`` for k < n (table (n, cells)), as a chain of selects (a gather does not vectorise)."""
+    value = table[0, c]
+    for j in range(1, n):
+        value = table[j, c] if k == j else value
+    return value
+
+
+@njit(inline="always", cache=True)
+def _cell_major_pass(spin, words, table, heat_bath, colour, cells):
+    """The sites of one colour of a block; spin (L_y, L_x, block) int8, table (10 or 5, block)."""
+    ny, nx = spin.shape[0], spin.shape[1]
+    for y in range(ny):
+        ya, yb = (y - 1 if y > 0 else ny - 1), (y + 1 if y < ny - 1 else 0)
+        for x in range((y + colour) & 1, nx, 2):
+            xl, xr = (x - 1 if x > 0 else nx - 1), (x + 1 if x < nx - 1 else 0)
+            me, up, down, left, right = spin[y, x], spin[ya, x], spin[yb, x], spin[y, xl], spin[y, xr]
+            w = words[y * nx + x]
+            if heat_bath:  # s = +1 when w < t[(n + 4) / 2], else -1
+                for c in range(cells):
+                    n = np.int32(up[c]) + np.int32(down[c]) + np.int32(left[c]) + np.int32(right[c])
+                    raise_ = np.int32(np.int64(w[c]) < _cell_major_threshold(table, (n + 4) >> 1, 5, c))
+                    me[c] = 2 * raise_ - 1
+            else:  # flipped when w < t[5 (s > 0) + (n + 4) / 2]
+                for c in range(cells):
+                    s = np.int32(me[c])
+                    n = np.int32(up[c]) + np.int32(down[c]) + np.int32(left[c]) + np.int32(right[c])
+                    k = 5 * ((s + 1) >> 1) + ((n + 4) >> 1)
+                    flip = np.int32(np.int64(w[c]) < _cell_major_threshold(table, k, 10, c))
+                    me[c] = s - 2 * s * flip
+
+
+@njit(inline="always", cache=True)
+def _cell_major_block(spin, keys, table, heat_bath, slot, step_lo, step_hi, c0, c1, local, words, thresholds):
+    """A whole sweep of cells [c0, c1) of ``spin`` (cells, L_y, L_x) through the block's buffers."""
+    ny, nx = spin.shape[1], spin.shape[2]
+    cells = c1 - c0
+    for c in range(cells):
+        for y in range(ny):
+            for x in range(nx):
+                local[y, x, c] = spin[c0 + c, y, x]
+        for j in range(table.shape[1]):
+            thresholds[j, c] = table[c0 + c, j]
+    for i in range(words.shape[0] >> 2):
+        r0, r1, r2, r3 = words[4 * i], words[4 * i + 1], words[4 * i + 2], words[4 * i + 3]
+        block = np.uint64(i)
+        for c in range(cells):
+            w0, w1, w2, w3 = philox(block, slot, step_lo, step_hi, np.uint64(keys[0, c0 + c]),
+                                    np.uint64(keys[1, c0 + c]))
+            r0[c] = w0
+            r1[c] = w1
+            r2[c] = w2
+            r3[c] = w3
+    _cell_major_pass(local, words, thresholds, heat_bath, 0, cells)
+    _cell_major_pass(local, words, thresholds, heat_bath, 1, cells)
+    for c in range(cells):
+        for y in range(ny):
+            for x in range(nx):
+                spin[c0 + c, y, x] = local[y, x, c]
+
+
+@njit(inline="always", cache=True)
+def _cell_major_buffers(spin, table, block):
+    ny, nx = spin.shape[1], spin.shape[2]
+    return (np.empty((ny, nx, block), np.int8), np.empty((((ny * nx + 3) >> 2) * 4, block), np.uint32),
+            np.empty((table.shape[1], block), np.int64))
+
+
+@njit(inline="always", cache=True)
+def _cell_major_block_size(spin):
+    return max(16, CELL_MAJOR_WORDS // (spin.shape[1] * spin.shape[2]))
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def cell_major_sweep(spin, keys, table, heat_bath, slot, step_lo, step_hi):
+    """One checkerboard sweep of ``spin`` (cells, L_y, L_x) int8, in place, in parallel over blocks of
+    cells (independent: one fork-join per sweep); arguments as :func:`checkerboard_sweep`."""
+    cells, block = spin.shape[0], _cell_major_block_size(spin)
+    for task in prange(-(-cells // block)):
+        local, words, thresholds = _cell_major_buffers(spin, table, block)
+        c0 = task * block
+        _cell_major_block(spin, keys, table, heat_bath, slot, step_lo, step_hi, c0, min(c0 + block, cells),
+                          local, words, thresholds)
+
+
+@njit(cache=True, nogil=True)
+def cell_major_sweep_serial(spin, keys, table, heat_bath, slot, step_lo, step_hi):
+    """:func:`cell_major_sweep` on one thread (the blocks in order, one set of buffers)."""
+    cells, block = spin.shape[0], _cell_major_block_size(spin)
+    local, words, thresholds = _cell_major_buffers(spin, table, block)
+    for c0 in range(0, cells, block):
+        _cell_major_block(spin, keys, table, heat_bath, slot, step_lo, step_hi, c0, min(c0 + block, cells),
+                          local, words, thresholds)
+
+
 @njit(inline="always", cache=True)
 def _wolff_cell(spin, keys, threshold, sign, slots, step_lo, step_hi, flipped, c):
     """One Wolff cluster in cell c (slots: the row, column and bonds draws), grown from the seed
@@ -478,26 +589,33 @@ def _cells(spin, keys, step):
 
 
 def _sweep(work):
-    """The checkerboard loop for these cells: the split layout for cells larger than one task with
-    even L_x, else the full-row loop; in parallel when the call has the work for it."""
-    split = work.shape[2] % 2 == 0 and work.shape[1] * work.shape[2] > SITES_PER_TASK
+    """The checkerboard loop for these cells: the cell-major layout for many small cells, the split
+    layout for cells larger than one task with even L_x, else the full-row loop; in parallel when
+    the call has the work for it."""
+    sites = work.shape[1] * work.shape[2]
+    if sites <= CELL_MAJOR_SITES and work.shape[0] >= CELL_MAJOR_CELLS:
+        return cell_major_sweep if _parallel(work) else cell_major_sweep_serial
+    split = work.shape[2] % 2 == 0 and sites > SITES_PER_TASK
     if _parallel(work):
         return split_sweep if split else checkerboard_sweep
     return split_sweep_serial if split else checkerboard_sweep_serial
 
 
+def _local_update(spin, keys, slots, step, table, heat_bath: bool) -> dict:
+    """One checkerboard sweep (Metropolis or heat bath) with the loop that suits these cells."""
+    work, k, lo, hi = _cells(spin, keys, step)
+    _sweep(work)(work, k, table.reshape(work.shape[0], -1), heat_bath, np.uint64(slots["words"]), lo, hi)
+    return {"spin": work.reshape(spin.shape)}
+
+
 def metropolis(*, spin, keys, slots, step, acceptance):
     """:func:`eqflow.systems.ising.operators.metropolis`, compiled."""
-    work, k, lo, hi = _cells(spin, keys, step)
-    _sweep(work)(work, k, acceptance.reshape(work.shape[0], 10), False, np.uint64(slots["words"]), lo, hi)
-    return {"spin": work.reshape(spin.shape)}
+    return _local_update(spin, keys, slots, step, acceptance, False)
 
 
 def heat_bath(*, spin, keys, slots, step, probability_up):
     """:func:`eqflow.systems.ising.operators.heat_bath`, compiled."""
-    work, k, lo, hi = _cells(spin, keys, step)
-    _sweep(work)(work, k, probability_up.reshape(work.shape[0], 5), True, np.uint64(slots["words"]), lo, hi)
-    return {"spin": work.reshape(spin.shape)}
+    return _local_update(spin, keys, slots, step, probability_up, True)
 
 
 def _cluster(kernels, names, spin, keys, slots, step, bond_threshold, bond_sign):
