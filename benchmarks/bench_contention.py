@@ -12,7 +12,8 @@ once), each round timing every case ``--repeats`` times:
 
 a. one 1024^2 lattice, Metropolis at T = 2.5, through eq.run (in-memory store; final spins and
    the energy every 10 sweeps recorded);
-b. the many-small-cells ensemble: 8x8 lattices, 1,000 members x 10 temperatures (1.5-3.3);
+b. the many-small-cells ensemble: 8x8 lattices, 1,000 members x 10 temperatures (1.5-3.3), 200
+   sweeps (the bare loop 20);
 c. case b through dask's threaded scheduler with two threads (two member chunks, one task each);
 bare: the vectorised NumPy checkerboard loop of ``bench_ising.py`` (``bare_sweeps``, one thread)
    on the lattices of a and b.
@@ -25,7 +26,8 @@ omp-spin   : GOMP_SPINCOUNT=300000, numba's OpenMP layer with libgomp's own defa
 omp-passive: OMP_WAIT_POLICY=PASSIVE, NUMBA_THREADING_LAYER=omp;
 workqueue  : NUMBA_THREADING_LAYER=workqueue (numba's own pool: condition variables);
 tbb        : NUMBA_THREADING_LAYER=tbb (skipped where TBB is not installed);
-one        : NUMBA_NUM_THREADS=1 (eqflow's own single-thread rate: the floor to stay above).
+one        : NUMBA_NUM_THREADS=1 (eqflow's own single-thread rate: the floor to stay above);
+row-loop   : default, but small cells on the full-row loop (what ran before the cell-major loop).
 All but default and one also set NUMBA_NUM_THREADS to every CPU (the user's count, taken as it
 is: the layer and wait policy alone, without eqflow's cap at the free cores).
 Rates are spin flips per ns (attempted; one sweep = one attempt per site); the table gives the
@@ -53,11 +55,13 @@ CONFIGS = {  # NUMBA_NUM_THREADS = every CPU in the others: the layer and wait p
     "workqueue": {"NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": CPUS},
     "tbb": {"NUMBA_THREADING_LAYER": "tbb", "NUMBA_NUM_THREADS": CPUS},
     "one": {"NUMBA_NUM_THREADS": "1"},
+    "row-loop": {"BENCH_ROW_LOOP": "1"},  # default, with many small cells on the full-row loop (before the cell-major one)
 }
 CLEARED = ("NUMBA_THREADING_LAYER", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
            "OMP_NUM_THREADS")
-CASES = {"a": (1024, 1, 1, 30, 3), "b": (8, 1000, 10, 20, 2), "c": (8, 1000, 10, 20, 2)}  # L, members, temps,
-# eq.run sweeps, bare sweeps
+CASES = {"a": (1024, 1, 1, 30, 3), "b": (8, 1000, 10, 200, 20), "c": (8, 1000, 10, 200, 20)}  # L, members, temps,
+# eq.run sweeps, bare sweeps (b and c: the 200 sweeps of the many-small-cells case; until 2026-12-07 20,
+# so that eq.run's fixed cost per call, ~0.2-0.35 s, was most of what b measured)
 BURN = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
 
 
@@ -70,6 +74,10 @@ def child(repeats: int, bare: bool) -> None:
 
     import eqflow as eq
 
+    if os.environ.get("BENCH_ROW_LOOP"):
+        from eqflow.systems.ising import kernels
+
+        kernels.CELL_MAJOR_CELLS = 2**62
     cases = {}
     for case, (size, members, temps, steps, bare_steps) in CASES.items():
         temperature = 2.5 if temps == 1 else np.linspace(1.5, 3.3, temps).tolist()

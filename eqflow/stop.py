@@ -162,6 +162,16 @@ class Equilibrated(Rule):
     passes, so a member stops at the same check as with the exhaustive test alone or later, never
     earlier (on the Ising examples measured: at the same check). Past the run's 64th check the
     test runs on a geometric grid of checks (:func:`scheduled`), which bounds its total work.
+
+    overlap=False (the default): the run waits for each check, and a member stops at the check
+    that finds it equilibrated. overlap=True: the check of the records up to step s runs on the
+    client while the workers compute the next ``check_every`` steps, and what it decides applies
+    at the next check, s + ``check_every``: the members it stops run (and are recorded) one check
+    longer, and their ``stopped_at`` is that next check (their ``equilibrated_at`` is unchanged);
+    a check at the run's last step decides there. It pays where the client has cores the workers
+    do not use (a dask.distributed cluster); on one busy machine the check competes with the run
+    for the same cores (RESULTS.md: the same wall time on 2 cores). Either way a resumed run
+    stops where an uninterrupted one does.
     """
 
     var: str
@@ -170,6 +180,7 @@ class Equilibrated(Rule):
     check_every: int = 200
     min_steps: int = 100
     per: str = "point"
+    overlap: bool = False
     name = "equilibrated"
     outcome = "equilibrated"
     where = "client"
@@ -182,19 +193,76 @@ class Equilibrated(Rule):
 
 
 class _EquilibratedReporter:
-    """Evaluates an :class:`Equilibrated` rule every ``check_every`` steps through its :class:`Monitor`."""
+    """Evaluates an :class:`Equilibrated` rule every ``check_every`` steps through its :class:`Monitor`;
+    with ``overlap``, on a thread while the next segment runs (see :class:`Equilibrated`)."""
 
     def __init__(self, rule: Equilibrated, monitor):
         self.rule, self.monitor = rule, monitor
         self.reads = (rule.var,)
+        self.plan, self.store = None, None
+        self.pending = None  # (future -> the outcomes as the check left them, the outcomes it started from)
+        self.pool = None
+
+    def begin(self, run) -> None:
+        self.plan, self.store = run.plan, run.store
+        every, position = self.rule.check_every, run.position
+        last_check = position - position % every
+        if self.rule.overlap and run.plan.first < last_check and position < run.plan.last:
+            # resumed after a check whose decision was still pending: the uninterrupted run
+            # started that check with the outcomes as they were then (members stopped since by
+            # a task rule were running), and applies it at the next check
+            found = {k: np.array(v) for k, v in run.store.outcomes().items()}
+            found["stop_reason"][found["stopped_at"] > last_check] = RUNNING
+            self._start(found, last_check)
 
     def next_report(self, step: int) -> int:
         every = self.rule.check_every
-        return step + every - step % every
+        following = step + every - step % every
+        if self.pending is not None and self.plan is not None:  # a pending decision lands by the last step
+            following = min(following, self.plan.last)
+        return following
 
     def report(self, segment) -> None:
-        steps, values = self.monitor.records(segment.run.store, self.rule.var, segment.run.plan, segment.end)
-        self.monitor.evaluate(segment.outcomes, values, steps, segment.end)
+        self._apply(segment)
+        at_check = segment.end % self.rule.check_every == 0
+        if not at_check or not segment.running().any():
+            return
+        if not self.rule.overlap or segment.end >= segment.run.plan.last:  # nothing follows: decide now
+            steps, values = self.monitor.records(segment.run.store, self.rule.var, segment.run.plan, segment.end)
+            self.monitor.evaluate(segment.outcomes, values, steps, segment.end)
+            return
+        self._start({k: np.array(v) for k, v in segment.outcomes.items()}, segment.end)
+
+    def end(self, run) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool, self.pending = None, None
+
+    def _start(self, found: dict, now: int) -> None:
+        """Check the records up to ``now`` on a thread, from the outcomes ``found`` (a copy)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        steps, values = self.monitor.records(self.store, self.rule.var, self.plan, now)
+        before = found["stop_reason"].copy()
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="eqflow-equilibrated")
+
+        def check():
+            self.monitor.evaluate(found, values, steps, now)
+            return found
+
+        self.pending = (self.pool.submit(check), before)
+
+    def _apply(self, segment) -> None:
+        """Stop, at this segment's end, the members the pending check found equilibrated."""
+        if self.pending is None:
+            return
+        future, before = self.pending
+        self.pending = None
+        decided = future.result()
+        hit = (decided["stop_reason"] == EQUILIBRATED) & (before == RUNNING)
+        if hit.any():
+            mark(segment.outcomes, hit, EQUILIBRATED, segment.end, decided["equilibrated_at"])
 
 
 @dataclass(frozen=True)
@@ -290,7 +358,7 @@ def converged(var: str, tol: float) -> Converged:
 
 
 def equilibrated(var: str, *, rhat: float = 1.01, min_ess: float = 400.0, check_every: int = 200,
-                 min_steps: int = 100, per: str = "point") -> Equilibrated:
+                 min_steps: int = 100, per: str = "point", overlap: bool = False) -> Equilibrated:
     """Rule for stochastic runs; see :class:`Equilibrated`."""
     problems = []
     _check_var(var, problems)
@@ -304,8 +372,10 @@ def equilibrated(var: str, *, rhat: float = 1.01, min_ess: float = 400.0, check_
         problems.append(f"rhat: expected a finite threshold > 1, got {rhat!r}")
     if not (_real(min_ess) and min_ess > 0):
         problems.append(f"min_ess: expected a finite effective sample size > 0, got {min_ess!r}")
+    if not isinstance(overlap, (bool, np.bool_)):
+        problems.append(f"overlap: expected True or False, got {type(overlap).__name__} {overlap!r}")
     _raise(problems)
-    return Equilibrated(var, float(rhat), float(min_ess), int(check_every), int(min_steps), per)
+    return Equilibrated(var, float(rhat), float(min_ess), int(check_every), int(min_steps), per, bool(overlap))
 
 
 _REGISTERED: dict = {"converged": converged, "equilibrated": equilibrated, "cycled": cycled}
