@@ -55,7 +55,7 @@ CONFIGS = {  # NUMBA_NUM_THREADS = every CPU in the others: the layer and wait p
     "workqueue": {"NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": CPUS},
     "tbb": {"NUMBA_THREADING_LAYER": "tbb", "NUMBA_NUM_THREADS": CPUS},
     "one": {"NUMBA_NUM_THREADS": "1"},
-    "row-loop": {"BENCH_ROW_LOOP": "1"},  # default, with many small cells on the full-row loop (before the cell-major one)
+    "row-loop": {"BENCH_ROW_LOOP": "1"},  # default, but small cells on the full-row loop (before the cell-major one)
 }
 CLEARED = ("NUMBA_THREADING_LAYER", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
            "OMP_NUM_THREADS")

@@ -18,7 +18,10 @@ stop steps of the exhaustive rule (t0 re-detected over the whole history at ever
 printed beside the rule's (both wait for each check, ``overlap=False``, the default; the rule's
 stops match within one check, where its screen passes late); ``--overlap`` also times the rule
 with ``overlap=True`` (checks while the next segment runs, stops one check later);
-``--one-thread 20000`` also times the rule with its t0 detection on one thread.
+``--one-thread 20000`` also times the rule with its t0 detection on one thread; ``--cluster`` runs
+everything on a dask.distributed LocalCluster of one single-threaded worker (directory stores), so
+that the client, which checks the rule, has a core the worker does not use (CPU figures are then
+the client's alone).
 """
 
 import argparse
@@ -78,6 +81,7 @@ def _examples():
 
 
 RULE_SECONDS = [0.0]  # wall time spent inside the rule's evaluation, summed over checks
+CLUSTER = {}  # with --cluster: {"client": a dask.distributed Client, "folder": a temporary folder for the stores}
 
 
 def _timed_run(system, operator, steps, record, chunks, stop, **options):
@@ -86,9 +90,13 @@ def _timed_run(system, operator, steps, record, chunks, stop, **options):
 
     RULE_SECONDS[0] = 0.0
     load = os.getloadavg()[0]
+    store, client = None, CLUSTER.get("client")
+    if client is not None:  # a directory store the workers write; the client (this process) checks the rule
+        CLUSTER["runs"] = CLUSTER.get("runs", 0) + 1
+        store = os.path.join(CLUSTER["folder"], f"run-{CLUSTER['runs']}.zarr")
     wall, cpu = time.perf_counter(), time.process_time()
-    hist = eq.run(system, operator, steps=steps, store=None, record=record, chunks=chunks, stop=stop, progress=False,
-                  **options)
+    hist = eq.run(system, operator, steps=steps, store=store, record=record, chunks=chunks, stop=stop, progress=False,
+                  client=client, **options)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return wall, cpu, RULE_SECONDS[0], hist.stopped_at.max("member").values.ravel().tolist(), load
 
@@ -180,6 +188,9 @@ def main():
     parser.add_argument("--one-thread", type=int, nargs="*", default=[],
                         help="lengths also timed with the t0 detection on one thread")
     parser.add_argument("--overlap", action="store_true", help="also time the rule with overlap=True")
+    parser.add_argument("--cluster", action="store_true",
+                        help="run on a dask.distributed LocalCluster of 1 worker process with 1 thread, writing "
+                             "directory stores: the client's other core is free for the rule's checks")
     parser.add_argument("--members", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--phi", type=float, default=0.95)
@@ -189,6 +200,14 @@ def main():
     if args.rule:
         print(f"machine : {platform.platform()}, usable cpus {len(os.sched_getaffinity(0))}")
         print(f"load average before: {os.getloadavg()}")
+        if args.cluster:
+            import tempfile
+
+            from dask.distributed import Client, LocalCluster
+
+            cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+            CLUSTER.update(client=Client(cluster), folder=tempfile.mkdtemp(prefix="bench-rule-"))
+            print("on a LocalCluster: 1 worker process, 1 thread; directory stores; CPU is the client's only")
         rule_costs(args.rule, args.exhaustive, args.repeats, args.systems, set(args.one_thread), args.overlap)
         return 0
     logging.getLogger("pymbar").setLevel(logging.ERROR)

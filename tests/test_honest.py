@@ -267,4 +267,5 @@ def test_rule_stops_within_one_check_of_the_exhaustive_rule_on_scf(monkeypatch):
             full = eq.run(system, "damping", **kwargs, stop=eq.stop.equilibrated(
                 "energy", check_every=50, min_ess=100, per=per, overlap=False))
         assert (full.stop_reason.values == "equilibrated").sum() >= 8, full.stop_reason.values
-        assert _within_one_check(linear, full, 50, 600), (per, linear.stopped_at.values, full.stopped_at.values)
+        assert _within_one_check(linear, full, 50, 600), (per, linear.stopped_at.values,
+                                                          full.stopped_at.values)
