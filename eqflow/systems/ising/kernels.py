@@ -343,8 +343,8 @@ def _cell_major_pass(spin, words, table, heat_bath, colour, cells):
             if heat_bath:  # s = +1 when w < t[(n + 4) / 2], else -1
                 for c in range(cells):
                     n = np.int32(up[c]) + np.int32(down[c]) + np.int32(left[c]) + np.int32(right[c])
-                    raise_ = np.int32(np.int64(w[c]) < _cell_major_threshold(table, (n + 4) >> 1, 5, c))
-                    me[c] = 2 * raise_ - 1
+                    aligned = np.int32(np.int64(w[c]) < _cell_major_threshold(table, (n + 4) >> 1, 5, c))
+                    me[c] = 2 * aligned - 1
             else:  # flipped when w < t[5 (s > 0) + (n + 4) / 2]
                 for c in range(cells):
                     s = np.int32(me[c])
