@@ -19,7 +19,7 @@ from .errors import SchemaError, StoreError
 from .inputs import RunInputs, check_run_inputs, record_specs
 from .location import Location
 from .provenance import KERNEL_ATTR, digest_mismatch, log, now, provenance, run_identity
-from .segment import ChunkTask, advance_chunk
+from .segment import ChunkTask, advance_chunk, task_inputs
 from .store import HistoryStore, RecordPlan, VariableSpec, plan_arrays
 from .store.chunks import merge
 from .system import accepted_names, call_with, prepare_key, prepared, token_of
@@ -184,8 +184,8 @@ class _Job:
         return list(itertools.product(*(_blocks(self.system.sizes[d], self.chunks[d]) for d in self.dims)))
 
     def task_inputs(self, given: dict) -> dict:
-        """A chunk's inputs as its task receives them: with ``sizes`` and ``backend``."""
-        return {**given, "sizes": _site_sizes(self), "backend": self.engine.name}
+        """A chunk's inputs as its task receives them (:func:`eqflow.segment.task_inputs`)."""
+        return task_inputs(given, _site_sizes(self), self.engine.name)
 
     @cached_property
     def shared_tokens(self) -> dict:
@@ -422,9 +422,7 @@ def _blocks(size: int, block: int) -> list[slice]:
 def _run_segment(job: _Job, state, found, start, stop, record_start, slot):
     """One segment: one task per ensemble chunk, computed with dask; returns the full new state and outcomes."""
     system, dims, inputs = job.system, job.dims, job.inputs
-    labels = system[dims[0]].values
-    sizes = {d: system.sizes[d] for d in system.dims if d not in dims}
-    regions = job.regions
+    labels, sizes, regions = system[dims[0]].values, _site_sizes(job), job.regions
     in_task = stop_rules.in_task(job.rules)
     tasks = []
     for index, region in enumerate(regions):

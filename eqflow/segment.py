@@ -50,6 +50,12 @@ class ChunkTask:
     prepare_key: str | None = None  # the client's eqflow.system.prepare_key of these inputs (None: hash them here)
 
 
+def task_inputs(inputs: dict, sizes: dict, backend_name: str) -> dict:
+    """A chunk task's inputs as ``prepare``, ``init`` and the operator receive them (the run's client
+    builds the same, for its chunk-by-chunk work and each task's prepare key)."""
+    return {**inputs, "sizes": sizes, "backend": backend_name}
+
+
 def advance_chunk(task: ChunkTask) -> dict:
     """Run steps ``start -> stop`` on one chunk, write its records and checkpoint.
 
@@ -62,7 +68,7 @@ def advance_chunk(task: ChunkTask) -> dict:
     backend = task.backend
     set_torch_threads(backend, task.torch_threads)
     working = working_dtype({k: task.state[k] for k in system.schema.variables})
-    given = {**task.inputs, "sizes": task.sizes, "backend": backend.name}
+    given = task_inputs(task.inputs, task.sizes, backend.name)
     given.update(prepared(task.kind, op, given, key=task.prepare_key))  # once per distinct inputs in this process
     inputs = {k: _to_backend(v, backend, working) for k, v in given.items()}
     inputs["step"] = task.start

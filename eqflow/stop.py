@@ -228,8 +228,7 @@ class _EquilibratedReporter:
         if not at_check or not segment.running().any():
             return
         if not self.rule.overlap or segment.end >= segment.run.plan.last:  # nothing follows: decide now
-            steps, values = self.monitor.records(segment.run.store, self.rule.var, segment.run.plan, segment.end)
-            self.monitor.evaluate(segment.outcomes, values, steps, segment.end)
+            self._check(segment.outcomes, segment.end)()
             return
         self._start({k: np.array(v) for k, v in segment.outcomes.items()}, segment.end)
 
@@ -238,20 +237,26 @@ class _EquilibratedReporter:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool, self.pending = None, None
 
-    def _start(self, found: dict, now: int) -> None:
-        """Check the records up to ``now`` on a thread, from the outcomes ``found`` (a copy)."""
-        from concurrent.futures import ThreadPoolExecutor
-
+    def _check(self, found: dict, now: int):
+        """The check of the records up to ``now`` as a call that applies it to the outcomes ``found``
+        (in place) and returns them: run at once, or on the pool while the next segment runs."""
         steps, values = self.monitor.records(self.store, self.rule.var, self.plan, now)
-        before = found["stop_reason"].copy()
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(1, thread_name_prefix="eqflow-equilibrated")
 
         def check():
             self.monitor.evaluate(found, values, steps, now)
             return found
 
-        self.pending = (self.pool.submit(check), before)
+        return check
+
+    def _start(self, found: dict, now: int) -> None:
+        """The check up to ``now`` on a thread, from the outcomes ``found`` (a copy), pending until
+        the next report applies it."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        before = found["stop_reason"].copy()  # before the check can change it
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="eqflow-equilibrated")
+        self.pending = (self.pool.submit(self._check(found, now)), before)
 
     def _apply(self, segment) -> None:
         """Stop, at this segment's end, the members the pending check found equilibrated."""
