@@ -268,9 +268,10 @@ def test_layout_made_in_memory_equals_zarrs_own(tmp_path):
 
 
 def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
-    """Regions of whole chunks are encoded by eqflow (bytes, zstd, crc32c) and written file by
-    file: the same files as zarr's own region writes, byte for byte; other regions go to zarr.
-    Every write reports each chunk's stored checksum (what the commit manifest records)."""
+    """Regions of numeric arrays are encoded by eqflow (bytes, zstd, crc32c) and written file by
+    file, a chunk covered in part read and updated first: the same files as zarr's own region
+    writes, byte for byte; strings go to zarr. Every write reports each chunk's stored checksum
+    (what the commit manifest records)."""
     import os
     import types
 
@@ -296,16 +297,16 @@ def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
         ("done", (Ellipsis,), np.array([True, False, True])),
         ("psi", (1,), rng.normal(size=(3, 5)) + 1j * rng.normal(size=(3, 5))),  # an integer index drops its dim
         ("_checkpoint/stopped_at", (0,), np.array([3, -1, 7])),
-        ("energy", (slice(2, 4),), rng.normal(size=(2, 3))),  # part of a chunk: zarr
+        ("energy", (slice(2, 4),), rng.normal(size=(2, 3))),  # part of a chunk: read, updated, encoded again
         ("label", (Ellipsis,), np.array(["a", "bb", "ccc"])),  # a string: zarr
         ("spin", (0, slice(0, 2)), np.ones((2, 4, 6), np.int8)),  # one whole chunk, a dim dropped
     ]
     root = {"eqflow_status": "starting"}
     for name in ("ours", "zarrs"):
         layout.write_folder(layout.in_memory(root, arrays), tmp_path / name)
-    written = {"chunks": {}}
-    left = chunks._write_whole_chunks(as_location(tmp_path / "ours"), regions, written["chunks"], set())
-    assert [r[0] for r in left] == ["energy", "label"]  # the partial chunk and the strings
+    written = {"chunks": {}, "pieces": {}}
+    left = chunks._write_direct(as_location(tmp_path / "ours"), regions, written, set())
+    assert [r[0] for r in left] == ["label"]  # the strings: zarr
     chunks.merge(written, store.write(tmp_path / "ours", left))
     target = zarr.storage.LocalStore(str(tmp_path / "zarrs"))
     for name, index, values in regions:
@@ -335,6 +336,72 @@ def test_direct_chunk_writes_equal_zarrs_own(tmp_path, monkeypatch):
         store.write(tmp_path / "ours", regions[:1])
     monkeypatch.undo()
     assert files(tmp_path / "ours") == ours
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_region_writes_equal_zarrs_read_modify_write(tmp_path_factory, data):
+    """Any sequence of region writes (parts of chunks, edge chunks, whole chunks, integer indices)
+    leaves a local store, and an in-memory one, holding the very bytes that zarr's own writes
+    leave, and reports each partial chunk's piece; a chunk damaged on disk is named by a
+    StoreError before anything is written over it."""
+    import math
+
+    import zarr
+
+    from eqflow import store
+    from eqflow.location import Location, as_location
+    from eqflow.store import chunks, layout
+
+    dtype = np.dtype(data.draw(st.sampled_from(["float64", "int8", "int64", "bool", "complex128"])))
+    shape = tuple(data.draw(st.lists(st.integers(1, 9), min_size=1, max_size=3)))
+    grid = tuple(data.draw(st.integers(1, n)) for n in shape)
+    fill = {"f": np.nan, "c": 0}.get(dtype.kind, 0)
+    arrays = _specs({"a": (tuple(f"d{i}" for i in range(len(shape))), shape, grid, dtype, fill, {}, None)})
+    folder = tmp_path_factory.mktemp("writes")
+    root = {"eqflow_status": "starting"}
+    for name in ("ours", "zarrs"):
+        layout.write_folder(layout.in_memory(root, arrays), folder / name)
+    memory = Location(None)
+    for key, value in layout.in_memory(root, arrays)[0].items():
+        memory.write_object(key, value)
+    target = zarr.open_array(str(folder / "zarrs" / "a"), mode="r+").with_config({"write_empty_chunks": True})
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        index = []
+        for n in shape:
+            if data.draw(st.booleans()) or n == 1:
+                start = data.draw(st.integers(0, n - 1))
+                index.append(slice(start, data.draw(st.integers(start + 1, n))))
+            else:
+                index.append(data.draw(st.integers(0, n - 1)))
+        index = tuple(index)
+        values = rng.normal(size=np.empty(shape)[index].shape) * 3
+        values = {"c": values + 1j * values, "b": values > 0}.get(dtype.kind, values).astype(dtype)
+        written = {"ours": store.write(folder / "ours", [("a", index, values)]),
+                   "memory": store.write(memory, [("a", index, values)])}
+        target[index] = values
+        box = chunks._box(index, shape)
+        for report in written.values():
+            for key, pieces in report["pieces"].get("a", {}).items():
+                assert all(all(lo >= b0 and hi <= b1 for (lo, hi), (b0, b1) in zip(piece[0], box)) for piece in pieces)
+
+    def files(base):
+        return {p.relative_to(base).as_posix(): p.read_bytes() for p in (base / "a").rglob("*") if p.is_file()}
+
+    ours, theirs = files(folder / "ours"), files(folder / "zarrs")
+    assert ours == theirs
+    assert {f"a/{k}": memory.read_object(f"a/{k}") for k in (f[2:] for f in ours)} == {f"a/{k[2:]}": v
+                                                                                       for k, v in ours.items()}
+    np.testing.assert_array_equal(zarr.open_array(memory.zarr(), path="a", mode="r")[...], target[...])
+    first = "a/c/" + "/".join("0" * len(shape))  # the chunk that holds element 0
+    if first in ours and math.prod(grid) > 1:  # writing element 0 alone updates it in part: it is read
+        damaged = bytearray(ours[first])
+        damaged[-1] ^= 1
+        (folder / "ours" / first).write_bytes(bytes(damaged))
+        with pytest.raises(eq.StoreError, match="array 'a': expected its chunks as written, got one whose checksum"):
+            store.write(as_location(folder / "ours"), [("a", (0,) * len(shape), np.zeros((), dtype))])
+        assert (folder / "ours" / first).read_bytes() == bytes(damaged)
 
 
 def test_opened_history_equals_plain_xarray(tmp_path):

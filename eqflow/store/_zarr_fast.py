@@ -5,8 +5,10 @@ which runs the store tests with the fast path on and off):
 
 - :func:`in_memory_layout`: a new store's every document made with zarr's own metadata classes
   and consolidated by hand (zarr reads back what it just wrote);
-- :func:`whole_chunks` / :func:`read_whole`: small regions of whole chunks encoded and decoded
-  here with the store's codecs (zstd level 0, crc32c), not through zarr's per-codec thread hops;
+- :func:`chunk_writes` / :func:`read_whole`: small regions encoded and decoded here with the
+  store's codecs (zstd level 0, crc32c), not through zarr's per-codec thread hops and event loop:
+  a chunk a region covers whole from its values, one it covers in part read, updated and encoded
+  again (zarr's own read-modify-write, done here: a segment's records straddle two record chunks);
 - :func:`gather`: many zarr coroutines run side by side in zarr's event loop.
 
 ``ENABLED`` is the switch (environment ``EQFLOW_ZARR_FAST=0`` turns it off): when off, or when
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import math
 import os
@@ -141,8 +144,15 @@ def eqflow_metadata(document):
             or document.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}} \
             or not isinstance(document.get("data_type"), str):
         return None
+    return _parsed(json.dumps(document, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(document: str):
+    """zarr's metadata of a document (as sorted JSON: parsing costs more than every other step of
+    a small write), or None."""
     try:
-        return ArrayV3Metadata.from_dict(dict(document))
+        return ArrayV3Metadata.from_dict(json.loads(document))
     except Exception:  # anything zarr would parse differently: zarr writes it
         return None
 
@@ -155,6 +165,21 @@ def whole_chunks(document, index, values) -> list | None:
 
 
 def _whole_chunks(meta, index, values) -> list | None:
+    found = _chunk_writes(meta, index, values, None)
+    return None if found is None else [(key, data) for _, key, data in found]
+
+
+def chunk_writes(document, index, values, read_chunk) -> list | None:
+    """[(chunk index, chunk key, encoded bytes)] of ``array[index] = values`` for an array with this
+    metadata document, for numeric values of its dtype (up to DIRECT_BYTES), else None (zarr writes
+    it). A chunk the region covers in part is ``read_chunk(key)`` (bytes, or None where there is none
+    yet: the fill value), its checksum checked (a ValueError naming the key if it does not match),
+    updated and encoded: the bytes zarr's read-modify-write stores (tested byte for byte)."""
+    return _chunk_writes(eqflow_metadata(document), index, values, read_chunk)
+
+
+def _chunk_writes(meta, index, values, read_chunk) -> list | None:
+    """As :func:`chunk_writes`; ``read_chunk`` None: None unless every chunk is covered whole."""
     if not direct(meta):
         return None
     values = np.asarray(values)
@@ -165,21 +190,31 @@ def _whole_chunks(meta, index, values) -> list | None:
         return None
     region, dropped = selected
     shape = tuple(r.stop - r.start for r in region)
-    if any(r.start % c or (r.stop % c and r.stop != n) or r.stop <= r.start
-           for r, c, n in zip(region, meta.chunks, meta.shape)) or values.size != math.prod(shape):
+    if any(r.stop <= r.start for r in region) or values.size != math.prod(shape):
         return None
     # an integer index drops its dim from the values; otherwise the shapes must agree
     if values.shape not in (shape, tuple(n for n, d in zip(shape, dropped) if not d)):
         return None
     values, out = values.reshape(shape), []
-    for chunk in np.ndindex(*(-(-n // c) for n, c in zip(shape, meta.chunks))):
-        block = values[tuple(slice(i * c, (i + 1) * c) for i, c in zip(chunk, meta.chunks))]
-        if block.shape != meta.chunks:  # an edge chunk: stored whole, padded with the fill value
-            whole = np.full(meta.chunks, meta.fill_value, dtype=block.dtype)
-            whole[tuple(slice(0, n) for n in block.shape)] = block
-            block = whole
-        where = (r.start // c + i for r, c, i in zip(region, meta.chunks, chunk))
-        out.append(("/".join(["c", *map(str, where)]), encode(block)))
+    span = [range(r.start // c, -(-r.stop // c)) for r, c in zip(region, meta.chunks)]
+    for chunk in itertools.product(*span):
+        cell = [(i * c, min((i + 1) * c, n)) for i, c, n in zip(chunk, meta.chunks, meta.shape)]
+        inside = [(max(r.start, a), min(r.stop, b)) for r, (a, b) in zip(region, cell)]
+        part = values[tuple(slice(a - r.start, b - r.start) for r, (a, b) in zip(region, inside))]
+        key = "/".join(["c", *map(str, chunk)])
+        if inside == cell:
+            block = part
+            if block.shape != meta.chunks:  # an edge chunk: stored whole, padded with the fill value
+                block = np.full(meta.chunks, meta.fill_value, dtype=part.dtype)
+                block[tuple(slice(0, n) for n in part.shape)] = part
+        elif read_chunk is None:
+            return None
+        else:
+            data = read_chunk(key)
+            block = np.full(meta.chunks, meta.fill_value, dtype=part.dtype) if data is None \
+                else decode(data, meta, key).copy()
+            block[tuple(slice(a - c, b - c) for (a, b), (c, _) in zip(inside, cell))] = part
+        out.append((chunk, key, encode(block)))
     return out
 
 
@@ -226,12 +261,16 @@ def read_whole(read_chunk, document) -> np.ndarray | None:
     out = np.empty(meta.shape, dtype)
     for chunk in np.ndindex(*(-(-n // c) for n, c in zip(meta.shape, meta.chunks))):
         data = read_chunk("/".join(["c", *map(str, chunk)]))
-        if data is None:
-            block = np.full(meta.chunks, meta.fill_value, dtype)
-        else:
-            if len(data) < 4 or google_crc32c.value(data[:-4]).to_bytes(4, "little") != data[-4:]:
-                raise ValueError(f"Stored and computed checksum do not match (chunk {chunk})")
-            block = np.frombuffer(_ZSTD.decode(data[:-4]), dtype=dtype.newbyteorder("<")).reshape(meta.chunks)
+        block = np.full(meta.chunks, meta.fill_value, dtype) if data is None else decode(data, meta, chunk)
         where = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(chunk, meta.chunks, meta.shape))
         out[where] = block[tuple(slice(0, w.stop - w.start) for w in where)]
     return out
+
+
+def decode(data: bytes, meta, chunk) -> np.ndarray:
+    """One stored chunk's values (read-only), its crc32c checked: a ValueError names ``chunk`` if
+    the bytes are not what was written."""
+    if len(data) < 4 or google_crc32c.value(data[:-4]).to_bytes(4, "little") != data[-4:]:
+        raise ValueError(f"Stored and computed checksum do not match (chunk {chunk})")
+    dtype = meta.dtype.to_native_dtype()
+    return np.frombuffer(_ZSTD.decode(data[:-4]), dtype=dtype.newbyteorder("<")).reshape(meta.chunks)

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import StoreError
 from . import _zarr_fast as fast
 from .atomic import atomic_write
 from .root import local_root
 
 
 def consolidated(loc) -> dict:
-    """{array or group path: metadata document} from a local root's consolidated metadata ({} if none)."""
+    """{array or group path: metadata document} from a local (or eqflow-made in-memory) root's
+    consolidated metadata ({} if none)."""
     return ((local_root(loc) or {}).get("consolidated_metadata") or {}).get("metadata") or {}
 
 
@@ -60,9 +62,10 @@ def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> dict:
     """Write each ``(array name, index, values)`` region; return what was written
     ({array: {chunk key: crc32c}}).
 
-    On a local store, a small region of whole chunks of an eqflow array is encoded here and each
-    chunk file written atomically (the quarantined fast path); every other region goes through
-    zarr's public API, and its chunks are then read back for their checksums (and fsynced)."""
+    On a local or an in-memory store, a small region of an eqflow array is encoded here (the
+    quarantined fast path): a chunk it covers whole from its values, one it covers in part read,
+    updated and encoded again, each chunk file written atomically; every other region goes
+    through zarr's public API, and its chunks are then read back for their checksums (and fsynced)."""
     from ..location import as_location
     from .history import HistoryStore
 
@@ -70,8 +73,8 @@ def write(loc, regions: list[tuple[str, tuple, np.ndarray]]) -> dict:
     HistoryStore(loc).require_present()  # never recreate the folders of a store deleted meanwhile
     written: dict = {"chunks": {}, "pieces": {}}
     touched: set = set()
-    if loc.is_local and fast.enabled():
-        regions = _write_whole_chunks(loc, regions, written["chunks"], touched)
+    if (loc.is_local or loc.in_memory) and fast.enabled():
+        regions = _write_direct(loc, regions, written, touched)
     if regions:
         _write_through_zarr(loc, regions)
         for name, index, values in regions:
@@ -131,21 +134,53 @@ def _grid(loc, name: str) -> tuple[tuple, tuple]:
     return shape, chunks
 
 
-def _write_whole_chunks(loc, regions: list, written: dict, touched: set) -> list:
-    """Write the regions that cover whole chunks of an array with eqflow's codecs, chunk by chunk
-    (the bytes zarr would write, tested byte for byte), each file aside, fsynced and renamed.
-    Returns the regions left for zarr."""
+def _write_direct(loc, regions: list, written: dict, touched: set) -> list:
+    """Write the regions of eqflow's numeric arrays with eqflow's codecs, chunk by chunk (the bytes
+    zarr would write, tested byte for byte): on a local store each chunk file aside, then renamed
+    (made durable by the commit); in memory, each chunk one store write. A chunk the region covers
+    in part is read and updated here, as zarr would, and reported as a piece. Returns the regions
+    left for zarr."""
     known = consolidated(loc)
     rest = []
     for name, index, values in regions:
-        chunks = fast.whole_chunks(known.get(name), index, values)
+        document = known.get(name) if loc.is_local or name in known else _document(loc, name)
+        try:
+            chunks = fast.chunk_writes(document, index, values, lambda key: _read_chunk(loc, name, key))
+        except ValueError as exc:  # a chunk of this array is not what was written
+            raise StoreError(f"store {loc.name!r}: array {name!r}: expected its chunks as written, got one whose "
+                             f"checksum does not match ({exc}); `eqflow verify` names every damaged chunk") from None
         if chunks is None:
             rest.append((name, index, values))
             continue
-        for key, data in chunks:
-            atomic_write(Path(loc.target, *name.split("/"), *key.split("/")), data, touched)
-            written.setdefault(name, {})[key] = crc_of(data)
+        shape, grid = tuple(document["shape"]), tuple(document["chunk_grid"]["configuration"]["chunk_shape"])
+        for chunk, key, data in chunks:
+            if loc.is_local:
+                atomic_write(Path(loc.target, *name.split("/"), *key.split("/")), data, touched)
+            else:
+                loc.write_object(f"{name}/{key}", data)
+            written["chunks"].setdefault(name, {})[key] = crc_of(data)
+            piece = _piece(index, values, shape, grid, chunk)
+            if piece is not None:
+                written["pieces"].setdefault(name, {}).setdefault(key, []).append(piece)
     return rest
+
+
+def _document(loc, name: str) -> dict | None:
+    """An array's metadata document as stored (None if there is none, or it does not parse)."""
+    try:
+        return json.loads(loc.read_object(f"{name}/zarr.json") or b"null")
+    except ValueError:
+        return None
+
+
+def _read_chunk(loc, name: str, key: str) -> bytes | None:
+    """A chunk's stored bytes, or None if it was never written."""
+    if loc.is_local:
+        try:
+            return Path(loc.target, *name.split("/"), *key.split("/")).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+    return loc.read_object(f"{name}/{key}")
 
 
 def _write_through_zarr(loc, regions: list) -> None:
