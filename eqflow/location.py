@@ -38,8 +38,10 @@ class Location:
                             f"{type(storage_options).__name__} {storage_options!r}")
         self.storage_options = dict(storage_options or {})
         self._zarr = None
+        self._contents = None  # the mapping behind a MemoryStore made here (store=None; see read_object)
         if target is None:
-            target = zarr.storage.MemoryStore()
+            self._contents = {}
+            target = zarr.storage.MemoryStore(store_dict=self._contents)
         if isinstance(target, zarr.storage.FsspecStore) and not storage_options:
             # taken as its URL: the Store object's async filesystem is bound to the event loop that
             # made it, which dask workers and later calls do not share
@@ -66,7 +68,8 @@ class Location:
                             f"{self.name!r}")
 
     def __getstate__(self):
-        return {"kind": self.kind, "target": self.target, "storage_options": self.storage_options, "_zarr": None}
+        return {"kind": self.kind, "target": self.target, "storage_options": self.storage_options, "_zarr": None,
+                "_contents": None}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -85,6 +88,12 @@ class Location:
     def in_memory(self) -> bool:
         """Held in this process only (a MemoryStore): not reachable from other processes or machines."""
         return self.kind == "object" and isinstance(self.target, zarr.storage.MemoryStore)
+
+    @property
+    def contents(self) -> dict | None:
+        """The mapping behind a MemoryStore this Location made (``store=None``), else None: eqflow
+        reads and writes its raw objects there directly (see :meth:`read_object`)."""
+        return self._contents
 
     @property
     def name(self) -> str:
@@ -138,7 +147,12 @@ class Location:
     # through public APIs
 
     def read_object(self, key: str) -> bytes | None:
-        """The bytes stored under ``key``, or None if there is no such object."""
+        """The bytes stored under ``key``, or None if there is no such object. In a MemoryStore made
+        here, read from its mapping in this thread (the store's own calls go through an event loop:
+        a thread hop each, dozens per segment)."""
+        if self._contents is not None:
+            value = self._contents.get(key)
+            return None if value is None else value.to_bytes()
         if self.kind == "local":
             try:
                 return (self.target / key).read_bytes()
@@ -154,6 +168,11 @@ class Location:
 
     def write_object(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` in one object write (local: aside, fsync, rename)."""
+        if self._contents is not None:
+            from zarr.buffer import default_buffer_prototype
+
+            self._contents[key] = default_buffer_prototype().buffer.from_bytes(data)
+            return
         if self.kind == "local":
             from .store.atomic import atomic_write
 

@@ -46,12 +46,14 @@ def sealed(attrs: dict) -> dict:
 
 
 def local_root(loc: Location) -> dict | None:
-    """A local store's root ``zarr.json`` as a dict, or None (not local, missing, not a v3 group:
-    zarr then reads it, or names the problem)."""
-    if not loc.is_local:
+    """A local store's root ``zarr.json`` as a dict (or an in-memory store's that eqflow made, read from
+    its mapping), or None (another store, missing, not a v3 group: zarr then reads it, or names the
+    problem)."""
+    if not loc.is_local and loc.contents is None:
         return None
     try:
-        root = json.loads((Path(loc.target) / "zarr.json").read_bytes())
+        data = (Path(loc.target) / "zarr.json").read_bytes() if loc.is_local else loc.read_object("zarr.json")
+        root = json.loads(data) if data is not None else None
     except (OSError, ValueError):
         return None
     if isinstance(root, dict) and root.get("node_type") == "group" and root.get("zarr_format") == 3:
@@ -84,7 +86,7 @@ def read_attrs(loc) -> dict:
     import zarr
 
     loc = as_location(loc)
-    root = local_root(loc) if loc.is_local else _url_root(loc)
+    root = local_root(loc) if loc.is_local or loc.contents is not None else _url_root(loc)
     if root is not None:
         return dict(root.get("attributes") or {})
     try:
@@ -147,6 +149,10 @@ def mark(loc, token: str | None = None, **attrs) -> None:
         group.update_attributes({k: v for k, v in merged.items() if k not in current or current[k] != v})
         return
     # a local root: its JSON rewritten with the new attributes (the consolidated metadata kept as
-    # it is), then written aside, fsynced and renamed over the old one
+    # it is), then written aside, fsynced and renamed over the old one (in memory: one object write)
     root["attributes"] = merged
-    atomic_write(Path(loc.target) / "zarr.json", json.dumps(root, default=json_value, allow_nan=True).encode())
+    document = json.dumps(root, default=json_value, allow_nan=True).encode()
+    if loc.is_local:
+        atomic_write(Path(loc.target) / "zarr.json", document)
+    else:
+        loc.write_object("zarr.json", document)
