@@ -24,6 +24,7 @@ MINTIME = 3  # pymbar: C(t) <= 0 ends the sum only for lags t > MINTIME
 RELIABLE_TIMES = 50  # emcee's `tol`: an estimate is trusted when T >= 50 tau
 _PRUNE_MARGIN = 1e-6  # relative slack so that pruning never drops a float32 tie
 _BLOCK_ELEMENTS = 2**21  # rows x samples handled at once (bounds memory)
+FIRST_LAGS, LAG_GROWTH = 256, 2  # lag batches of the statistical inefficiency (see _Suffixes.inefficiency)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -112,6 +113,7 @@ class _Suffixes:
         rows_n, self.T = x.shape
         self.cumsum = np.concatenate([np.zeros((rows_n, 1)), np.cumsum(self.y, axis=1)], axis=1)
         self.whole = _lag_products(self.y)
+        self.lags = np.full(rows_n, FIRST_LAGS)  # each row's first batch of lags (see inefficiency)
         changed = np.diff(x, axis=1) != 0  # x[s:] is exactly constant iff s >= last_change
         self.last_change = np.where(changed.any(axis=1), self.T - 1 - np.argmax(changed[:, ::-1], axis=1), 0)
 
@@ -130,25 +132,43 @@ class _Suffixes:
         return raw + mean * (X[r, np.clip(s + lags, 0, T)] - X[r, np.clip(T - lags, 0, T)] - lags * mean)
 
     def _raw_lag_sums(self, rows, starts, n_lags, prefix, n_fft):
-        """sum_{i=s}^{T-1-k} y_i y_{i+k} from the FFT of a prefix y[:s] or a suffix y[s:]."""
-        T, idx = self.T, np.arange(n_fft)
-        gather = self.y[rows[:, None], np.clip(idx + (0 if prefix else starts[:, None]), 0, T - 1)]
-        fa = scipy.fft.rfft(np.where(idx < (starts if prefix else T - starts)[:, None], gather, 0.0), axis=1)
+        """sum_{i=s}^{T-1-k} y_i y_{i+k} from the FFT of a prefix y[:s] or a suffix y[s:], each copied
+        into a zero-padded row (slices, not a gather: the copies cost less than the FFTs)."""
+        T, y = self.T, self.y
+        a = np.zeros((rows.size, n_fft))
+        pairs = list(enumerate(zip(rows.tolist(), starts.tolist())))
         if not prefix:
+            for j, (row, s) in pairs:
+                a[j, : T - s] = y[row, s:]
+            fa = scipy.fft.rfft(a, axis=1)
             return scipy.fft.irfft(fa.conj() * fa, n=n_fft, axis=1)[:, :n_lags]
-        b = np.where(idx < np.minimum(starts + n_lags - 1, T)[:, None], gather, 0.0)
-        head = scipy.fft.irfft(fa.conj() * scipy.fft.rfft(b, axis=1), n=n_fft, axis=1)  # sum_{i<s}
-        return self.whole[rows, :n_lags] - head[:, :n_lags]
+        b = np.zeros((rows.size, n_fft))
+        for j, (row, s) in pairs:
+            a[j, :s] = y[row, :s]
+            b[j, : min(s + n_lags - 1, T)] = y[row, : min(s + n_lags - 1, T)]
+        head = scipy.fft.irfft(scipy.fft.rfft(a, axis=1).conj() * scipy.fft.rfft(b, axis=1), n=n_fft, axis=1)
+        return self.whole[rows, :n_lags] - head[:, :n_lags]  # sum over all i, less sum_{i<s}
 
-    def inefficiency(self, rows, starts, include_last_lag, n_lags=256):
-        """pymbar's g of each suffix x[row, s:]; lags up to N-1 (FFT estimator) or N-2 (loop)."""
-        g, todo = np.empty(rows.size), np.arange(rows.size)
-        while todo.size:  # lags are computed in growing batches until C(t) <= 0 is seen
+    def inefficiency(self, rows, starts, include_last_lag):
+        """pymbar's g of each suffix x[row, s:]; lags up to N-1 (FFT estimator) or N-2 (loop).
+
+        Lags are computed in batches that grow ``LAG_GROWTH``-fold until C(t) <= 0 is seen; a row
+        starts at the batch that sufficed for its earlier suffixes (``self.lags``): the suffixes of
+        one series cross at similar lags, so most need one batch. The batch sizes change only the
+        FFTs' rounding, never which lags are summed."""
+        g, lags, todo = np.empty(rows.size), self.lags[rows], np.arange(rows.size)
+        while todo.size:
             n = self.T - starts[todo]
-            r = self.centered_lag_sums(rows[todo], starts[todo], int(min(n_lags, n.max())))
-            g_todo, resolved = _truncated_inefficiency(r, n, n - (1 if include_last_lag else 2))
-            g[todo[resolved]] = g_todo[resolved]
-            todo, n_lags = todo[~resolved], n_lags * 8
+            size = np.minimum(lags[todo], n)
+            resolved = np.zeros(todo.size, bool)
+            for k in np.unique(size).tolist():
+                sel = np.flatnonzero(size == k)
+                r = self.centered_lag_sums(rows[todo[sel]], starts[todo[sel]], k)
+                g_sel, resolved[sel] = _truncated_inefficiency(r, n[sel], n[sel] - (1 if include_last_lag else 2))
+                g[todo[sel]] = g_sel
+            lags[todo[~resolved]] *= LAG_GROWTH
+            todo = todo[~resolved]
+        np.maximum.at(self.lags, rows, lags)
         constant = starts >= self.last_change[rows]  # pymbar: NaN -> g = 1, or error -> g = N + 1
         return np.where(constant, 1.0 if include_last_lag else self.T - starts + 1.0, g)
 
@@ -187,8 +207,15 @@ def statistical_inefficiency(da, dim="step"):
 
 
 # ---------------------------------------------------------- equilibration detection
-def _binary_search_rows(x, ctx):
-    """pymbar's ``detect_equilibration_binary_search`` (bs_nodes=10), rows in lockstep."""
+def _binary_search_rows(x, ctx, groups=None):
+    """pymbar's ``detect_equilibration_binary_search`` (bs_nodes=10), rows in lockstep.
+
+    groups (optional int label per row): only each group's largest t0 is wanted (see
+    :func:`latest_equilibration`). A row's t0 lies in its [start, end] bracket at every level, so a
+    row whose ``end`` is below a proven lower bound of its group's largest t0 (the ``start`` of a
+    live row, the t0 of a finished one) cannot hold it, and is searched no further (its t0 is then
+    not its own, but below its group's largest). The largest is never dropped: the same maxima.
+    """
     rows_n, T = x.shape
     t0, g, n_eff = np.zeros(rows_n, int), np.ones(rows_n), np.full(rows_n, float(T))
     start, end, cache = np.ones(rows_n, int), np.full(rows_n, T - 1), {}
@@ -211,6 +238,12 @@ def _binary_search_rows(x, ctx):
             else:
                 lo = min(max(k - 1, 0), grid.size - 2)  # neighbours of k, or the end pair
                 start[i], end[i] = grid[lo], grid[lo + 2 if 0 < k < grid.size - 1 else lo + 1]
+        if groups is not None and live:
+            at_least = t0.copy()
+            at_least[live] = start[live]
+            lower = np.full(groups.max() + 1, -1)
+            np.maximum.at(lower, groups, at_least)
+            live = [i for i in live if end[i] >= lower[groups[i]]]
     return t0, g, n_eff
 
 
@@ -296,18 +329,37 @@ def _exhaustive_block(y, X, whole, mean, r0, constant, best):
     return t0, g32[pick], neff32[pick]
 
 
-def _detect_rows(x, method):
+def _detect_rows(x, method, groups=None):
     rows_n, T = x.shape
     t0, g, n_eff = np.zeros(rows_n, int), np.full(rows_n, np.nan), np.full(rows_n, np.nan)
     finite = np.isfinite(x).all(axis=1)
     constant = finite & (x.max(axis=1) == x.min(axis=1))
     g[constant], n_eff[constant] = 1.0, (1.0 if method == "exhaustive" else T)
     todo = np.flatnonzero(finite & ~constant)
-    search = _exhaustive_rows if method == "exhaustive" else _binary_search_rows
     for sel in np.array_split(todo, max(1, -(-todo.size * T // _BLOCK_ELEMENTS))):
-        if sel.size:
-            t0[sel], g[sel], n_eff[sel] = search(x[sel], _Suffixes(x[sel]))
+        if sel.size == 0:
+            continue
+        if method == "exhaustive":
+            t0[sel], g[sel], n_eff[sel] = _exhaustive_rows(x[sel], _Suffixes(x[sel]))
+        else:
+            part = None if groups is None else groups[sel]
+            t0[sel], g[sel], n_eff[sel] = _binary_search_rows(x[sel], _Suffixes(x[sel]), part)
     return t0, g, n_eff
+
+
+def latest_equilibration(x, groups) -> np.ndarray:
+    """Each group's largest t0 of ``detect_equilibration(..., method="binary")``, for less work.
+
+    x (rows, T) NumPy array of series, groups (rows,) int labels 0..G-1. Returns (G,) int: the
+    largest t0 among the rows of each group (-1 for a group with no row). Exactly the maxima of the
+    binary search's t0, without finishing the search of rows that provably cannot hold one (an
+    equilibrated rule's window starts at its point's latest t0 and needs no other)."""
+    x, groups = np.asarray(x, float), np.asarray(groups, int)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t0 = _detect_rows(x, "binary", groups)[0]
+    latest = np.full(int(groups.max()) + 1 if groups.size else 0, -1)
+    np.maximum.at(latest, groups, t0)
+    return latest
 
 
 def detect_equilibration(da, dim="step", method="exhaustive"):

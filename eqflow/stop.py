@@ -481,9 +481,10 @@ def evaluate_equilibrated(rule: Equilibrated, outcomes: dict, history: np.ndarra
 
     history : records of ``rule.var`` at ``steps``, shape (len(steps), *ensemble shape).
     only : optional bool mask over the parameter points (ensemble shape without ``dims[0]``);
-        points outside it are not tested. Each check re-detects t0 over the whole history, so a run
-        that calls this every ``check_every`` steps costs O(T^2) overall; :class:`Monitor` screens
-        first and calls this only where the screen passes.
+        points outside it are not tested. Each check re-detects t0 over the whole history (per
+        point only its latest member's, which starts the window), so a run that calls this every
+        ``check_every`` steps costs O(T^2) overall; :class:`Monitor` screens first and calls this
+        only where the screen passes.
     """
 
     if len(steps) < max(rule.min_steps, 8):
@@ -494,16 +495,19 @@ def evaluate_equilibrated(rule: Equilibrated, outcomes: dict, history: np.ndarra
     tested = running if rule.per == "member" else np.broadcast_to(running.all(axis=0), running.shape)
     if not tested.any():
         return
-    found_t0, n_eff = _detect(history[:, tested])
-    t0 = np.zeros(running.shape, int)
-    t0[tested] = found_t0  # index into steps, per member
     if rule.per == "member":
+        found_t0, n_eff = _detect(history[:, tested])
+        t0 = np.zeros(running.shape, int)
+        t0[tested] = found_t0  # index into steps, per member
         done = np.zeros(running.shape, bool)
         done[tested] = n_eff >= rule.min_ess
         mark(outcomes, done, EQUILIBRATED, now, steps[t0])
         return
+    # per point: only each point's latest t0 (its window's start) is needed
+    point_of = np.arange(tested[0].size).reshape(tested.shape[1:])
+    latest = _latest(history[:, tested], np.broadcast_to(point_of, tested.shape)[tested], tested[0].size)
     for point in _points(tested[0]):
-        _test_point(rule, outcomes, history, steps, now, point, int(t0[(slice(None), *point)].max()))
+        _test_point(rule, outcomes, history, steps, now, point, int(latest[point_of[point]]))
 
 
 def _points(mask: np.ndarray):
@@ -530,6 +534,27 @@ def _detect(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with ThreadPoolExecutor(len(parts)) as pool:
         found = list(pool.map(lambda cols: detect(rows[:, cols]), parts))
     return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+
+
+def _latest(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Each group's latest t0 (:func:`eqflow.diagnostics.latest_equilibration`) of the columns of
+    ``rows`` (steps, members), on up to ``DETECT_THREADS`` threads (the maxima do not depend on how
+    the columns are split)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import diagnostics
+
+    def latest(cols):
+        found = np.full(n_groups, -1)
+        part = diagnostics.latest_equilibration(rows[:, cols].T, groups[cols])
+        found[: part.size] = part
+        return found
+
+    parts = np.array_split(np.arange(rows.shape[1]), max(1, min(DETECT_THREADS, rows.shape[1] // 8)))
+    if len(parts) == 1:
+        return latest(parts[0])
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return np.maximum.reduce(list(pool.map(latest, parts)))
 
 
 def _test_point(rule: Equilibrated, outcomes: dict, history, steps, now: int, point: tuple, start: int) -> None:
@@ -601,8 +626,10 @@ class Monitor:
     ``DENSE_CHECKS`` = 64, then a geometric grid), so that the exhaustive tests of a whole run cost
     at most as much as 74 tests at its end, even where a point hovers at the thresholds and the
     screen passes at every check. The test's t0 detection runs on up to ``DETECT_THREADS`` threads
-    (the run's workers wait during a check), and R-hat and ESS share one rank normalization and
-    stop at the first failed criterion (:func:`eqflow.diagnostics.mixed`): the same answers.
+    (the run's workers wait during a check) and, per point, searches only as far as the point's
+    latest t0 needs (:func:`eqflow.diagnostics.latest_equilibration`: the window's start, exactly);
+    R-hat and ESS share one rank normalization and stop at the first failed criterion
+    (:func:`eqflow.diagnostics.mixed`): the same answers.
     """
 
     def __init__(self, rule: Equilibrated, dims: list[str]):

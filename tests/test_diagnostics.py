@@ -173,6 +173,44 @@ def test_binary_search_walks_windows_like_pymbar(monkeypatch):
         assert (int(ours.t0), float(ours.g), float(ours.n_eff)) == (t0, g, n_eff)
 
 
+def _group_maxima(t0, groups):
+    want = np.full(groups.max() + 1, -1)
+    np.maximum.at(want, groups, t0)
+    return want
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_latest_equilibration_is_each_groups_largest_binary_t0(seed):
+    """The search that drops rows which cannot hold their group's largest t0 gives exactly the
+    largest t0 of the full binary search, per group: transients of different lengths, a constant
+    row, a white-noise row, groups of one row and a group without rows."""
+    rng = np.random.default_rng(seed)
+    x = ar1((12,), 3000, phi=0.95, seed=seed, start=0.0) + rng.uniform(0, 40, (12, 1)) * np.exp(
+        -np.arange(3000) / rng.uniform(50, 900, (12, 1)))
+    x[3] = 1.5  # constant: t0 = 0
+    x[7] = rng.standard_normal(3000)
+    full = diag.detect_equilibration(as_da(x, ("member", "step")), method="binary").t0.values
+    for groups in (np.zeros(12, int), np.arange(12) % 4, rng.permutation(np.arange(12) % 5), np.arange(12),
+                   np.r_[np.zeros(6, int), np.full(6, 2)]):
+        np.testing.assert_array_equal(diag.latest_equilibration(x, groups), _group_maxima(full, groups))
+
+
+def test_latest_equilibration_on_random_landscapes(monkeypatch):
+    """Random N_eff landscapes (as above) put each row's maximum anywhere, so rows are dropped at
+    every level of the search: the group maxima still equal the full search's."""
+    n_rows, n_steps = 24, 5000
+    for seed in range(25):
+        rng = np.random.default_rng(seed)
+        neff = rng.uniform(50, 100, (n_rows, n_steps))
+        monkeypatch.setattr(diag._Suffixes, "inefficiency",
+                            lambda self, rows, starts, include_last_lag, neff=neff:
+                            (n_steps - starts + 1) / neff[rows, starts])
+        x = rng.standard_normal((n_rows, n_steps))
+        full = diag.detect_equilibration(as_da(x, ("member", "step")), method="binary").t0.values
+        groups = rng.integers(0, 4, n_rows)
+        np.testing.assert_array_equal(diag.latest_equilibration(x, groups), _group_maxima(full, groups))
+
+
 def test_detect_equilibration_edge_cases_match_pymbar():
     timeseries = pytest.importorskip("pymbar.timeseries", reason="pymbar is the oracle")
     rng = np.random.default_rng(4)
