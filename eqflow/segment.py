@@ -130,6 +130,7 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
     watched = [k for k in owned if dtype_of(state[k]).kind in "fc"]  # NaN/inf here: the member diverged
     running = found["stop_reason"] == outcomes.RUNNING
     everyone = bool(running.all())  # no member stopped: nothing to freeze
+    frozen = (np.zeros(0, bool), {})  # (the running mask, {ndim: its backend mask}) of the last freeze
     checks = bool(task.rules or watched)  # without rules or float state, no member can stop
     diagnostics = tuple(spec.diagnostics)
     bar = provenance.live_progress(task.progress_key)
@@ -147,7 +148,9 @@ def _loop(task, op, spec, backend, state, inputs, found, recorder, working) -> N
         if step == task.start:
             _check_update_keys(task, new, state)
         if not everyone:
-            new = {k: _freeze(v, state[k], running, backend) for k, v in new.items()}
+            if frozen[0] is not running and not np.array_equal(frozen[0], running):  # made once per change
+                frozen = (running, {})
+            new = {k: _freeze(v, state[k], running, backend, frozen[1]) for k, v in new.items()}
         state.update(new)
         inputs["step"] = step + 1
         if checks:
@@ -177,9 +180,12 @@ def _check_update_keys(task, new: dict, state: dict) -> None:
                         f"nor declared diagnostics")
 
 
-def _freeze(new, old, running: np.ndarray, backend: Backend):
-    """``new`` where the member is running, ``old`` (frozen) where it has stopped."""
-    keep = backend.asarray(running.reshape(running.shape + (1,) * (new.ndim - running.ndim)))
+def _freeze(new, old, running: np.ndarray, backend: Backend, masks: dict):
+    """``new`` where the member is running, ``old`` (frozen) where it has stopped; ``masks`` keeps
+    the backend mask for each ndim (the caller empties it when ``running`` changes)."""
+    keep = masks.get(new.ndim)
+    if keep is None:
+        keep = masks[new.ndim] = backend.asarray(running.reshape(running.shape + (1,) * (new.ndim - running.ndim)))
     return namespace(new).where(keep, new, old)
 
 
