@@ -62,9 +62,6 @@ CLEARED = ("NUMBA_THREADING_LAYER", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY", "GOM
 CASES = {"a": (1024, 1, 1, 30, 3), "b": (8, 1000, 10, 200, 20), "c": (8, 1000, 10, 200, 20)}  # L, members, temps,
 # eq.run sweeps, bare sweeps (b and c: the 200 sweeps of the issue's many-small-cells case; until 2026-12-07 20,
 # so that eq.run's fixed cost per call, ~0.2-0.35 s, was most of what b measured)
-BURN = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
-
-
 def child(repeats: int, bare: bool) -> None:
     """Serve the parent: for each line "go" on stdin, time every case ``repeats`` times in this process
     and print {case: [flips per ns, ...], "info": ...} as one JSON line (one process per configuration,
@@ -137,10 +134,6 @@ def ask(proc) -> dict | None:
         return None
 
 
-def busy(count: int, bound: float) -> list:
-    return [subprocess.Popen([sys.executable, "-c", BURN, str(bound)]) for _ in range(count)]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2, 4])
@@ -154,7 +147,7 @@ def main():
     if args.child:
         child(args.child, args.bare)
         return
-    from common import machine
+    from common import busy, machine
 
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"command: python benchmarks/bench_contention.py --busy {' '.join(map(str, args.busy))} --repeats "

@@ -18,7 +18,9 @@ stop steps of the exhaustive rule (t0 re-detected over the whole history at ever
 printed beside the rule's (both wait for each check, ``overlap=False``, the default; the rule's
 stops match within one check, where its screen passes late); ``--overlap`` also times the rule
 with ``overlap=True`` (checks while the next segment runs, stops one check later);
-``--one-thread 20000`` also times the rule with its t0 detection on one thread; ``--cluster`` runs
+``--one-thread 20000`` also times the rule with its t0 detection on one thread; ``--store dir`` writes
+local directory stores (the README's setting) instead of in-memory ones; ``--busy N`` keeps N other
+processes burning a core each meanwhile (a busy machine); ``--cluster`` runs
 everything on a dask.distributed LocalCluster of one single-threaded worker (directory stores), so
 that the client, which checks the rule, has a core the worker does not use (CPU figures are then
 the client's alone).
@@ -81,7 +83,7 @@ def _examples():
 
 
 RULE_SECONDS = [0.0]  # wall time spent inside the rule's evaluation, summed over checks
-CLUSTER = {}  # with --cluster: {"client": a dask.distributed Client, "folder": a temporary folder for the stores}
+CLUSTER = {}  # {"client": the --cluster Client, "folder": a folder for directory stores (--cluster, --store dir)}
 
 
 def _timed_run(system, operator, steps, record, chunks, stop, **options):
@@ -91,7 +93,7 @@ def _timed_run(system, operator, steps, record, chunks, stop, **options):
     RULE_SECONDS[0] = 0.0
     load = os.getloadavg()[0]
     store, client = None, CLUSTER.get("client")
-    if client is not None:  # a directory store the workers write; the client (this process) checks the rule
+    if client is not None or CLUSTER.get("folder"):  # a directory store (on a cluster: the workers write it)
         CLUSTER["runs"] = CLUSTER.get("runs", 0) + 1
         store = os.path.join(CLUSTER["folder"], f"run-{CLUSTER['runs']}.zarr")
     wall, cpu = time.perf_counter(), time.process_time()
@@ -191,6 +193,10 @@ def main():
     parser.add_argument("--cluster", action="store_true",
                         help="run on a dask.distributed LocalCluster of 1 worker process with 1 thread, writing "
                              "directory stores: the client's other core is free for the rule's checks")
+    parser.add_argument("--store", choices=["memory", "dir"], default="memory",
+                        help="where --rule runs write: in memory, or a local directory store (the README's)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="processes that each burn a core while --rule runs (a machine busy with other work)")
     parser.add_argument("--members", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--phi", type=float, default=0.95)
@@ -208,7 +214,21 @@ def main():
             cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
             CLUSTER.update(client=Client(cluster), folder=tempfile.mkdtemp(prefix="bench-rule-"))
             print("on a LocalCluster: 1 worker process, 1 thread; directory stores; CPU is the client's only")
-        rule_costs(args.rule, args.exhaustive, args.repeats, args.systems, set(args.one_thread), args.overlap)
+        elif args.store == "dir":
+            import tempfile
+
+            CLUSTER.update(folder=tempfile.mkdtemp(prefix="bench-rule-"))
+            print("directory stores (each run its own, in a temporary folder)")
+        from common import busy
+
+        procs = busy(args.busy, 3600.0)
+        if procs:
+            print(f"{len(procs)} busy processes, each burning a core (pure-Python loops)")
+        try:
+            rule_costs(args.rule, args.exhaustive, args.repeats, args.systems, set(args.one_thread), args.overlap)
+        finally:
+            for proc in procs:
+                proc.kill()
         return 0
     logging.getLogger("pymbar").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")

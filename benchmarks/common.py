@@ -1,7 +1,11 @@
-"""Helpers shared by the benchmark scripts: the machine, and best-of-n wall times."""
+"""Helpers shared by the benchmark scripts: the machine, best-of-n wall times, busy processes."""
 import os
 import platform
+import subprocess
+import sys
 import time
+
+BURN = "import sys, time\nend = time.monotonic() + float(sys.argv[1])\nwhile time.monotonic() < end:\n    pass\n"
 
 
 def machine() -> str:
@@ -30,3 +34,9 @@ def emit(lines: list[str], out=None) -> None:
     print(text)
     if out:
         out.write_text(text + "\n")
+
+
+def busy(count: int, bound: float) -> list:
+    """``count`` processes that each burn one core (a pure-Python loop) for at most ``bound`` seconds:
+    a machine busy with other work. Kill them (``p.kill()``) when the measurement ends."""
+    return [subprocess.Popen([sys.executable, "-c", BURN, str(bound)]) for _ in range(count)]
