@@ -52,7 +52,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     chunks : {ensemble dim: block size}, e.g. {"member": 16}; one dask task per block and segment.
     backend, device : "numpy", or "torch" with device "cpu" / "cuda" / ...
     segment : steps per segment (one task per chunk, one write, one checkpoint); default
-        chosen to bound memory, a multiple of every record interval.
+        chosen to bound memory, a multiple of every record interval, and no longer than the
+        client-side stop rules' checks are apart (records are chunked by it).
     stop : a rule or list of rules: :mod:`eqflow.stop`'s (converged, equilibrated, cycled) or any
         object of its protocol. Every member's outcome is recorded in ``stop_reason``,
         ``stopped_at``, ``equilibrated_at``.
@@ -129,7 +130,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     if resume:
         state, found, done, slot, segment = _resume_point(job)
     else:
-        segment = segment or _auto_segment(system, dims, plan, job)
+        segment = segment or _checked_segment(job, _auto_segment(system, dims, plan, job))
         rule_dims = {}
         state = job.initial_state(rule_dims)
         attrs = provenance(system, contract, operator, plan, job.chunks, job.engine, segment, rules, job.options,
@@ -413,6 +414,20 @@ def _auto_segment(system, dims, plan: RecordPlan, job: _Job) -> int:
     period = plan.period()
     limit = min(plan.last - plan.first, MAX_SEGMENT_STEPS, max(1, int(SEGMENT_BYTES / max(per_step, 1))))
     return max(period, limit - limit % period) if period <= plan.last - plan.first else plan.last - plan.first
+
+
+def _checked_segment(job: _Job, segment: int) -> int:
+    """The default segment, shortened to the spacing of the client-side stop rules' first check.
+
+    Such a rule ends a segment at each of its checks; records are chunked by the segment, so a
+    longer default would make every check's segment rewrite part of a larger record chunk (read,
+    update and encode it again, at every check)."""
+    plan, run = job.plan, job.info(job.plan.first)
+    asked = [reporting.next_step(rule.reporter(run), plan.first) for rule in job.rules
+             if getattr(rule, "where", "task") == "client"]
+    spacing = min([a - plan.first for a in asked if a is not None], default=segment)
+    period = plan.period()
+    return max(period, spacing - spacing % period) if spacing < segment else segment
 
 
 def _blocks(size: int, block: int) -> list[slice]:

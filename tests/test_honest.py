@@ -155,6 +155,28 @@ def test_linear_time_rule_stops_where_the_exhaustive_rule_does(per, monkeypatch)
     assert _within_one_check(linear, full, 100, 3000), (linear.stopped_at.values, full.stopped_at.values)
 
 
+def test_a_client_rule_chunks_the_records_by_its_checks(tmp_path):
+    """A client-side rule ends a segment at each of its checks. Without ``segment=`` the run's segments,
+    and so its record chunks, are that long: no check rewrites part of a larger record chunk. The
+    history is the one a longer segment gives (the segments end at the checks either way)."""
+    import zarr
+
+    from conftest import assert_same_history
+
+    system = eq.create("ising", size=8, temperature=[2.3, 3.5], members=8, seed=2)
+    kwargs = dict(steps=900, record={"energy": 1, "magnetization": 2}, progress=False,
+                  stop=eq.stop.equilibrated("energy", check_every=60, min_ess=200))
+    hist = eq.run(system, "metropolis", store=tmp_path / "a.zarr", **kwargs)
+    group = zarr.open_group(str(tmp_path / "a.zarr"), mode="r")
+    assert int(group.attrs["eqflow_segment"]) == 60
+    assert group["energy"].chunks[0] == 60 and group["magnetization"].chunks[0] == 30
+    longer = eq.run(system, "metropolis", store=tmp_path / "b.zarr", segment=300, **kwargs)
+    assert zarr.open_group(str(tmp_path / "b.zarr"), mode="r")["energy"].chunks[0] == 300
+    assert_same_history(hist, longer)
+    eq.run(system, "metropolis", store=tmp_path / "c.zarr", steps=900, record={"energy": 1}, progress=False)
+    assert int(zarr.open_group(str(tmp_path / "c.zarr"), mode="r").attrs["eqflow_segment"]) == 900  # no rule
+
+
 @pytest.mark.parametrize("segment, overlap", [(None, False), (50, True)])
 def test_linear_time_rule_resumes_as_it_runs(tmp_path, monkeypatch, segment, overlap):
     """The screen's state is a function of the record count: a run killed and resumed stops where an
