@@ -52,8 +52,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     chunks : {ensemble dim: block size}, e.g. {"member": 16}; one dask task per block and segment.
     backend, device : "numpy", or "torch" with device "cpu" / "cuda" / ...
     segment : steps per segment (one task per chunk, one write, one checkpoint); default
-        chosen to bound memory, a multiple of every record interval, and no longer than the
-        client-side stop rules' checks are apart (records are chunked by it).
+        chosen to bound memory, a multiple of every record interval. Records are chunked by it,
+        or by the spacing of the client-side stop rules' checks where that is shorter.
     stop : a rule or list of rules: :mod:`eqflow.stop`'s (converged, equilibrated, cycled) or any
         object of its protocol. Every member's outcome is recorded in ``stop_reason``,
         ``stopped_at``, ``equilibrated_at``.
@@ -130,7 +130,7 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
     if resume:
         state, found, done, slot, segment = _resume_point(job)
     else:
-        segment = segment or _checked_segment(job, _auto_segment(system, dims, plan, job))
+        segment = segment or _auto_segment(system, dims, plan, job)
         rule_dims = {}
         state = job.initial_state(rule_dims)
         attrs = provenance(system, contract, operator, plan, job.chunks, job.engine, segment, rules, job.options,
@@ -138,7 +138,8 @@ def run(system: xr.Dataset, operator: str, *, steps: int, store, record: dict | 
         attrs[lease.WRITER_ATTR] = lease.writer(job.token)
         layout = dict(records=record_specs(job, state), checkpoint=_checkpoint_specs(job, state, rule_dims),
                       **_reporter_layout(job, given_reporters))
-        records_per_chunk = {v: max(1, segment // k) for v, k in plan.every.items()}
+        chunk_steps = _chunk_steps(job, segment)
+        records_per_chunk = {v: max(1, chunk_steps // k) for v, k in plan.every.items()}
         job.history.create(plan_arrays(system, plan, dims, job.chunks, records_per_chunk, **layout), attrs,
                            replace=store_exists)
         found, done, slot = None, None, 1
@@ -416,12 +417,13 @@ def _auto_segment(system, dims, plan: RecordPlan, job: _Job) -> int:
     return max(period, limit - limit % period) if period <= plan.last - plan.first else plan.last - plan.first
 
 
-def _checked_segment(job: _Job, segment: int) -> int:
-    """The default segment, shortened to the spacing of the client-side stop rules' first check.
+def _chunk_steps(job: _Job, segment: int) -> int:
+    """Steps per record chunk: the segment's, or less where client-side stop rules check more often.
 
-    Such a rule ends a segment at each of its checks; records are chunked by the segment, so a
-    longer default would make every check's segment rewrite part of a larger record chunk (read,
-    update and encode it again, at every check)."""
+    Such a rule ends a segment at each check it asks for; with chunks as long as a default segment
+    every check's segment would rewrite part of a larger record chunk (read, update and encode it
+    again, at every check). Chunked by the spacing of the rules' first check, a check's segment
+    writes about one chunk, and a longer segment (between sparse checks) whole ones."""
     plan, run = job.plan, job.info(job.plan.first)
     asked = [reporting.next_step(rule.reporter(run), plan.first) for rule in job.rules
              if getattr(rule, "where", "task") == "client"]

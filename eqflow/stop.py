@@ -216,15 +216,22 @@ class _EquilibratedReporter:
             self._start(found, last_check)
 
     def next_report(self, step: int) -> int:
+        """The next check that :func:`scheduled` names (every one of the first 64, then a geometric
+        grid): the run's segments end only where the rule looks. A pending (overlapped) decision
+        lands at the next check, or by the last step."""
         every = self.rule.check_every
-        following = step + every - step % every
-        if self.pending is not None and self.plan is not None:  # a pending decision lands by the last step
-            following = min(following, self.plan.last)
-        return following
+        check = step // every + 1
+        if self.pending is not None:
+            following = check * every
+            return min(following, self.plan.last) if self.plan is not None else following
+        while not scheduled(check):
+            check += 1
+        return check * every
 
     def report(self, segment) -> None:
         self._apply(segment)
-        at_check = segment.end % self.rule.check_every == 0
+        every = self.rule.check_every
+        at_check = segment.end % every == 0 and scheduled(segment.end // every)
         if not at_check or not segment.running().any():
             return
         if not self.rule.overlap or segment.end >= segment.run.plan.last:  # nothing follows: decide now

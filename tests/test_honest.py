@@ -156,9 +156,10 @@ def test_linear_time_rule_stops_where_the_exhaustive_rule_does(per, monkeypatch)
 
 
 def test_a_client_rule_chunks_the_records_by_its_checks(tmp_path):
-    """A client-side rule ends a segment at each of its checks. Without ``segment=`` the run's segments,
-    and so its record chunks, are that long: no check rewrites part of a larger record chunk. The
-    history is the one a longer segment gives (the segments end at the checks either way)."""
+    """A client-side rule ends a segment at each check it asks for: the records are chunked by the
+    checks' spacing (no check rewrites part of a larger record chunk), and past the 64 dense checks
+    the rule asks only at its scheduled ones, so the segments between them are long. The history is
+    the one any segmenting gives."""
     import zarr
 
     from conftest import assert_same_history
@@ -168,13 +169,22 @@ def test_a_client_rule_chunks_the_records_by_its_checks(tmp_path):
                   stop=eq.stop.equilibrated("energy", check_every=60, min_ess=200))
     hist = eq.run(system, "metropolis", store=tmp_path / "a.zarr", **kwargs)
     group = zarr.open_group(str(tmp_path / "a.zarr"), mode="r")
-    assert int(group.attrs["eqflow_segment"]) == 60
     assert group["energy"].chunks[0] == 60 and group["magnetization"].chunks[0] == 30
     longer = eq.run(system, "metropolis", store=tmp_path / "b.zarr", segment=300, **kwargs)
-    assert zarr.open_group(str(tmp_path / "b.zarr"), mode="r")["energy"].chunks[0] == 300
+    assert zarr.open_group(str(tmp_path / "b.zarr"), mode="r")["energy"].chunks[0] == 60
     assert_same_history(hist, longer)
     eq.run(system, "metropolis", store=tmp_path / "c.zarr", steps=900, record={"energy": 1}, progress=False)
-    assert int(zarr.open_group(str(tmp_path / "c.zarr"), mode="r").attrs["eqflow_segment"]) == 900  # no rule
+    assert zarr.open_group(str(tmp_path / "c.zarr"), mode="r")["energy"].chunks[0] == 900  # no rule: the segment
+    # a point that never passes: 64 dense checks, then 72, 81, 92, 103, 116, 130 and the last step
+    never = eq.stop.equilibrated("energy", check_every=10, min_steps=10, min_ess=1e30)
+    eq.run(system, "metropolis", store=tmp_path / "d.zarr", steps=1400, record={"energy": 1}, stop=never,
+           progress=False)
+    assert zarr.open_group(str(tmp_path / "d.zarr"), mode="r").attrs["eqflow_commit"]["n"] == 64 + 6 + 1
+    # overlapped: each scheduled check's decision lands at the next check (65, 73, 82, ..., 131)
+    never = eq.stop.equilibrated("energy", check_every=10, min_steps=10, min_ess=1e30, overlap=True)
+    eq.run(system, "metropolis", store=tmp_path / "e.zarr", steps=1400, record={"energy": 1}, stop=never,
+           progress=False)
+    assert zarr.open_group(str(tmp_path / "e.zarr"), mode="r").attrs["eqflow_commit"]["n"] == 64 + 1 + 2 * 6 + 1
 
 
 @pytest.mark.parametrize("segment, overlap", [(None, False), (50, True)])
