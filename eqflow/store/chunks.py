@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -141,11 +142,16 @@ def _write_direct(loc, regions: list, written: dict, touched: set) -> list:
     in part is read and updated here, as zarr would, and reported as a piece. Returns the regions
     left for zarr."""
     known = consolidated(loc)
-    rest = []
+    rest, files = [], {}  # files: {path: bytes} of a local store, written together at the end
+
+    def read(name, key):  # a chunk an earlier region of this call wrote is read as it wrote it
+        path = Path(loc.target, *name.split("/"), *key.split("/")) if loc.is_local else None
+        return files[path] if path in files else _read_chunk(loc, name, key)
+
     for name, index, values in regions:
         document = known.get(name) if loc.is_local or name in known else _document(loc, name)
         try:
-            chunks = fast.chunk_writes(document, index, values, lambda key: _read_chunk(loc, name, key))
+            chunks = fast.chunk_writes(document, index, values, lambda key: read(name, key))
         except ValueError as exc:  # a chunk of this array is not what was written
             raise StoreError(f"store {loc.name!r}: array {name!r}: expected its chunks as written, got one whose "
                              f"checksum does not match ({exc}); `eqflow verify` names every damaged chunk") from None
@@ -155,14 +161,37 @@ def _write_direct(loc, regions: list, written: dict, touched: set) -> list:
         shape, grid = tuple(document["shape"]), tuple(document["chunk_grid"]["configuration"]["chunk_shape"])
         for chunk, key, data in chunks:
             if loc.is_local:
-                atomic_write(Path(loc.target, *name.split("/"), *key.split("/")), data, touched)
+                files[Path(loc.target, *name.split("/"), *key.split("/"))] = data
             else:
                 loc.write_object(f"{name}/{key}", data)
             written["chunks"].setdefault(name, {})[key] = crc_of(data)
             piece = _piece(index, values, shape, grid, chunk)
             if piece is not None:
                 written["pieces"].setdefault(name, {}).setdefault(key, []).append(piece)
+    _write_files(list(files.items()), touched)
     return rest
+
+
+FILE_THREADS = 4  # a write's chunk files are written side by side (each a few syscalls that release the GIL)
+_file_pool: tuple | None = None  # (pid, pool): a forked child (a dask worker) makes its own
+
+
+def _write_files(files: list, touched: set) -> None:
+    """Each (path, bytes) written atomically (:func:`eqflow.store.atomic.atomic_write`), side by side
+    on a small thread pool; every one finishes before the first failure (a full disk) is raised."""
+    global _file_pool
+    if len(files) < 2:
+        for path, data in files:
+            atomic_write(path, data, touched)
+        return
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    if _file_pool is None or _file_pool[0] != os.getpid():
+        _file_pool = (os.getpid(), ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="eqflow-chunk-files"))
+    done, _ = wait([_file_pool[1].submit(atomic_write, path, data, touched) for path, data in files])
+    for future in done:
+        if future.exception() is not None:
+            raise future.exception()
 
 
 def _document(loc, name: str) -> dict | None:
