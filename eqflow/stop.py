@@ -161,7 +161,8 @@ class Equilibrated(Rule):
     it through :class:`Monitor`: a linear-time screen, then this exhaustive test where the screen
     passes, so a member stops at the same check as with the exhaustive test alone or later, never
     earlier (on the Ising examples measured: at the same check). Past the run's 64th check the
-    test runs on a geometric grid of checks (:func:`scheduled`), which bounds its total work.
+    test runs on a geometric grid of checks (:func:`scheduled`), which bounds its total work; the
+    run's segments end only at the checks the rule evaluates.
 
     overlap=False (the default): the run waits for each check, and a member stops at the check
     that finds it equilibrated. overlap=True: the check of the records up to step s runs on the
