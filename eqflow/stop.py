@@ -525,31 +525,22 @@ def _points(mask: np.ndarray):
 
 def _detect(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """t0 and N_eff of each column of ``rows`` (steps, members), pymbar's binary search, on up to
-    ``DETECT_THREADS`` threads (the members are independent, so the answer does not depend on
-    how they are split; the check runs between segments, when the run's own workers wait)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    ``DETECT_THREADS`` threads (:func:`_by_columns`)."""
     from . import diagnostics
 
-    def detect(part):
+    def detect(cols):
         with np.errstate(invalid="ignore", divide="ignore"):  # rows are members that run: no NaN
-            found = diagnostics.detect_equilibration(xr.DataArray(part, dims=["step", "row"]), method="binary")
+            found = diagnostics.detect_equilibration(xr.DataArray(rows[:, cols], dims=["step", "row"]),
+                                                     method="binary")
         return found.t0.values, found.n_eff.values
 
-    parts = np.array_split(np.arange(rows.shape[1]), max(1, min(DETECT_THREADS, rows.shape[1] // 8)))
-    if len(parts) == 1:
-        return detect(rows)
-    with ThreadPoolExecutor(len(parts)) as pool:
-        found = list(pool.map(lambda cols: detect(rows[:, cols]), parts))
+    found = _by_columns(rows, detect)
     return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
 
 def _latest(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Each group's latest t0 (:func:`eqflow.diagnostics.latest_equilibration`) of the columns of
-    ``rows`` (steps, members), on up to ``DETECT_THREADS`` threads (the maxima do not depend on how
-    the columns are split)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    ``rows`` (steps, members), on up to ``DETECT_THREADS`` threads (:func:`_by_columns`)."""
     from . import diagnostics
 
     def latest(cols):
@@ -558,11 +549,20 @@ def _latest(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
         found[: part.size] = part
         return found
 
+    return np.maximum.reduce(_by_columns(rows, latest))
+
+
+def _by_columns(rows: np.ndarray, work) -> list:
+    """``work(columns)`` for parts of the columns of ``rows``, on up to ``DETECT_THREADS`` threads,
+    in column order (members are independent, so the answers do not depend on the split; the
+    check runs between segments, when the run's own workers wait)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     parts = np.array_split(np.arange(rows.shape[1]), max(1, min(DETECT_THREADS, rows.shape[1] // 8)))
     if len(parts) == 1:
-        return latest(parts[0])
+        return [work(parts[0])]
     with ThreadPoolExecutor(len(parts)) as pool:
-        return np.maximum.reduce(list(pool.map(latest, parts)))
+        return list(pool.map(work, parts))
 
 
 def _test_point(rule: Equilibrated, outcomes: dict, history, steps, now: int, point: tuple, start: int) -> None:

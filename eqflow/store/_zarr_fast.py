@@ -157,13 +157,6 @@ def _parsed(document: str):
         return None
 
 
-def whole_chunks(document, index, values) -> list | None:
-    """[(chunk key, encoded bytes)] of ``array[index] = values`` for an array with this metadata
-    document, if the region is whole chunks of numeric values of its dtype (up to DIRECT_BYTES),
-    else None (zarr writes it)."""
-    return _whole_chunks(eqflow_metadata(document), index, values)
-
-
 def _whole_chunks(meta, index, values) -> list | None:
     found = _chunk_writes(meta, index, values, None)
     return None if found is None else [(key, data) for _, key, data in found]

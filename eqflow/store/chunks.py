@@ -127,9 +127,7 @@ def value_digest(values) -> str:
 
 def _grid(loc, name: str) -> tuple[tuple, tuple]:
     """(shape, chunk shape) of an array, from the consolidated metadata or the array's own."""
-    document = consolidated(loc).get(name) if loc.is_local else None
-    if document is None:
-        document = json.loads(loc.read_object(f"{name}/zarr.json") or b"{}")
+    document = (consolidated(loc).get(name) if loc.is_local else None) or _document(loc, name) or {}
     shape = tuple(document.get("shape", ()))
     chunks = tuple(document.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", shape))
     return shape, chunks
@@ -142,16 +140,15 @@ def _write_direct(loc, regions: list, written: dict, touched: set) -> list:
     in part is read and updated here, as zarr would, and reported as a piece. Returns the regions
     left for zarr."""
     known = consolidated(loc)
-    rest, files = [], {}  # files: {path: bytes} of a local store, written together at the end
+    rest, files = [], {}  # {object key: bytes} of a local store's chunks, written together at the end
 
-    def read(name, key):  # a chunk an earlier region of this call wrote is read as it wrote it
-        path = Path(loc.target, *name.split("/"), *key.split("/")) if loc.is_local else None
-        return files[path] if path in files else _read_chunk(loc, name, key)
+    def read(key):  # a chunk an earlier region of this call wrote is read as it wrote it
+        return files[key] if key in files else loc.read_object(key)
 
     for name, index, values in regions:
         document = known.get(name) if loc.is_local or name in known else _document(loc, name)
         try:
-            chunks = fast.chunk_writes(document, index, values, lambda key: read(name, key))
+            chunks = fast.chunk_writes(document, index, values, lambda key: read(f"{name}/{key}"))
         except ValueError as exc:  # a chunk of this array is not what was written
             raise StoreError(f"store {loc.name!r}: array {name!r}: expected its chunks as written, got one whose "
                              f"checksum does not match ({exc}); `eqflow verify` names every damaged chunk") from None
@@ -161,14 +158,14 @@ def _write_direct(loc, regions: list, written: dict, touched: set) -> list:
         shape, grid = tuple(document["shape"]), tuple(document["chunk_grid"]["configuration"]["chunk_shape"])
         for chunk, key, data in chunks:
             if loc.is_local:
-                files[Path(loc.target, *name.split("/"), *key.split("/"))] = data
+                files[f"{name}/{key}"] = data
             else:
                 loc.write_object(f"{name}/{key}", data)
             written["chunks"].setdefault(name, {})[key] = crc_of(data)
             piece = _piece(index, values, shape, grid, chunk)
             if piece is not None:
                 written["pieces"].setdefault(name, {}).setdefault(key, []).append(piece)
-    _write_files(list(files.items()), touched)
+    _write_files([(Path(loc.target, *key.split("/")), data) for key, data in files.items()], touched)
     return rest
 
 
@@ -200,16 +197,6 @@ def _document(loc, name: str) -> dict | None:
         return json.loads(loc.read_object(f"{name}/zarr.json") or b"null")
     except ValueError:
         return None
-
-
-def _read_chunk(loc, name: str, key: str) -> bytes | None:
-    """A chunk's stored bytes, or None if it was never written."""
-    if loc.is_local:
-        try:
-            return Path(loc.target, *name.split("/"), *key.split("/")).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-    return loc.read_object(f"{name}/{key}")
 
 
 def _write_through_zarr(loc, regions: list) -> None:

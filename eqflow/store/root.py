@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -52,7 +51,7 @@ def local_root(loc: Location) -> dict | None:
     if not loc.is_local and loc.contents is None:
         return None
     try:
-        data = (Path(loc.target) / "zarr.json").read_bytes() if loc.is_local else loc.read_object("zarr.json")
+        data = loc.read_object("zarr.json")
         root = json.loads(data) if data is not None else None
     except (OSError, ValueError):
         return None
@@ -129,7 +128,6 @@ def mark(loc, token: str | None = None, **attrs) -> None:
     import zarr
 
     from .. import lease
-    from .atomic import atomic_write
 
     loc = as_location(loc)
     root = local_root(loc)
@@ -151,8 +149,4 @@ def mark(loc, token: str | None = None, **attrs) -> None:
     # a local root: its JSON rewritten with the new attributes (the consolidated metadata kept as
     # it is), then written aside, fsynced and renamed over the old one (in memory: one object write)
     root["attributes"] = merged
-    document = json.dumps(root, default=json_value, allow_nan=True).encode()
-    if loc.is_local:
-        atomic_write(Path(loc.target) / "zarr.json", document)
-    else:
-        loc.write_object("zarr.json", document)
+    loc.write_object("zarr.json", json.dumps(root, default=json_value, allow_nan=True).encode())
